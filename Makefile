@@ -1,0 +1,30 @@
+# `make serve` and `make test` each build .venv when it is missing or stale.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+UV      := python3 -m uv
+
+.PHONY: serve test bench system-deps clean
+
+$(STAMP): pyproject.toml
+	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
+	test -x $(PY) || $(UV) venv -q $(VENV) --python python3
+	$(UV) pip install -q --python $(PY) -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the tests drive: chromium (browser tests), redis-server (Redis queue path),
+# espeak-ng and sox (test speech). Installed only when missing; needs root or sudo.
+system-deps:
+	@bash scripts/system-deps.sh
+
+serve: $(STAMP)
+	$(VENV)/bin/bark-studio serve
+
+test: $(STAMP) system-deps
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache

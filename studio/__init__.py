@@ -1,0 +1,1 @@
+"""Bark Studio: the product (workspace, database, curation, voices, listening, experiments, CLI, UI)."""

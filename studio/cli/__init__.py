@@ -1,0 +1,68 @@
+"""The `bark-studio` command. It mirrors the UI: whatever the browser can do to data, a command
+can do, and every command that reports takes --json. Each group lives in its own module."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from studio.errors import UserError
+from studio.workspace import Workspace
+
+# Modules that add commands to `main` (each defines `register(main)`).
+COMMAND_MODULES = [
+    "studio.cli.core",
+    "studio.cli.jobs_cmd",
+]
+
+
+class Context:
+    def __init__(self, home: str | None):
+        self._home = home
+        self._ws: Workspace | None = None
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            self._ws = Workspace.resolve(self._home)
+        return self._ws
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+class StudioGroup(click.Group):
+    """Turns UserError into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=StudioGroup)
+@click.option("--home", envvar="BARK_STUDIO_HOME", type=click.Path(file_okay=False),
+              help="Workspace folder (default: $BARK_STUDIO_HOME, else the user's data directory).")
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
+    """Bark Studio: curate, condition, fine-tune, generate and judge Bark."""
+    ctx.obj = Context(home)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+    """Print `data` as JSON with --json, else as the human summary."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        click.echo(human(data) if human else json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(main)

@@ -1,0 +1,289 @@
+"""Jobs: a database row per job is the truth. The UI and the CLI read the row, never the queue.
+
+A job moves queued -> running -> succeeded | failed | cancelled | interrupted. A runner claims a
+queued job atomically (so two runs of one job never execute at once), beats its heartbeat while it
+works, and finishes it. Handlers see a JobContext: progress, metrics, log lines, a stop flag."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from studio.db import Base, Database, utcnow
+from studio.errors import NotFound, UserError
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+FINISHED = ("succeeded", "failed", "cancelled")
+LOG_TAIL_CHARS = 20_000
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    step: Mapped[int | None] = mapped_column(Integer)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(String(500), default="")  # what it is doing now
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)  # one readable line
+    error_detail: Mapped[str | None] = mapped_column(Text)  # the traceback, folded away in the UI
+    failure_reason: Mapped[str | None] = mapped_column(String(40))  # e.g. "oom"
+    result: Mapped[dict | None] = mapped_column(JSON)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_token: Mapped[str | None] = mapped_column(String(32))  # the execution that owns the row now
+    worker_id: Mapped[str | None] = mapped_column(String(120))
+    queue_task_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class JobMetric(Base):
+    """One point of a job's metric series (loss, val_loss, lr, grad_norm, tokens_per_s...)."""
+
+    __tablename__ = "job_metrics"
+    __table_args__ = (Index("ix_job_metrics_job_name_step", "job_id", "name", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40))
+    step: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WorkerRow(Base):
+    """A running consumer; its heartbeat tells `--wait` whether a worker will pick a job up."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class JobCancelled(Exception):
+    """Raised inside a handler when the user asked the job to stop."""
+
+
+# Rows -> plain dicts (what the CLI prints with --json and the UI renders) ------------------------
+
+def job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
+        "priority": job.priority, "progress": job.progress, "step": job.step,
+        "total_steps": job.total_steps, "epoch": job.epoch, "eta_seconds": job.eta_seconds,
+        "message": job.message, "error": job.error, "failure_reason": job.failure_reason,
+        "result": job.result, "attempts": job.attempts, "worker_id": job.worker_id,
+        "cancel_requested": job.cancel_requested,
+        "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+        "heartbeat_at": _iso(job.heartbeat_at), "finished_at": _iso(job.finished_at),
+    }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat(timespec="seconds") + "Z" if t else None
+
+
+# Queries and transitions ---------------------------------------------------------------------
+
+def create_job(db: Database, kind: str, params: dict | None = None, priority: int = 0) -> int:
+    with db.write() as s:
+        job = Job(kind=kind, params=params or {}, priority=priority, status="queued")
+        s.add(job)
+        s.flush()
+        return job.id
+
+
+def get_job(db: Database, job_id: int) -> dict[str, Any]:
+    with db.read() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        out = job_dict(job)
+        out["log_tail"] = job.log_tail
+        out["error_detail"] = job.error_detail
+        return out
+
+
+def list_jobs(db: Database, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[dict]:
+    with db.read() as s:
+        q = select(Job).order_by(Job.id.desc()).limit(limit)
+        if status:
+            q = q.where(Job.status == status)
+        if kind:
+            q = q.where(Job.kind == kind)
+        return [job_dict(j) for j in s.scalars(q)]
+
+
+def metric_series(db: Database, job_id: int) -> dict[str, list[tuple[int, float]]]:
+    with db.read() as s:
+        rows = s.execute(select(JobMetric.name, JobMetric.step, JobMetric.value)
+                         .where(JobMetric.job_id == job_id).order_by(JobMetric.step, JobMetric.id))
+        series: dict[str, list[tuple[int, float]]] = {}
+        for name, step, value in rows:
+            series.setdefault(name, []).append((step, value))
+        return series
+
+
+def claim(db: Database, job_id: int, worker_id: str) -> str | None:
+    """Atomically move a queued job to running; returns the run token, or None if it is not queued."""
+    token = secrets.token_hex(8)
+    now = utcnow()
+    with db.write() as s:
+        res = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
+                        .values(status="running", run_token=token, worker_id=worker_id, started_at=now,
+                                heartbeat_at=now, attempts=Job.attempts + 1, error=None,
+                                error_detail=None, failure_reason=None))
+        return token if res.rowcount == 1 else None
+
+
+def request_cancel(db: Database, job_id: int) -> str:
+    """Queued jobs are cancelled at once; running ones stop at their next step. Returns the status."""
+    with db.write() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.status == "queued":
+            job.status, job.finished_at = "cancelled", utcnow()
+        elif job.status == "running":
+            job.cancel_requested = True
+        return job.status
+
+
+def requeue(db: Database, job_id: int, params_update: dict | None = None) -> dict:
+    """Put a stopped job back in the queue (resume). Only cancelled, failed or interrupted jobs."""
+    with db.write() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.status not in ("cancelled", "failed", "interrupted"):
+            raise UserError(f"job {job_id} is {job.status}; only cancelled, failed or interrupted jobs resume")
+        job.status, job.cancel_requested, job.finished_at, job.run_token = "queued", False, None, None
+        if params_update:
+            job.params = {**job.params, **params_update}
+        return job_dict(job)
+
+
+def mark_stale_interrupted(db: Database, stale_after: float) -> list[int]:
+    """Running jobs whose heartbeat stopped more than `stale_after` seconds ago become interrupted."""
+    cutoff = utcnow() - timedelta(seconds=stale_after)
+    with db.write() as s:
+        ids = list(s.scalars(select(Job.id).where(Job.status == "running", Job.heartbeat_at < cutoff)))
+        if ids:
+            s.execute(update(Job).where(Job.id.in_(ids)).values(
+                status="interrupted", run_token=None, finished_at=utcnow(),
+                error="the worker running this job stopped answering (heartbeat lost); resume to continue"))
+        return ids
+
+
+def live_workers(db: Database, within: float = 15.0) -> list[str]:
+    cutoff = utcnow() - timedelta(seconds=within)
+    with db.read() as s:
+        return list(s.scalars(select(WorkerRow.id).where(WorkerRow.heartbeat_at >= cutoff,
+                                                          WorkerRow.stopped_at.is_(None))))
+
+
+# What a handler sees ------------------------------------------------------------------------
+
+@dataclass
+class JobContext:
+    """A running job's channel back to its row. Every write is checked against the run token, so
+    an execution that lost its claim (interrupted, then resumed elsewhere) cannot overwrite it."""
+
+    db: Database
+    job_id: int
+    run_token: str
+    params: dict
+    workspace: Any = None  # studio.workspace.Workspace
+    _started: float = field(default_factory=time.monotonic)
+    _pending_log: list[str] = field(default_factory=list)
+
+    def progress(self, fraction: float | None = None, *, step: int | None = None, total: int | None = None,
+                 epoch: float | None = None, message: str | None = None, eta_seconds: float | None = None) -> None:
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if step is not None:
+            values["step"] = step
+        if total is not None:
+            values["total_steps"] = total
+        if fraction is None and step is not None and total:
+            fraction = step / total
+        if fraction is not None:
+            values["progress"] = max(0.0, min(1.0, float(fraction)))
+            if eta_seconds is None and fraction > 0:
+                eta_seconds = (time.monotonic() - self._started) * (1 - fraction) / fraction
+        if eta_seconds is not None:
+            values["eta_seconds"] = eta_seconds
+        if epoch is not None:
+            values["epoch"] = epoch
+        if message is not None:
+            values["message"] = message[:500]
+        self._update(values)
+
+    def log(self, line: str) -> None:
+        self._pending_log.append(f"[{utcnow():%H:%M:%S}] {line}")
+        self.flush_log()
+
+    def flush_log(self) -> None:
+        if not self._pending_log:
+            return
+        text, self._pending_log = "\n".join(self._pending_log) + "\n", []
+        with self.db.write() as s:
+            job = s.get(Job, self.job_id)
+            if job is not None and job.run_token == self.run_token:
+                job.log_tail = (job.log_tail + text)[-LOG_TAIL_CHARS:]
+
+    def metric(self, name: str, step: int, value: float) -> None:
+        self.metrics(step, {name: value})
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        with self.db.write() as s:
+            for name, value in values.items():
+                if value is not None:
+                    s.add(JobMetric(job_id=self.job_id, name=name, step=int(step), value=float(value)))
+
+    def heartbeat(self) -> bool:
+        """Beat the heartbeat; True when the user asked the job to stop."""
+        self._update({"heartbeat_at": utcnow()})
+        return self.stop_requested()
+
+    def stop_requested(self) -> bool:
+        with self.db.read() as s:
+            job = s.get(Job, self.job_id)
+            return job is None or job.cancel_requested or job.run_token != self.run_token
+
+    def check_cancelled(self) -> None:
+        if self.stop_requested():
+            raise JobCancelled()
+
+    def _update(self, values: dict) -> None:
+        with self.db.write() as s:
+            s.execute(update(Job).where(Job.id == self.job_id, Job.run_token == self.run_token).values(**values))
+
+
+def finish(db: Database, job_id: int, run_token: str, status: str, *, result: dict | None = None,
+           error: str | None = None, error_detail: str | None = None, failure_reason: str | None = None) -> bool:
+    assert status in FINISHED, status
+    with db.write() as s:
+        res = s.execute(update(Job).where(Job.id == job_id, Job.run_token == run_token).values(
+            status=status, result=result, error=error, error_detail=error_detail, failure_reason=failure_reason,
+            finished_at=utcnow(), heartbeat_at=utcnow(), run_token=None, cancel_requested=False,
+            progress=1.0 if status == "succeeded" else Job.progress))
+        return res.rowcount == 1

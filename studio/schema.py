@@ -1,0 +1,6 @@
+"""Imports every module that defines tables, so Base.metadata holds the whole schema.
+Each room that adds tables adds its import here and a migration in studio/migrations/versions/."""
+from studio.db import Base  # noqa: F401
+from studio import jobs  # noqa: F401
+
+metadata = Base.metadata

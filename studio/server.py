@@ -1,0 +1,79 @@
+"""The web process: a FastAPI app carrying the Gradio studio (owner only) and the routes other
+rooms add (rater pages, static files). It never loads a model: heavy work is a job.
+
+`bark-studio serve` also starts one worker process beside it, as a separate process, so a crash
+while decoding untrusted audio or running a model cannot take the studio down."""
+from __future__ import annotations
+
+import atexit
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from studio.workspace import Workspace
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+MAX_UPLOAD_BYTES_ENV = "BARK_STUDIO_MAX_UPLOAD_MB"
+DEFAULT_MAX_UPLOAD_MB = 500
+
+# Modules that add routes to the app before the studio is mounted (each defines `install(app, ws)`).
+ROUTE_MODULES: list[str] = []
+
+
+def max_upload_bytes() -> int:
+    return int(float(os.environ.get(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_MB)) * 1024 * 1024)
+
+
+def create_app(ws: Workspace, auth=None) -> FastAPI:
+    import gradio as gr
+
+    from studio.ui.app import build_studio
+
+    app = FastAPI(title="Bark Studio", docs_url=None, redoc_url=None, openapi_url=None)
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for name in ROUTE_MODULES:
+        importlib.import_module(name).install(app, ws)
+    blocks = build_studio(ws)
+    return gr.mount_gradio_app(
+        app, blocks, path="/",
+        auth=auth,
+        max_file_size=max_upload_bytes(),
+        allowed_paths=[str(ws.audio_dir), str(ws.generated_dir), str(ws.voices_dir)],
+        blocked_paths=[str(ws.db_path), str(ws.queue_path), str(ws.checkpoints_dir),
+                       str(ws.adapters_dir), str(ws.tokens_dir), str(ws.models_dir)],
+        ssr_mode=False,  # SSR had a forged-Host auth bypass (6.27-6.31); the studio needs none
+        show_error=True,  # shows gr.Error messages; handlers never raise raw tracebacks to users
+        footer_links=[],
+    )
+
+
+def start_embedded_worker(ws: Workspace, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(ws.root), "worker",
+                             "--workers", str(workers)], start_new_session=True)
+
+    def _stop() -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    atexit.register(_stop)
+    return proc
+
+
+def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedded_workers: int = 2, auth=None) -> None:
+    import uvicorn
+
+    if embedded_workers:
+        start_embedded_worker(ws, embedded_workers)
+    print(f"Bark Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
+    uvicorn.run(create_app(ws, auth=auth), host=host, port=port, log_level="warning")

@@ -1,0 +1,164 @@
+"""Shared fixtures: a fresh workspace, real speech, a real Huey consumer process, the studio
+server, and Debian's chromium. Nothing here downloads anything."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("BARK_STUDIO_SHARED", REPO.parent / "shared"))
+SPEECH_DIR = SHARED / "fixtures" / "speech"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """A fresh workspace, also exported as BARK_STUDIO_HOME for subprocesses."""
+    from studio.workspace import Workspace
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("BARK_STUDIO_HOME", str(home))
+    monkeypatch.delenv("BARK_STUDIO_REDIS_URL", raising=False)
+    return Workspace.resolve(home)
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    assert SPEECH_DIR.is_dir(), f"real speech fixtures missing at {SPEECH_DIR}"
+    return SPEECH_DIR
+
+
+@pytest.fixture(scope="session")
+def awb_wav(speech_dir) -> Path:
+    return speech_dir / "awb_arctic_a0007.wav"  # Scottish English male, 16 kHz
+
+
+@pytest.fixture(scope="session")
+def slt_wav(speech_dir) -> Path:
+    return speech_dir / "slt_arctic_a0009.wav"  # US English female, 16 kHz
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, home: Path, check: bool = True, timeout: float = 600, env: dict | None = None):
+    """Run the real `bark-studio` command in a subprocess."""
+    full_env = {**os.environ, "BARK_STUDIO_HOME": str(home), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "studio.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"bark-studio {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
+    return proc
+
+
+class Consumer:
+    """A real `bark-studio worker` process for one workspace."""
+
+    def __init__(self, ws, workers: int = 2, env: dict | None = None):
+        self.ws = ws
+        self.log = open(ws.root / f"worker-{time.time_ns()}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "studio.cli", "--home", str(ws.root), "worker", "--workers", str(workers)],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+        self.wait_alive()
+
+    def wait_alive(self, timeout: float = 60) -> None:
+        from studio import jobs
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"worker exited early:\n{self.output()}"
+            if any(w.endswith(f":{self.proc.pid}") for w in jobs.live_workers(self.ws.db)):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker did not come up:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 60) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def consumer(ws):
+    c = Consumer(ws)
+    yield c
+    c.stop()
+
+
+class Server:
+    """The real studio web process (`bark-studio serve`) on a free port."""
+
+    def __init__(self, ws, embedded_workers: int = 0, env: dict | None = None, extra_args: tuple = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(ws.root / f"server-{time.time_ns()}.log", "w")
+        args = [sys.executable, "-m", "studio.cli", "--home", str(ws.root), "serve", "--port", str(self.port)]
+        args += ["--workers", str(embedded_workers)] if embedded_workers else ["--no-worker"]
+        self.proc = subprocess.Popen(args + list(extra_args), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, start_new_session=True)
+        self.wait_up()
+
+    def wait_up(self, timeout: float = 120) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"server exited early:\n{Path(self.log.name).read_text()}"
+            try:
+                httpx.get(self.url + "/", timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise AssertionError("server did not come up")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (Playwright's own browser download cannot work here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

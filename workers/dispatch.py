@@ -1,0 +1,49 @@
+"""Starting jobs: the one path the CLI and the UI use. Writes the row, then enqueues it; with
+`wait`, blocks until it ends, running it in this process when no worker is alive."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import update
+
+from studio import jobs
+from studio.workspace import Workspace
+from workers.queue import enqueue
+
+
+def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: int = 0,
+           wait: bool = False, poll: float = 0.5) -> dict:
+    from workers.handlers import handler_for
+
+    handler_for(kind)  # an unknown kind fails here, before a row is written
+    job_id = jobs.create_job(ws.db, kind, params, priority=priority)
+    if wait and not jobs.live_workers(ws.db):
+        from workers.runner import execute
+
+        return execute(ws, job_id, worker_id="inline")
+    _enqueue_row(ws, job_id, priority)
+    return wait_for(ws, job_id, poll) if wait else jobs.get_job(ws.db, job_id)
+
+
+def resume(ws: Workspace, job_id: int, *, wait: bool = False, params_update: dict | None = None) -> dict:
+    job = jobs.requeue(ws.db, job_id, params_update)
+    if wait and not jobs.live_workers(ws.db):
+        from workers.runner import execute
+
+        return execute(ws, job_id, worker_id="inline")
+    _enqueue_row(ws, job_id, job["priority"])
+    return wait_for(ws, job_id) if wait else jobs.get_job(ws.db, job_id)
+
+
+def wait_for(ws: Workspace, job_id: int, poll: float = 0.5) -> dict:
+    while True:
+        job = jobs.get_job(ws.db, job_id)
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(poll)
+
+
+def _enqueue_row(ws: Workspace, job_id: int, priority: int) -> None:
+    task_id = enqueue(ws, job_id, priority)
+    with ws.db.write() as s:
+        s.execute(update(jobs.Job).where(jobs.Job.id == job_id).values(queue_task_id=task_id))

@@ -1,0 +1,24 @@
+"""Job kinds and the function that runs each, as "module:function" so that a worker imports
+only what the job at hand needs (and the web process imports none of it).
+
+A handler takes a studio.jobs.JobContext and returns a JSON-able result dict (or None)."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from studio.errors import UserError
+
+HANDLERS: dict[str, str] = {
+    # kind: "module:function"
+    "noop": "workers.handlers.builtin:noop",
+}
+
+
+def handler_for(kind: str) -> Callable:
+    try:
+        target = HANDLERS[kind]
+    except KeyError:
+        raise UserError(f"unknown job kind {kind!r}; known: {', '.join(sorted(HANDLERS))}") from None
+    module, _, func = target.partition(":")
+    return getattr(importlib.import_module(module), func)
