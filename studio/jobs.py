@@ -5,6 +5,7 @@ queued job atomically (so two runs of one job never execute at once), beats its 
 works, and finishes it. Handlers see a JobContext: progress, metrics, log lines, a stop flag."""
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,21 @@ from studio.errors import NotFound, UserError
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 FINISHED = ("succeeded", "failed", "cancelled")
+ENDED = FINISHED + ("interrupted",)  # every status a run can end in; interrupted ones resume
 LOG_TAIL_CHARS = 20_000
+HEARTBEAT_ENV = "BARK_STUDIO_HEARTBEAT_S"
+DEFAULT_HEARTBEAT_S = 5.0
+
+
+def heartbeat_seconds() -> float:
+    """How often a running job (and a worker) beats; tests shorten it through the environment."""
+    return max(0.2, float(os.environ.get(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_S))
+
+
+def stale_after_seconds() -> float:
+    """A running job silent this long is interrupted. Sweeps run every half interval, so a job
+    whose heartbeat stops is marked within three intervals of its last beat."""
+    return 2.5 * heartbeat_seconds()
 
 
 class Job(Base):
@@ -113,6 +128,7 @@ def create_job(db: Database, kind: str, params: dict | None = None, priority: in
 
 
 def get_job(db: Database, job_id: int) -> dict[str, Any]:
+    sweep_stale(db)
     with db.read() as s:
         job = s.get(Job, job_id)
         if job is None:
@@ -124,6 +140,7 @@ def get_job(db: Database, job_id: int) -> dict[str, Any]:
 
 
 def list_jobs(db: Database, status: str | None = None, kind: str | None = None, limit: int = 100) -> list[dict]:
+    sweep_stale(db)
     with db.read() as s:
         q = select(Job).order_by(Job.id.desc()).limit(limit)
         if status:
@@ -182,6 +199,15 @@ def requeue(db: Database, job_id: int, params_update: dict | None = None) -> dic
         return job_dict(job)
 
 
+def sweep_stale(db: Database) -> list[int]:
+    """Reading jobs marks silent ones interrupted, so a row never says 'running' forever even when
+    no worker is left to sweep. A cheap read first; a write only when something is stale."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_seconds())
+    with db.read() as s:
+        stale = s.scalar(select(Job.id).where(Job.status == "running", Job.heartbeat_at < cutoff).limit(1))
+    return mark_stale_interrupted(db, stale_after_seconds()) if stale is not None else []
+
+
 def mark_stale_interrupted(db: Database, stale_after: float) -> list[int]:
     """Running jobs whose heartbeat stopped more than `stale_after` seconds ago become interrupted."""
     cutoff = utcnow() - timedelta(seconds=stale_after)
@@ -194,8 +220,9 @@ def mark_stale_interrupted(db: Database, stale_after: float) -> list[int]:
         return ids
 
 
-def live_workers(db: Database, within: float = 15.0) -> list[str]:
-    cutoff = utcnow() - timedelta(seconds=within)
+def live_workers(db: Database, within: float | None = None) -> list[str]:
+    """Consumers that beat recently (within three heartbeat intervals unless told otherwise)."""
+    cutoff = utcnow() - timedelta(seconds=within if within is not None else 3 * heartbeat_seconds())
     with db.read() as s:
         return list(s.scalars(select(WorkerRow.id).where(WorkerRow.heartbeat_at >= cutoff,
                                                           WorkerRow.stopped_at.is_(None))))
@@ -213,6 +240,7 @@ class JobContext:
     run_token: str
     params: dict
     workspace: Any = None  # studio.workspace.Workspace
+    stop_event: Any = None  # set when the worker shuts down (SIGINT): stop at the next step, resumable
     _started: float = field(default_factory=time.monotonic)
     _pending_log: list[str] = field(default_factory=list)
 
@@ -264,7 +292,13 @@ class JobContext:
         self._update({"heartbeat_at": utcnow()})
         return self.stop_requested()
 
+    def shutting_down(self) -> bool:
+        return self.stop_event is not None and self.stop_event.is_set()
+
     def stop_requested(self) -> bool:
+        """True when the user cancelled, the worker is shutting down, or this run lost its claim."""
+        if self.shutting_down():
+            return True
         with self.db.read() as s:
             job = s.get(Job, self.job_id)
             return job is None or job.cancel_requested or job.run_token != self.run_token
@@ -280,7 +314,7 @@ class JobContext:
 
 def finish(db: Database, job_id: int, run_token: str, status: str, *, result: dict | None = None,
            error: str | None = None, error_detail: str | None = None, failure_reason: str | None = None) -> bool:
-    assert status in FINISHED, status
+    assert status in ENDED, status
     with db.write() as s:
         res = s.execute(update(Job).where(Job.id == job_id, Job.run_token == run_token).values(
             status=status, result=result, error=error, error_detail=error_detail, failure_reason=failure_reason,

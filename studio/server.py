@@ -23,7 +23,9 @@ MAX_UPLOAD_BYTES_ENV = "BARK_STUDIO_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 500
 
 # Modules that add routes to the app before the studio is mounted (each defines `install(app, ws)`).
-ROUTE_MODULES: list[str] = []
+ROUTE_MODULES: list[str] = [
+    "studio.listening.web",  # rater pages: outside the owner login, addressed by random tokens
+]
 
 
 def max_upload_bytes() -> int:
@@ -31,11 +33,16 @@ def max_upload_bytes() -> int:
 
 
 def create_app(ws: Workspace, auth=None) -> FastAPI:
+    """The web app. `auth` defaults to the owner's login (studio.security); the studio has no open mode."""
     import gradio as gr
 
+    from studio import security
     from studio.ui.app import build_studio
 
+    if auth is None:
+        auth = security.OwnerAuth(security.owner_password(ws)[0])
     app = FastAPI(title="Bark Studio", docs_url=None, redoc_url=None, openapi_url=None)
+    security.install(app)  # deny-all CORS, rate-limited owner login
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for name in ROUTE_MODULES:
@@ -76,4 +83,11 @@ def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedde
     if embedded_workers:
         start_embedded_worker(ws, embedded_workers)
     print(f"Bark Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
+    if auth is None:
+        from studio.security import OWNER_USER, owner_password
+
+        password, source = owner_password(ws)
+        shown = password if not source.startswith("$") else f"(from {source})"
+        print(f"Owner login: user {OWNER_USER!r}, password {shown}" +
+              (f"  (saved in {source})" if not source.startswith("$") else ""), flush=True)
     uvicorn.run(create_app(ws, auth=auth), host=host, port=port, log_level="warning")

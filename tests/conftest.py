@@ -114,10 +114,67 @@ def consumer(ws):
     c.stop()
 
 
+class RedisServer:
+    """A real redis-server (Debian's package) on a free port, its data in a temp folder."""
+
+    def __init__(self, data_dir: Path):
+        import shutil
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is missing: run `make system-deps` (apt-get install redis-server)")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log = open(data_dir / "redis.log", "w")
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+                                      "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.proc.poll() is None, f"redis-server exited:\n{Path(self.log.name).read_text()}"
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("redis-server did not come up")
+                time.sleep(0.1)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def redis_url(ws, tmp_path, monkeypatch):
+    """A fresh redis-server for one test, exported as BARK_STUDIO_REDIS_URL (so RedisHuey is used)."""
+    server = RedisServer(tmp_path / "redis")
+    monkeypatch.setenv("BARK_STUDIO_REDIS_URL", server.url)
+    yield server.url
+    server.stop()
+
+
+OWNER_PASSWORD = "test-owner-password"  # the studio requires the owner's login (studio/security.py)
+
+
 class Server:
-    """The real studio web process (`bark-studio serve`) on a free port."""
+    """The real studio web process (`bark-studio serve`) on a free port. The studio's tabs need the
+    owner's login: `server.login(page)` logs a Playwright page in, `server.owner_client()` an httpx client."""
 
     def __init__(self, ws, embedded_workers: int = 0, env: dict | None = None, extra_args: tuple = ()):
+        self.password = (env or {}).get("BARK_STUDIO_PASSWORD") or OWNER_PASSWORD
+        env = {"BARK_STUDIO_PASSWORD": self.password, **(env or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(ws.root / f"server-{time.time_ns()}.log", "w")
@@ -149,6 +206,19 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+    def login(self, page) -> None:
+        """Log a Playwright page's browser context in as the owner (the cookie is shared)."""
+        res = page.request.post(self.url + "/login", form={"username": "owner", "password": self.password})
+        assert res.ok, f"owner login failed: {res.status} {res.text()}"
+
+    def owner_client(self):
+        import httpx
+
+        client = httpx.Client(base_url=self.url, timeout=30)
+        res = client.post("/login", data={"username": "owner", "password": self.password})
+        assert res.status_code == 200, f"owner login failed: {res.status_code} {res.text}"
+        return client
 
 
 @pytest.fixture(scope="session")

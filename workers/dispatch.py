@@ -1,5 +1,6 @@
-"""Starting jobs: the one path the CLI and the UI use. Writes the row, then enqueues it; with
-`wait`, blocks until it ends, running it in this process when no worker is alive."""
+"""Starting, resuming and cancelling jobs: the one path the CLI and the UI use. Writes the row,
+then enqueues it; with `wait`, blocks until it ends, running it in this process when no worker
+is alive."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ from sqlalchemy import update
 
 from studio import jobs
 from studio.workspace import Workspace
-from workers.queue import enqueue
+from workers.queue import enqueue, revoke
 
 
 def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: int = 0,
@@ -26,6 +27,8 @@ def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: in
 
 
 def resume(ws: Workspace, job_id: int, *, wait: bool = False, params_update: dict | None = None) -> dict:
+    """Queue a cancelled, failed or interrupted job again; its handler continues from its last
+    checkpoint (or the one named in `params_update`). The claim makes it run exactly once."""
     job = jobs.requeue(ws.db, job_id, params_update)
     if wait and not jobs.live_workers(ws.db):
         from workers.runner import execute
@@ -35,10 +38,24 @@ def resume(ws: Workspace, job_id: int, *, wait: bool = False, params_update: dic
     return wait_for(ws, job_id) if wait else jobs.get_job(ws.db, job_id)
 
 
-def wait_for(ws: Workspace, job_id: int, poll: float = 0.5) -> dict:
+def cancel(ws: Workspace, job_id: int) -> dict:
+    """A queued job is cancelled now and its queue delivery revoked; a running one stops at its
+    next step (after saving a checkpoint) and ends 'cancelled'."""
+    with ws.db.read() as s:
+        row = s.get(jobs.Job, job_id)
+        task_id = row.queue_task_id if row is not None else None
+    if jobs.request_cancel(ws.db, job_id) == "cancelled" and task_id:
+        revoke(ws, task_id)
+    return jobs.get_job(ws.db, job_id)
+
+
+def wait_for(ws: Workspace, job_id: int, poll: float = 0.5, timeout: float | None = None) -> dict:
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         job = jobs.get_job(ws.db, job_id)
         if job["status"] not in ("queued", "running"):
+            return job
+        if deadline is not None and time.monotonic() > deadline:
             return job
         time.sleep(poll)
 

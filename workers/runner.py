@@ -1,75 +1,234 @@
-"""Runs one job: claim its row, beat its heartbeat, call its handler, record how it ended."""
+"""Runs one job: claim its row, beat its heartbeat, call its handler, record how it ended.
+
+A Huey delivery (`run_delivery`) first checks the row (a cancelled or claimed job is skipped), takes
+the GPU lock for training kinds (or goes back on the schedule to wait for it), claims the row, and
+runs the handler: light kinds right here in the forked worker, heavy kinds in a fresh interpreter
+(`python -m workers.child`) so that CUDA never initialises in a forked process. The Huey workers are
+daemonic processes, which multiprocessing does not let have children; a fresh interpreter is what
+multiprocessing's 'spawn' start method makes anyway."""
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import traceback
 
+from sqlalchemy import update
+
 from studio import jobs
-from studio.errors import UserError
+from studio.errors import NotFound, UserError
 from studio.workspace import Workspace
+from workers.faults import context_class
+from workers.gpu_lock import GpuLock
 from workers.handlers import handler_for
+from workers.heartbeat import Heartbeat
+from workers.kinds import needs_gpu_lock, runs_in_child
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 5.0
+GPU_WAIT_SECONDS = 1.0  # how soon a job that found the GPU busy asks again
+CHILD_STOP_GRACE_SECONDS = 120.0  # after a forced stop, how long a child may take to checkpoint
+
+# The consumer's stop flag (set on SIGINT). run_consumer sets it before Huey forks its workers, so
+# every worker inherits it; a running job sees it through JobContext.stop_requested().
+SHUTDOWN = None
 
 
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def execute(ws: Workspace, job_id: int, worker_id: str | None = None) -> dict:
-    """Run a queued job to its end in this process. A job that is not queued (already claimed,
-    cancelled, finished) is left alone: this is what makes a duplicate delivery harmless."""
+# A delivery from the queue ------------------------------------------------------------------
+
+def run_delivery(ws: Workspace, job_id: int) -> None:
+    from workers.queue import queue_for
+
+    try:
+        job = jobs.get_job(ws.db, job_id)
+    except NotFound:
+        log.warning("delivery for job %s, which does not exist; dropped", job_id)
+        return
+    if job["status"] != "queued":
+        log.info("job %s is %s; delivery skipped", job_id, job["status"])
+        return
+    lock = GpuLock(queue_for(ws)) if needs_gpu_lock(job["kind"]) else None
+    try:
+        holder = lock.acquire(ws.db, job_id) if lock is not None else None
+        if holder is not None:
+            _wait_for_gpu(ws, job, holder, lock.name)
+            return
+    except Exception as exc:  # the delivery would be lost with the job left queued: fail it visibly
+        log.exception("job %s: could not be started", job_id)
+        _fail_unstarted(ws, job_id, f"could not be started: {type(exc).__name__}: {exc}", traceback.format_exc())
+        return
+    try:
+        execute(ws, job_id, stop_event=SHUTDOWN, isolate=runs_in_child(job["kind"]))
+    finally:
+        if lock is not None:
+            lock.release(job_id)
+
+
+def _fail_unstarted(ws: Workspace, job_id: int, error: str, detail: str) -> None:
+    with ws.db.write() as s:
+        s.execute(update(jobs.Job).where(jobs.Job.id == job_id, jobs.Job.status == "queued").values(
+            status="failed", error=error[:2000], error_detail=detail, finished_at=jobs.utcnow()))
+
+
+def _wait_for_gpu(ws: Workspace, job: dict, holder: int, lock_name: str) -> None:
+    """The GPU is busy: schedule another delivery a moment later. The row stays queued."""
+    from workers.queue import enqueue
+
+    task_id = enqueue(ws, job["id"], job["priority"], delay=GPU_WAIT_SECONDS)
+    with ws.db.write() as s:
+        s.execute(update(jobs.Job).where(jobs.Job.id == job["id"], jobs.Job.status == "queued").values(
+            queue_task_id=task_id, message=f"waiting for the GPU ({lock_name} is running job {holder})"))
+
+
+# Running a claimed job ----------------------------------------------------------------------
+
+def execute(ws: Workspace, job_id: int, worker_id: str | None = None, *, stop_event=None,
+            isolate: bool = False) -> dict:
+    """Run a queued job to its end. A job that is not queued (already claimed, cancelled,
+    finished) is left alone: this is what makes a duplicate delivery harmless."""
     db = ws.db
     token = jobs.claim(db, job_id, worker_id or worker_identity())
     if token is None:
         return jobs.get_job(db, job_id)
+    if isolate:
+        _supervise_child(ws, job_id, token, stop_event)
+    else:
+        run_claimed(ws, job_id, token, stop_event=stop_event)
+    return jobs.get_job(db, job_id)
+
+
+def run_claimed(ws: Workspace, job_id: int, token: str, *, stop_event=None) -> None:
+    """Call the handler of a job this process owns (by `token`) and record how it ended."""
+    db = ws.db
     job = jobs.get_job(db, job_id)
-    ctx = jobs.JobContext(db=db, job_id=job_id, run_token=token, params=job["params"], workspace=ws)
-    beat = _Heartbeat(ctx)
+    ctx = context_class()(db=db, job_id=job_id, run_token=token, params=job["params"], workspace=ws,
+                          stop_event=stop_event)
+    beat = Heartbeat(ctx.heartbeat, name=f"heartbeat-job-{job_id}")
     beat.start()
     try:
         result = handler_for(job["kind"])(ctx)
         ctx.flush_log()
-        jobs.finish(db, job_id, token, "succeeded", result=result)
+        if stopped_early(result) and ctx.stop_requested():
+            _finish_stopped(ctx, result)
+        else:
+            jobs.finish(db, job_id, token, "succeeded", result=result)
     except jobs.JobCancelled:
         ctx.flush_log()
-        jobs.finish(db, job_id, token, "cancelled", result=getattr(ctx, "partial_result", None))
+        _finish_stopped(ctx, getattr(ctx, "partial_result", None))
     except UserError as exc:
         ctx.flush_log()
         jobs.finish(db, job_id, token, "failed", error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - any crash becomes a readable failure on the row
+    except KeyboardInterrupt:  # Huey's hard stop reached the job mid-step: resumable, not failed
         ctx.flush_log()
-        reason = "oom" if _is_oom(exc) else None
-        jobs.finish(db, job_id, token, "failed", error=f"{type(exc).__name__}: {exc}"[:2000],
-                    error_detail=traceback.format_exc(), failure_reason=reason)
+        jobs.finish(db, job_id, token, "interrupted", error="stopped when its worker shut down; resume to continue")
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any crash becomes a readable failure on the row
+        ctx.flush_log()
+        oom = is_oom(exc)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        error = f"{type(exc).__name__}: {first}"[:2000]
+        if oom:
+            error = f"out of memory ({error}); try a smaller batch size or a smaller model"
+        jobs.finish(db, job_id, token, "failed", error=error, error_detail=traceback.format_exc(),
+                    failure_reason="oom" if oom else None)
         log.exception("job %s failed", job_id)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt / SystemExit still end the process, after the row is written
     finally:
         beat.stop()
-    return jobs.get_job(db, job_id)
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+def stopped_early(result) -> bool:
+    """A handler that saved a checkpoint and returned on a stop request says so in its result
+    (`{"status": "stopped", ...}`, as the training recipe reports); raising JobCancelled is the other way."""
+    return isinstance(result, dict) and result.get("status") in ("stopped", "cancelled", "interrupted")
 
 
-class _Heartbeat(threading.Thread):
-    """Keeps the row's heartbeat fresh while a handler works between progress reports."""
+def _finish_stopped(ctx: jobs.JobContext, partial: dict | None) -> None:
+    """Cancelled when the user asked; interrupted (resumable) when the worker is shutting down."""
+    status = "cancelled" if _cancel_requested(ctx.db, ctx.job_id) else "interrupted"
+    jobs.finish(ctx.db, ctx.job_id, ctx.run_token, status, result=partial,
+                error=None if status == "cancelled" else "stopped when its worker shut down; resume to continue")
 
-    def __init__(self, ctx: jobs.JobContext, every: float = HEARTBEAT_SECONDS):
-        super().__init__(daemon=True, name=f"heartbeat-{ctx.job_id}")
-        self.ctx, self.every, self._stop_event = ctx, every, threading.Event()
 
-    def run(self) -> None:
-        while not self._stop_event.wait(self.every):
+def _cancel_requested(db, job_id: int) -> bool:
+    with db.read() as s:
+        row = s.get(jobs.Job, job_id)
+        return bool(row and row.cancel_requested)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Host or GPU out of memory: MemoryError, torch.OutOfMemoryError, allocator messages."""
+    text = str(exc).lower()
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "can't allocate memory" in text)
+
+
+# Heavy kinds: a fresh interpreter per job -----------------------------------------------------
+
+def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event) -> None:
+    """Start the job in its own interpreter and watch it: beat the row's heartbeat while it lives,
+    pass the consumer's shutdown on as SIGINT (finish the step, checkpoint, stop), and fail the row
+    if the child dies without writing how it ended."""
+    db = ws.db
+    proc = subprocess.Popen([sys.executable, "-m", "workers.child", str(ws.root), str(job_id), token])
+    _append_log(db, job_id, token, f"running in a spawned process (pid {proc.pid})")
+    beat = Heartbeat(lambda: _touch(db, job_id, token), name=f"supervisor-job-{job_id}")
+    beat.start()
+    asked_to_stop = False
+    try:
+        while True:
             try:
-                self.ctx.heartbeat()
-            except Exception:  # noqa: BLE001 - a missed beat is retried next interval
-                log.warning("heartbeat for job %s failed", self.ctx.job_id, exc_info=True)
+                rc = proc.wait(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if not asked_to_stop and stop_event is not None and stop_event.is_set():
+                proc.send_signal(signal.SIGINT)
+                asked_to_stop = True
+    except BaseException:  # Huey's hard stop (SIGTERM -> KeyboardInterrupt): stop the child too
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(timeout=CHILD_STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        _end_orphaned(db, job_id, token, rc, interrupted=True)
+        raise
+    finally:
+        beat.stop()
+    _end_orphaned(db, job_id, token, rc, interrupted=False)
 
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=self.every + 1)
+
+def _end_orphaned(db, job_id: int, token: str, rc: int, interrupted: bool) -> None:
+    """The child is gone. If it did not record an ending, record one (a no-op when it did)."""
+    if interrupted:
+        jobs.finish(db, job_id, token, "interrupted", error="stopped when its worker shut down; resume to continue")
+        return
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -rc == signal.SIGKILL else ""
+        error, reason = f"the job's process was killed by {name}{hint}", "killed"
+    else:
+        error, reason = f"the job's process exited with status {rc} without reporting an ending", "crashed"
+    if jobs.finish(db, job_id, token, "failed", error=error, failure_reason=reason):
+        log.error("job %s: %s", job_id, error)
+
+
+def _touch(db, job_id: int, token: str) -> None:
+    with db.write() as s:
+        s.execute(update(jobs.Job).where(jobs.Job.id == job_id, jobs.Job.run_token == token)
+                  .values(heartbeat_at=jobs.utcnow()))
+
+
+def _append_log(db, job_id: int, token: str, line: str) -> None:
+    with db.write() as s:
+        row = s.get(jobs.Job, job_id)
+        if row is not None and row.run_token == token:
+            row.log_tail = (row.log_tail + f"[{jobs.utcnow():%H:%M:%S}] {line}\n")[-jobs.LOG_TAIL_CHARS:]

@@ -16,6 +16,9 @@ from studio.workspace import Workspace
 COMMAND_MODULES = [
     "studio.cli.core",
     "studio.cli.jobs_cmd",
+    "studio.cli.dataset_cmd",
+    "studio.cli.experiments_cmd",
+    "studio.cli.listen_cmd",
 ]
 
 

@@ -16,10 +16,17 @@ def _line(j: dict) -> str:
     return f"{j['id']:>5}  {j['kind']:<12} {j['status']:<11} {pct}  {j['message'] or ''}"
 
 
-def _detail(j: dict) -> str:
+def _detail(j: dict, traceback: bool = False) -> str:
     lines = [_line(j)]
+    if j.get("step") is not None and j.get("total_steps"):
+        eta = f", about {j['eta_seconds']:.0f}s left" if j.get("eta_seconds") and j["status"] == "running" else ""
+        lines.append(f"step {j['step']}/{j['total_steps']}{eta}")
     if j.get("error"):
-        lines.append(f"error: {j['error']}")
+        reason = f" [{j['failure_reason']}]" if j.get("failure_reason") else ""
+        lines.append(f"error{reason}: {j['error']}")
+        if j.get("error_detail"):
+            lines.append(j["error_detail"].rstrip() if traceback
+                         else f"(traceback folded away: bark-studio jobs show {j['id']} --traceback)")
     if j.get("result"):
         lines.append(f"result: {j['result']}")
     return "\n".join(lines)
@@ -37,18 +44,21 @@ def jobs_group() -> None:
 @json_option
 @pass_ctx
 def list_(ctx, status, kind, limit, as_json):
+    """Jobs, newest first."""
     rows = jobs.list_jobs(ctx.ws.db, status=status, kind=kind, limit=limit)
     emit(rows, as_json, lambda rs: "\n".join(_line(j) for j in rs) or "no jobs")
 
 
 @jobs_group.command("show")
 @click.argument("job_id", type=int)
+@click.option("--traceback", "show_traceback", is_flag=True, help="Unfold a failed job's traceback.")
 @json_option
 @pass_ctx
-def show(ctx, job_id, as_json):
+def show(ctx, job_id, show_traceback, as_json):
+    """One job: status, progress, error (traceback folded unless asked), log tail, metrics."""
     job = jobs.get_job(ctx.ws.db, job_id)
     job["metrics"] = jobs.metric_series(ctx.ws.db, job_id)
-    emit(job, as_json, _detail)
+    emit(job, as_json, lambda j: _detail(j, show_traceback))
 
 
 @jobs_group.command("cancel")
@@ -56,8 +66,10 @@ def show(ctx, job_id, as_json):
 @json_option
 @pass_ctx
 def cancel(ctx, job_id, as_json):
-    jobs.request_cancel(ctx.ws.db, job_id)
-    emit(jobs.get_job(ctx.ws.db, job_id), as_json, _detail)
+    """Cancel a queued job now (its queue delivery is revoked); stop a running one at its next step."""
+    from workers.dispatch import cancel as cancel_job
+
+    emit(cancel_job(ctx.ws, job_id), as_json, _detail)
 
 
 @jobs_group.command("resume")
@@ -66,6 +78,7 @@ def cancel(ctx, job_id, as_json):
 @json_option
 @pass_ctx
 def resume(ctx, job_id, wait, as_json):
+    """Queue a cancelled, failed or interrupted job again, from its last checkpoint."""
     from workers.dispatch import resume as resume_job
 
     emit(resume_job(ctx.ws, job_id, wait=wait), as_json, _detail)

@@ -1,9 +1,12 @@
-"""Jobs: every job's row, refreshed while the page is open."""
+"""Jobs: every job's row, refreshed while the page is open; pick one to see its progress, error
+(traceback folded away), log tail, and to cancel or resume it."""
 from __future__ import annotations
 
 import gradio as gr
 
 from studio import jobs
+from studio.errors import UserError
+from studio.ui import job_view
 from studio.workspace import Workspace
 
 TITLE = "Jobs"
@@ -15,9 +18,54 @@ def rows(ws: Workspace) -> list[list]:
              j["created_at"]] for j in jobs.list_jobs(ws.db, limit=200)]
 
 
+def detail(ws: Workspace, job_id):
+    job = job_view.load_job(ws.db, job_id)
+    return job_view.summary_md(job), job_view.traceback_text(job), (job or {}).get("log_tail", "")
+
+
+def cancel(ws: Workspace, job_id):
+    from workers.dispatch import cancel as cancel_job
+
+    try:
+        job = cancel_job(ws, int(job_id))
+    except (UserError, TypeError, ValueError) as exc:
+        raise gr.Error(str(exc) or "choose a job first") from None
+    gr.Info(f"job {job['id']}: {'cancelled' if job['status'] == 'cancelled' else 'stopping at its next step'}")
+
+
+def resume(ws: Workspace, job_id):
+    from workers.dispatch import resume as resume_job
+
+    try:
+        job = resume_job(ws, int(job_id))
+    except (UserError, TypeError, ValueError) as exc:
+        raise gr.Error(str(exc) or "choose a job first") from None
+    gr.Info(f"job {job['id']} queued again; it continues from its last checkpoint")
+
+
 def build(ws: Workspace) -> None:
     table = gr.Dataframe(headers=COLUMNS, value=lambda: rows(ws), interactive=False, elem_id="jobs-table")
-    gr.Timer(2.0).tick(lambda: rows(ws), outputs=table)
+    with gr.Row():
+        job_id = gr.Number(label="Job", precision=0, elem_id="jobs-selected", scale=1)
+        cancel_btn = gr.Button("Cancel job", elem_id="jobs-cancel", scale=0)
+        resume_btn = gr.Button("Resume job", elem_id="jobs-resume", scale=0)
+    summary = gr.Markdown(elem_id="jobs-summary")
+    with gr.Accordion("Traceback", open=False):
+        trace = gr.Code(label="Traceback", language=None, elem_id="jobs-traceback")
+    with gr.Accordion("Log", open=False):
+        log_tail = gr.Code(label="Log tail", language=None, elem_id="jobs-log")
+
+    def pick(evt: gr.SelectData):
+        return evt.row_value[0] if evt.row_value else None
+
+    table.select(pick, outputs=job_id)
+    show = lambda i: detail(ws, i)  # noqa: E731
+    job_id.change(show, inputs=job_id, outputs=[summary, trace, log_tail])
+    cancel_btn.click(lambda i: cancel(ws, i), inputs=job_id).then(show, job_id, [summary, trace, log_tail])
+    resume_btn.click(lambda i: resume(ws, i), inputs=job_id).then(show, job_id, [summary, trace, log_tail])
+    timer = gr.Timer(2.0)
+    timer.tick(lambda: rows(ws), outputs=table)
+    timer.tick(show, inputs=job_id, outputs=[summary, trace, log_tail])
 
 
 if __name__ == "__main__":

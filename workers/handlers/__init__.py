@@ -12,6 +12,12 @@ from studio.errors import UserError
 HANDLERS: dict[str, str] = {
     # kind: "module:function"
     "noop": "workers.handlers.builtin:noop",
+    "import": "workers.handlers.dataset:import_job",
+    "prepare": "workers.handlers.dataset:prepare_job",
+    "transcribe": "workers.handlers.dataset:transcribe_job",
+    "eval": "workers.handlers.experiments:eval_job",
+    "sweep": "workers.handlers.experiments:sweep_job",
+    "listening_stimuli": "workers.handlers.listening:listening_stimuli",
 }
 
 

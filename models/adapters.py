@@ -1,0 +1,367 @@
+"""Adapters on disk: a folder with one PEFT subfolder per trained stage and a manifest.
+
+    my-voice/
+      manifest.json          base model + signature, stages, dataset, hyperparameters, metrics,
+                             parent checkpoint, created, studio version, sha256 of every file
+      semantic/              adapter_config.json + adapter_model.safetensors (plain PEFT:
+      coarse/                `PeftModel.from_pretrained(bark.semantic, "my-voice/semantic")`)
+
+A full fine-tune is stored the same way with `<stage>/model.safetensors` (the stage's weights)
+instead of a PEFT folder; it applies as an interpolation base + scale * (tuned - base).
+
+Applying: one adapter at a scale (0 = base, 1 = as trained, > 1 = amplified), or a weighted mix
+of several (every adapter active at once, each at its own scale, so the stage computes
+base + sum_i scale_i * delta_i exactly). Merging writes a standalone BarkModel folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from models.errors import ModelInputError
+from models.lora import STAGES, freeze, parse_stages, peft_models, stage_module
+
+MANIFEST = "manifest.json"
+FORMAT = "bark-studio-adapter"
+FORMAT_VERSION = 1
+FULL_WEIGHTS = "model.safetensors"
+_FULL_ATTR = "_studio_full_originals"  # bark.__dict__: {stage: {param name: base tensor}}
+
+
+class AdapterError(ModelInputError):
+    """An adapter folder that cannot be used: missing, corrupt, or for another base model."""
+
+
+def studio_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bark-studio")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def utc_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --- which base model --------------------------------------------------------------------------
+
+def base_signature(bark, stages=STAGES) -> dict:
+    """A dtype-tolerant fingerprint of the base weights each stage's adapter was trained on:
+    shapes plus a probe of input-embedding values (distinct for every checkpoint and seed)."""
+    sig = {}
+    for stage in parse_stages(stages):
+        module = stage_module(bark, stage)
+        emb = module.input_embeds_layers[0] if stage == "fine" else module.input_embeds_layer
+        weight = emb.weight.detach().float().cpu()
+        rows = torch.linspace(0, weight.shape[0] - 1, 4).long()
+        sig[stage] = {
+            "hidden_size": int(module.config.hidden_size),
+            "num_layers": int(module.config.num_layers),
+            "vocab": [int(weight.shape[0])],
+            "probe": [round(float(v), 6) for v in weight[rows, : min(8, weight.shape[1])].flatten()],
+        }
+    return sig
+
+
+def check_base(manifest: dict, bark, path: Path, base_model: str | None = None) -> None:
+    """Refuse an adapter trained on another base model, naming both."""
+    mine = base_signature(bark, manifest["stages"])
+    theirs = manifest.get("base_signature") or {}
+    here = f" ({base_model!r})" if base_model else ""
+    for stage in manifest["stages"]:
+        want, have = theirs.get(stage), mine[stage]
+        same = want is not None and all(want.get(k) == have[k] for k in ("hidden_size", "num_layers", "vocab"))
+        same = same and torch.allclose(torch.tensor(want["probe"]), torch.tensor(have["probe"]), rtol=1e-2, atol=2e-3)
+        if not same:
+            raise AdapterError(
+                f"adapter {str(path)!r} was trained on base model {manifest.get('base_model')!r}; the loaded "
+                f"model{here} is a different base (its {stage} stage does not match), so it cannot be applied")
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(target: Path, data) -> None:
+    """Temporary file beside the target, fsync, rename: readers see the old or the new, never half."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def publish_folder(tmp: Path, final: Path) -> Path:
+    """Make a fully written temporary folder appear under its final name in one rename."""
+    _fsync_tree(tmp)
+    if final.exists():
+        raise AdapterError(f"{str(final)!r} already exists")
+    os.rename(tmp, final)
+    fsync_dir(final.parent)
+    return final
+
+
+def write_adapter(bark, folder: Path, manifest: dict, adapter_name: str = "default") -> dict:
+    """Write the trained stages of `bark` and the manifest into `folder` (which may be a temporary
+    folder: atomicity is the caller's). `manifest` needs at least method, stages, base_model and
+    base_signature; created, studio version and file checksums are filled in here."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stages = parse_stages(manifest["stages"])
+    for stage in stages:
+        out = folder / stage
+        if manifest["method"] == "lora":
+            wrapped = peft_models(bark).get(stage)
+            if wrapped is None:
+                raise AdapterError(f"the {stage} stage carries no LoRA adapter to save")
+            wrapped.save_pretrained(out, selected_adapters=[adapter_name])
+            if adapter_name != "default":  # PEFT puts non-default names in a subfolder
+                for f in (out / adapter_name).iterdir():
+                    f.rename(out / f.name)
+                (out / adapter_name).rmdir()
+        else:
+            from safetensors.torch import save_file
+
+            out.mkdir(parents=True, exist_ok=True)
+            module = stage_module(bark, stage)
+            # named_parameters drops tied duplicates (fine lm_heads share embeddings)
+            save_file({n: p.detach().contiguous().cpu() for n, p in module.named_parameters()}, out / FULL_WEIGHTS)
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_iso(),
+            "studio_version": studio_version(), **manifest, "stages": list(stages)}
+    full["files"] = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*"))
+                     if p.is_file() and p.name != MANIFEST}
+    with open(folder / MANIFEST, "w") as f:
+        json.dump(full, f, indent=2, default=str)
+    return full
+
+
+def save_adapter(bark, out_dir, *, method: str, stages, base_model: str, base_signature: dict,
+                 dataset: dict | None = None, hyperparameters: dict | None = None, metrics: dict | None = None,
+                 parent_checkpoint: str | None = None, name: str | None = None) -> dict:
+    """Save the adapter atomically as `out_dir` (a new folder). Returns the manifest."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise AdapterError(f"adapter folder {str(out_dir)!r} already exists")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        manifest = write_adapter(bark, tmp, {
+            "name": name or out_dir.name, "method": method, "stages": list(parse_stages(stages)),
+            "base_model": base_model, "base_signature": base_signature, "dataset": dataset or {},
+            "hyperparameters": hyperparameters or {}, "metrics": metrics or {},
+            "parent_checkpoint": parent_checkpoint})
+        publish_folder(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def copy_adapter(src, out_dir, updates: dict | None = None) -> dict:
+    """Copy an adapter folder (e.g. out of a checkpoint) to a new folder atomically, updating
+    manifest fields (name, parent checkpoint, metrics...)."""
+    src, out_dir = Path(src), Path(out_dir)
+    manifest = load_manifest(src)
+    if out_dir.exists():
+        raise AdapterError(f"adapter folder {str(out_dir)!r} already exists")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        for item in src.iterdir():
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name)
+            elif item.name != MANIFEST:
+                shutil.copy2(item, tmp / item.name)
+        manifest = {**manifest, **(updates or {})}
+        with open(tmp / MANIFEST, "w") as f:
+            json.dump(manifest, f, indent=2, default=str)
+        publish_folder(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def load_manifest(path, verify: bool = True) -> dict:
+    """Read and check an adapter folder's manifest (and, with `verify`, every file's checksum)."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not path.is_dir():
+        raise AdapterError(f"adapter {str(path)!r} is not a folder")
+    if not mpath.is_file():
+        raise AdapterError(f"{str(mpath)!r} is missing: not an adapter folder")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AdapterError(f"{str(mpath)!r} is corrupt: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise AdapterError(f"{str(mpath)!r} is not a bark-studio adapter manifest")
+    for key in ("method", "stages", "base_model"):
+        if key not in manifest:
+            raise AdapterError(f"{str(mpath)!r} lacks {key!r}")
+    try:
+        manifest["stages"] = list(parse_stages(manifest["stages"]))
+    except ModelInputError as exc:
+        raise AdapterError(f"{str(mpath)!r}: {exc}") from None
+    if verify:
+        for rel, digest in (manifest.get("files") or {}).items():
+            f = path / rel
+            if not f.is_file():
+                raise AdapterError(f"adapter {str(path)!r} is incomplete: {rel} is missing")
+            if _sha256(f) != digest:
+                raise AdapterError(f"adapter {str(path)!r} is corrupt: {rel} does not match its checksum")
+        for stage in manifest["stages"]:
+            need = [FULL_WEIGHTS] if manifest["method"] == "full" else ["adapter_config.json"]
+            for name in need:
+                if not (path / stage / name).is_file():
+                    raise AdapterError(f"adapter {str(path)!r} is incomplete: {stage}/{name} is missing")
+    return manifest
+
+
+# --- applying ----------------------------------------------------------------------------------
+
+def remove_adapters(bark):
+    """Take every adapter off `bark` (LoRA layers unloaded, fully tuned weights restored)."""
+    wrapped = peft_models(bark)
+    for stage, model in list(wrapped.items()):
+        model.unload()  # puts the original Linear modules back, weights untouched
+        del wrapped[stage]
+    originals = bark.__dict__.pop(_FULL_ATTR, {})
+    for stage, params in originals.items():
+        module = stage_module(bark, stage)
+        with torch.no_grad():
+            for n, p in module.named_parameters():
+                if n in params:
+                    p.copy_(params[n])
+    return bark
+
+
+def apply_adapters(bark, specs, base_model: str | None = None):
+    """Apply adapters to `bark` in place: `specs` is [(folder, scale), ...]. One spec applies an
+    adapter at a scale; several make a weighted mix. Adapters already on `bark` are removed first.
+    Returns `bark` (in eval mode, frozen)."""
+    from peft import PeftModel
+    from peft.tuners.lora import LoraLayer
+
+    remove_adapters(bark)
+    freeze(bark)
+    loaded = []
+    for i, (path, scale) in enumerate(specs):
+        path = Path(path)
+        manifest = load_manifest(path)
+        check_base(manifest, bark, path, base_model)
+        loaded.append((f"a{i}", path, float(scale), manifest))
+
+    wrapped = peft_models(bark)
+    per_stage: dict[str, list[tuple[str, float]]] = {}
+    for name, path, scale, manifest in loaded:
+        for stage in manifest["stages"]:
+            if manifest["method"] == "full":
+                _add_full_delta(bark, stage, path / stage / FULL_WEIGHTS, scale)
+                continue
+            try:
+                if stage in wrapped:
+                    wrapped[stage].load_adapter(str(path / stage), adapter_name=name)
+                else:
+                    wrapped[stage] = PeftModel.from_pretrained(stage_module(bark, stage), str(path / stage),
+                                                               adapter_name=name)
+            except Exception as exc:  # noqa: BLE001 - PEFT/safetensors raise many kinds
+                raise AdapterError(f"adapter {str(path)!r}: cannot load the {stage} stage: {exc}") from exc
+            per_stage.setdefault(stage, []).append((name, scale))
+
+    for stage, named in per_stage.items():
+        model = wrapped[stage]
+        model.base_model.set_adapter([n for n, _ in named], inference_mode=True)
+        for module in model.modules():
+            if isinstance(module, LoraLayer):
+                for n, scale in named:
+                    module.set_scale(n, scale)  # scaling = scale * alpha / r
+    freeze(bark)
+    return bark.eval()
+
+
+def _add_full_delta(bark, stage: str, weights: Path, scale: float) -> None:
+    """w <- w + scale * (tuned - base), remembering the base weights for remove_adapters."""
+    from safetensors.torch import load_file
+
+    try:
+        tuned = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001
+        raise AdapterError(f"{str(weights)!r} is corrupt: {exc}") from exc
+    module = stage_module(bark, stage)
+    originals = bark.__dict__.setdefault(_FULL_ATTR, {}).setdefault(stage, {})
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            if n not in tuned:
+                raise AdapterError(f"{str(weights)!r} lacks weight {n}")
+            base = originals.setdefault(n, p.detach().clone())
+            p.add_(scale * (tuned[n].to(p.device, p.dtype) - base))
+
+
+def merge_and_export(bark, specs, out_dir, base_model: str | None = None) -> Path:
+    """Apply `specs` ([(folder, scale), ...]), merge them into the weights, and save the result as
+    a standalone BarkModel folder (`BarkModel.from_pretrained(out_dir)` loads it). Modifies `bark`
+    in place. Written to a temporary folder and renamed, so `out_dir` is complete or absent."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise AdapterError(f"export folder {str(out_dir)!r} already exists")
+    apply_adapters(bark, specs, base_model)
+    wrapped = peft_models(bark)
+    for stage in list(wrapped):
+        wrapped.pop(stage).merge_and_unload()  # the stage module itself now holds the merged weights
+    bark.__dict__.pop(_FULL_ATTR, None)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        bark.save_pretrained(tmp)
+        sources = [{"adapter": str(p), "scale": float(s), "manifest": load_manifest(p, verify=False)}
+                   for p, s in specs]
+        with open(tmp / "bark_studio_export.json", "w") as f:
+            json.dump({"base_model": base_model, "created": utc_iso(), "studio_version": studio_version(),
+                       "adapters": sources}, f, indent=2, default=str)
+        publish_folder(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,322 @@
+"""Model inputs for all three stages, built exactly as `generate` builds them, and training
+examples made from the same builders under teacher forcing.
+
+The input builders here (`semantic_prefix`, `coarse_histories`, `coarse_window_prompt`,
+`fine_windows`) are the ones models/generation.py runs, so a training example is, token for
+token, a prompt generation would have seen with the ground truth in place of its own samples.
+tests/test_models_parity.py checks that logits agree at every position (<= 1e-4).
+
+Training API (the trainer calls only these four):
+
+    examples = build_examples(stage, item)       # item: TokenItem (one clip)
+    batch = collate(stage, examples)             # dict of tensors
+    logits = stage_forward(stage, module, batch) # module: a stage, or a PEFT-wrapped stage
+    loss, n_tokens = stage_loss(stage, logits, batch)
+
+Losses are taken over the vocabulary generation samples from (semantic: the 10000 tokens + EOS;
+coarse: the target codebook's 1024; fine: the 1024 codes), padding and prompt positions ignored.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import constants as C
+from models.errors import ModelInputError
+from models.voice_prompt import VoicePrompt
+
+IGNORE = -100
+# targets one semantic example carries: positions 256..1023 of the 1024-token block
+SEMANTIC_MAX_TARGETS = C.SEMANTIC_MAX_NEW_TOKENS
+MAX_SEMANTIC_HISTORY_FOR_COARSE = int(math.floor(C.MAX_COARSE_HISTORY / C.SEMANTIC_TO_COARSE_RATIO))  # 209
+
+
+@dataclass
+class TokenItem:
+    """One clip in token form."""
+    text_ids: list[int]                 # raw BERT ids (models.text.encode_text), no offset
+    semantic: np.ndarray                # (S,) ints in 0..9999, HuBERT+quantizer at ~50 Hz
+    codes: np.ndarray                   # (8, T) ints in 0..1023, EnCodec 6 kbps at 75 Hz
+    history: VoicePrompt | None = None  # a voice prompt the clip is conditioned on (usually none)
+    key: str = ""                       # clip id for messages
+
+    def __post_init__(self):
+        self.semantic = np.asarray(self.semantic, dtype=np.int64).reshape(-1)
+        self.codes = np.asarray(self.codes, dtype=np.int64)
+        name = self.key or "clip"
+        if self.codes.ndim != 2 or self.codes.shape[0] != C.N_FINE_CODEBOOKS:
+            raise ModelInputError(f"{name}: codes must be 8 x T, got shape {self.codes.shape}")
+        if len(self.text_ids) > C.MAX_TEXT_TOKENS:
+            raise ModelInputError(f"{name}: text is {len(self.text_ids)} tokens; Bark reads at most 256")
+        if self.semantic.size and (self.semantic.min() < 0 or self.semantic.max() >= C.SEMANTIC_VOCAB_SIZE):
+            raise ModelInputError(f"{name}: semantic tokens must lie in 0..9999")
+        if self.codes.size and (self.codes.min() < 0 or self.codes.max() >= C.CODEBOOK_SIZE):
+            raise ModelInputError(f"{name}: codes must lie in 0..1023")
+
+
+@dataclass
+class Example:
+    """One forward pass generation makes, with teacher-forced tokens and its targets.
+
+    semantic: text (256,), history (256,), input_ids (1+m,) = [infer, targets[:-1]], labels (256+m,)
+    coarse:   input_ids (L,) = [256 semantic | infer | coarse history | window[:-1]], labels (L,)
+    fine:     input_ids (1024, 8), codebook k (2..7), labels (1024,) codes of codebook k
+    """
+    stage: str
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    n_targets: int = 0
+
+
+# --- semantic --------------------------------------------------------------------------------
+
+def semantic_prefix(text_ids, history_semantic=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(256,) text ids (+10048, pad 129595) and (256,) semantic history (last 256, pad 10000)."""
+    from models.text import text_input_ids
+
+    text = text_input_ids(text_ids)
+    hist = torch.full((C.MAX_INPUT_SEMANTIC_LENGTH,), C.SEMANTIC_PAD_TOKEN, dtype=torch.long)
+    if history_semantic is not None:
+        prev = torch.as_tensor(history_semantic, dtype=torch.long).reshape(-1)[-C.MAX_INPUT_SEMANTIC_LENGTH:]
+        hist[: prev.numel()] = prev
+    return text, hist
+
+
+def semantic_embeds(module, text: torch.Tensor, history: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, 256 + n, H): emb(text) + emb(history) over 256 positions, then emb(input_ids)
+    (input_ids starts with the infer token). The same sum BarkSemanticModel.generate makes."""
+    emb = module.get_input_embeddings()
+    return torch.cat([emb(text) + emb(history), emb(input_ids)], dim=1)
+
+
+def _semantic_examples(item: TokenItem) -> list[Example]:
+    """Windows of up to 767 tokens (+EOS at the real end) so every target fits the 1024 block;
+    a later window's history is the clip's own preceding tokens (a continuation)."""
+    sem = torch.as_tensor(item.semantic, dtype=torch.long)
+    prompt_sem = (torch.as_tensor(item.history.semantic, dtype=torch.long)
+                  if item.history is not None else torch.zeros(0, dtype=torch.long))
+    step = SEMANTIC_MAX_TARGETS - 1
+    out = []
+    for start in range(0, max(sem.numel(), 1), step):
+        window = sem[start:start + step]
+        last = start + step >= sem.numel()
+        targets = torch.cat([window, torch.tensor([C.SEMANTIC_EOS_TOKEN])]) if last else window
+        before = torch.cat([prompt_sem, sem[:start]])
+        text, hist = semantic_prefix(item.text_ids, before if before.numel() else None)
+        input_ids = torch.cat([torch.tensor([C.SEMANTIC_INFER_TOKEN]), targets[:-1]])
+        labels = torch.cat([torch.full((C.MAX_INPUT_SEMANTIC_LENGTH,), IGNORE), targets])
+        out.append(Example("semantic", {"text": text, "history": hist, "input_ids": input_ids,
+                                        "labels": labels}, n_targets=targets.numel()))
+    return out
+
+
+# --- coarse --------------------------------------------------------------------------------------
+
+def coarse_histories(history: VoicePrompt | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(semantic history, interleaved coarse history) as BarkCoarseModel.preprocess_histories makes
+    them: codebook n offset by n*1024, +10000, trimmed to aligned lengths, last 2 coarse dropped."""
+    if history is None:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    x_sem = torch.as_tensor(history.semantic, dtype=torch.long)
+    x_coarse = interleave_coarse(torch.as_tensor(history.coarse, dtype=torch.long))
+    ratio = C.SEMANTIC_TO_COARSE_RATIO
+    n_sem = min(MAX_SEMANTIC_HISTORY_FOR_COARSE, x_sem.numel() - x_sem.numel() % 2,
+                int(np.floor(x_coarse.numel() / ratio)))
+    n_coarse = int(round(n_sem * ratio))
+    x_sem = x_sem[-n_sem:] if n_sem > 0 else x_sem[:0]
+    x_coarse = x_coarse[-n_coarse:] if n_coarse > 0 else x_coarse[:0]
+    return x_sem, x_coarse[:-2]
+
+
+def interleave_coarse(coarse: torch.Tensor) -> torch.Tensor:
+    """(2, T) raw codes -> (2T,) tokens: frame-major, codebook n + n*1024, all + 10000."""
+    offsets = torch.arange(coarse.shape[0], dtype=torch.long)[:, None] * C.CODEBOOK_SIZE
+    return (coarse.long() + offsets).T.reshape(-1) + C.SEMANTIC_VOCAB_SIZE  # (2, T) -> (T, 2) -> (2T,)
+
+
+def coarse_target_length(n_semantic: int | torch.Tensor) -> int:
+    """How many interleaved coarse tokens generate makes for n semantic tokens (always even)."""
+    frames = math.floor(float(n_semantic) * C.SEMANTIC_TO_COARSE_RATIO / C.N_COARSE_CODEBOOKS)
+    return int(round(frames * C.N_COARSE_CODEBOOKS))
+
+
+def coarse_window_prompt(semantic_full: torch.Tensor, base_semantic_idx: int, x_coarse: torch.Tensor,
+                         total_generated: int) -> torch.Tensor:
+    """One sliding window's prompt, as BarkCoarseModel.generate builds it (batch-free):
+    256 semantic positions around the current point (pad 12048), the infer token, then the
+    last 630 coarse tokens. `semantic_full` is [semantic history | semantic], pads as 12048."""
+    semantic_idx = base_semantic_idx + int(round(total_generated / C.SEMANTIC_TO_COARSE_RATIO))
+    sem = semantic_full[max(0, semantic_idx - MAX_SEMANTIC_HISTORY_FOR_COARSE):][: C.MAX_COARSE_INPUT_LENGTH]
+    sem = F.pad(sem, (0, C.MAX_COARSE_INPUT_LENGTH - sem.numel()), value=C.COARSE_SEMANTIC_PAD_TOKEN)
+    infer = torch.tensor([C.COARSE_INFER_TOKEN], dtype=torch.long, device=sem.device)
+    return torch.cat([sem.long(), infer, x_coarse[-C.MAX_COARSE_HISTORY:].long()])
+
+
+def _coarse_examples(item: TokenItem) -> list[Example]:
+    x_sem, x_coarse = coarse_histories(item.history)
+    sem = torch.as_tensor(item.semantic, dtype=torch.long)
+    semantic_full = torch.cat([x_sem, sem])
+    n_frames = min(item.codes.shape[1], coarse_target_length(sem.numel()) // C.N_COARSE_CODEBOOKS)
+    target = interleave_coarse(torch.as_tensor(item.codes[: C.N_COARSE_CODEBOOKS, :n_frames]))
+    out, total = [], 0
+    while total < target.numel():
+        prompt = coarse_window_prompt(semantic_full, x_sem.numel(), x_coarse, total)
+        window = target[total: total + C.COARSE_SLIDING_WINDOW]
+        input_ids = torch.cat([prompt, window[:-1]])
+        labels = torch.cat([torch.full((prompt.numel() - 1,), IGNORE), window])
+        out.append(Example("coarse", {"input_ids": input_ids, "labels": labels}, n_targets=window.numel()))
+        x_coarse = torch.cat([x_coarse, window])
+        total += window.numel()
+    return out
+
+
+# --- fine ------------------------------------------------------------------------------------
+
+@dataclass
+class FineWindow:
+    start: int        # first frame of the 1024-frame buffer in the (history + clip + pad) sequence
+    fill_start: int   # first frame this window predicts (absolute)
+
+
+def fine_windows(n_frames: int, n_history: int) -> tuple[int, list[FineWindow]]:
+    """BarkFineModel.generate's schedule: (padded total length, windows). Buffers hold 1024 frames;
+    after the first, each moves on by 512 and re-predicts from its middle."""
+    total = n_history + n_frames
+    padded = max(total, C.MAX_FINE_INPUT)
+    n_loops = int(np.ceil((n_frames - (C.MAX_FINE_INPUT - n_history)) / C.MAX_FINE_HISTORY))
+    n_loops = max(0, n_loops) + 1
+    windows = [FineWindow(min(n * C.MAX_FINE_HISTORY, padded - C.MAX_FINE_INPUT),
+                          min(n_history + n * C.MAX_FINE_HISTORY, padded - C.MAX_FINE_HISTORY))
+               for n in range(n_loops)]
+    return padded, windows
+
+
+def fine_start_buffer(coarse: torch.Tensor, history_fine: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    """(padded, 8) frames: [fine history (<=512) | coarse codes with codebooks 2..7 = 1024 | pad 1024]."""
+    n_frames = coarse.shape[-1]
+    body = torch.full((n_frames, C.N_FINE_CODEBOOKS), C.FINE_PAD_TOKEN, dtype=torch.long)
+    body[:, : C.N_COARSE_CODEBOOKS] = coarse.T.long()
+    hist = (history_fine.T.long()[-C.MAX_FINE_HISTORY:] if history_fine is not None
+            else torch.zeros((0, C.N_FINE_CODEBOOKS), dtype=torch.long))
+    buf = torch.cat([hist, body])
+    if buf.shape[0] < C.MAX_FINE_INPUT:
+        buf = F.pad(buf, (0, 0, 0, C.MAX_FINE_INPUT - buf.shape[0]), value=C.FINE_PAD_TOKEN)
+    return buf, hist.shape[0]
+
+
+def _fine_examples(item: TokenItem) -> list[Example]:
+    """One example per (window, codebook 2..7). Teacher forcing: frames generation has filled by
+    then hold the true codes; frames past the clip's end stay 1024 (generation's own guesses there
+    have no ground truth; they carry no loss). Loss only where the target codebook's input is
+    still 1024 (a frame re-predicted in an overlap sees its earlier value: copying is not learned)."""
+    codes = torch.as_tensor(item.codes, dtype=torch.long)
+    hist = torch.as_tensor(item.history.fine, dtype=torch.long) if item.history is not None else None
+    buf, n_hist = fine_start_buffer(codes[: C.N_COARSE_CODEBOOKS], hist)
+    n_real = n_hist + codes.shape[1]
+    truth = buf.clone()
+    truth[n_hist:n_real] = codes.T
+    padded, windows = fine_windows(codes.shape[1], n_hist)
+    out = []
+    for w in windows:
+        fill_end = w.start + C.MAX_FINE_INPUT
+        for k in range(C.N_COARSE_CODEBOOKS, C.N_FINE_CODEBOOKS):
+            window_in = buf[w.start:fill_end].clone()
+            rel = w.fill_start - w.start
+            labels = torch.full((C.MAX_FINE_INPUT,), IGNORE, dtype=torch.long)
+            fresh = (window_in[rel:, k] == C.FINE_PAD_TOKEN)
+            real = torch.arange(w.fill_start, fill_end) < n_real
+            keep = fresh & real
+            labels[rel:][keep] = truth[w.fill_start:fill_end, k][keep]
+            out.append(Example("fine", {"input_ids": window_in, "codebook": torch.tensor(k), "labels": labels},
+                               n_targets=int(keep.sum())))
+            # teacher forcing: codebook k of this window's fill region becomes the truth (pad stays pad)
+            buf[w.fill_start:min(fill_end, n_real), k] = truth[w.fill_start:min(fill_end, n_real), k]
+    return [ex for ex in out if ex.n_targets > 0]
+
+
+# --- the training API ------------------------------------------------------------------------------
+
+def build_examples(stage: str, item: TokenItem) -> list[Example]:
+    """Every forward pass generation would make for this clip, teacher-forced (empty if none)."""
+    if stage == "semantic":
+        return _semantic_examples(item)
+    if stage == "coarse":
+        return _coarse_examples(item)
+    if stage == "fine":
+        return _fine_examples(item)
+    raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
+
+
+def _pad_stack(tensors: list[torch.Tensor], value: int) -> torch.Tensor:
+    length = max(t.shape[0] for t in tensors)
+    return torch.stack([F.pad(t, (0, length - t.shape[0]), value=value) for t in tensors])
+
+
+def collate(stage: str, examples: list[Example]) -> dict[str, torch.Tensor]:
+    """Right-padded batch. Causal stages need no attention mask: padding sits after every
+    position that has a target; labels there are -100."""
+    if not examples:
+        raise ModelInputError(f"no {stage} examples to batch")
+    if any(ex.stage != stage for ex in examples):
+        raise ModelInputError(f"collate({stage!r}) got examples of another stage")
+    t = [ex.tensors for ex in examples]
+    if stage == "semantic":
+        return {"text": torch.stack([x["text"] for x in t]), "history": torch.stack([x["history"] for x in t]),
+                "input_ids": _pad_stack([x["input_ids"] for x in t], C.SEMANTIC_PAD_TOKEN),
+                "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
+    if stage == "coarse":
+        return {"input_ids": _pad_stack([x["input_ids"] for x in t], C.COARSE_SEMANTIC_PAD_TOKEN),
+                "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
+    if stage == "fine":
+        return {"input_ids": torch.stack([x["input_ids"] for x in t]),
+                "codebook": torch.stack([x["codebook"] for x in t]),
+                "labels": torch.stack([x["labels"] for x in t])}
+    raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
+
+
+def stage_forward(stage: str, module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits for a batch. `module` is bark.semantic / .coarse_acoustics / .fine_acoustics or a
+    PEFT wrapper of one. semantic (B, 256+m, 10048); coarse (B, L, 12096); fine (B, 1024, 1056)."""
+    if stage == "semantic":
+        embeds = semantic_embeds(module, batch["text"], batch["history"], batch["input_ids"])
+        return module(inputs_embeds=embeds, use_cache=False, return_dict=True).logits
+    if stage == "coarse":
+        return module(input_ids=batch["input_ids"], use_cache=False, return_dict=True).logits
+    if stage == "fine":
+        codebook = batch["codebook"]
+        ids = batch["input_ids"]
+        logits = None
+        for k in torch.unique(codebook).tolist():  # the fine model takes one codebook per call
+            rows = (codebook == k).nonzero(as_tuple=True)[0]
+            out = module(codebook_idx=int(k), input_ids=ids[rows], return_dict=True).logits
+            if logits is None:
+                logits = out.new_zeros((ids.shape[0],) + out.shape[1:])
+            logits[rows] = out
+        return logits
+    raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
+
+
+def stage_loss(stage: str, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over target positions, in the vocabulary generation samples from."""
+    labels = batch["labels"]
+    mask = labels != IGNORE
+    n = int(mask.sum())
+    if n == 0:
+        return logits.sum() * 0.0, 0
+    flat = logits[mask].float()       # (N, V)
+    target = labels[mask]             # (N,)
+    if stage == "semantic":           # the 10000 tokens and EOS (generation suppresses the rest)
+        scores, idx = flat[:, : C.SEMANTIC_VOCAB_SIZE + 1], target
+    elif stage == "coarse":           # the target's own codebook: 1024 entries
+        book = (target - C.SEMANTIC_VOCAB_SIZE) // C.CODEBOOK_SIZE
+        start = C.SEMANTIC_VOCAB_SIZE + book * C.CODEBOOK_SIZE                       # (N,)
+        cols = start[:, None] + torch.arange(C.CODEBOOK_SIZE, device=flat.device)     # (N, 1024)
+        scores, idx = flat.gather(1, cols), target - start
+    elif stage == "fine":
+        scores, idx = flat[:, : C.CODEBOOK_SIZE], target
+    else:
+        raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
+    return F.cross_entropy(scores, idx, reduction="mean"), n

@@ -1,0 +1,265 @@
+"""dataset create|list|import|clips|trim|text|lint|prepare|transcribe|show|export."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from studio.cli import emit, json_option, pass_ctx
+from studio.errors import UserError
+
+
+def register(main: click.Group) -> None:
+    main.add_command(dataset)
+
+
+@click.group("dataset")
+def dataset() -> None:
+    """Curate datasets: import recordings, trim, transcribe, prepare, report, export."""
+
+
+def _job_line(j: dict) -> str:
+    line = f"job {j['id']} ({j['kind']}): {j['status']}"
+    if j.get("message"):
+        line += f" - {j['message']}"
+    if j.get("error"):
+        line += f"\nerror: {j['error']}"
+    return line
+
+
+def _finish_job(job: dict, as_json: bool) -> None:
+    emit(job, as_json, _job_line)
+    if job["status"] in ("failed", "cancelled", "interrupted"):
+        sys.exit(1)
+
+
+@dataset.command("create")
+@click.argument("name")
+@click.option("--description", default="")
+@click.option("--allow-free-tags", is_flag=True, help="Accept tags beyond Bark's markers ([thunder], ...).")
+@click.option("--target-lufs", type=float, help="Loudness target for this dataset (default -20).")
+@click.option("--keep-dynamics", is_flag=True, help="One gain for the whole set (whisper/ASMR data keeps its quietness).")
+@json_option
+@pass_ctx
+def create(ctx, name, description, allow_free_tags, target_lufs, keep_dynamics, as_json):
+    """Create an empty dataset."""
+    from studio.datasets import store
+    from studio.datasets.prepare import resolve_settings
+
+    settings = {k: v for k, v in (("target_lufs", target_lufs), ("keep_dynamics", keep_dynamics or None)) if v is not None}
+    resolve_settings(settings, None)  # refuse bad values now, not at prepare time
+    ds = store.create_dataset(ctx.ws.db, name, description, settings, allow_free_tags)
+    emit(ds, as_json, lambda d: f"created dataset {d['name']}")
+
+
+@dataset.command("list")
+@json_option
+@pass_ctx
+def list_(ctx, as_json):
+    """Datasets with their clip counts and durations."""
+    from studio.datasets import store
+
+    rows = store.list_datasets(ctx.ws.db)
+    emit(rows, as_json, lambda rs: "\n".join(f"{d['name']:<24} {d['clips']:>6} clips {d['duration_s'] / 60:8.1f} min"
+                                            for d in rs) or "no datasets")
+
+
+@dataset.command("import")
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--source", default="", help="Where the audio came from (default: each file's path).")
+@click.option("--licence", "--license", "licence", default="", help="Licence or consent note kept on each clip.")
+@click.option("--speaker", default="", help="Speaker label (a corpus layout's own speakers win).")
+@click.option("--provenance", type=click.Choice(["human", "ai"]), default="human", show_default=True,
+              help="Human recording or AI-generated audio (the report warns about the latter).")
+@json_option
+@pass_ctx
+def import_(ctx, name, paths, source, licence, speaker, provenance, as_json):
+    """Import files, folders and zip archives (LJSpeech, wav|text lists, VCTK and Common Voice
+    layouts are recognised). Each refused file is named with its reason; the rest import.
+    Exit status 0 when every file imported, 3 when some were refused."""
+    from studio.datasets.importer import ImportOptions, import_paths
+
+    report = import_paths(ctx.ws, name, [str(Path(p).expanduser()) for p in paths],
+                          ImportOptions(source=source, licence=licence, speaker=speaker, provenance=provenance))
+
+    def human(r):
+        lines = [f"imported {len(r['imported'])} clip(s) into {r['dataset']}"
+                 + (f" ({', '.join(r['layouts'])})" if r["layouts"] else "")]
+        lines += [f"duplicate: {d['file']} ({d['note']})" for d in r["duplicates"]]
+        lines += [f"refused: {e['file']}: {e['error']}" for e in r["errors"]]
+        return "\n".join(lines)
+
+    emit(report, as_json, human)
+    if report["errors"]:
+        sys.exit(3)
+
+
+@dataset.command("clips")
+@click.argument("name")
+@json_option
+@pass_ctx
+def clips(ctx, name, as_json):
+    """Clips of a dataset with their trims and transcripts."""
+    from studio.datasets import store
+
+    rows = store.list_clips(ctx.ws.db, name)
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{c['id']:>5} {c['trimmed_duration']:7.2f}s {c['speaker'] or '-':<10} {c['provenance']:<5} "
+        f"{(c['transcript_source'] or '-'):<7} {c['name']}  {c['text'] or ''}" for c in rs) or "no clips")
+
+
+@dataset.command("trim")
+@click.argument("clip_id", type=int)
+@click.argument("start", type=float, required=False)
+@click.argument("end", type=float, required=False)
+@click.option("--undo", is_flag=True, help="Go back to the previous trim.")
+@json_option
+@pass_ctx
+def trim(ctx, clip_id, start, end, undo, as_json):
+    """Keep START..END seconds of a clip (non-destructive: the original never changes)."""
+    from studio.datasets import store
+
+    if undo:
+        out = store.undo_trim(ctx.ws.db, clip_id)
+    else:
+        if start is None or end is None:
+            raise UserError("give START and END in seconds, or --undo")
+        out = store.set_trim(ctx.ws.db, clip_id, start, end)
+    emit(out, as_json, lambda c: f"clip {c['id']}: keeps {c['trim_start'] or 0:.2f}-"
+                                 f"{c['trim_end'] if c['trim_end'] is not None else c['duration']:.2f} s")
+
+
+@dataset.command("text")
+@click.argument("clip_id", type=int)
+@click.argument("text", required=False)
+@click.option("--undo", is_flag=True, help="Undo the newest transcript edit.")
+@click.option("--history", is_flag=True, help="Show the clip's transcript edits.")
+@click.option("--checked", is_flag=True, help="Mark the current machine transcript as human-checked.")
+@json_option
+@pass_ctx
+def text(ctx, clip_id, text, undo, history, checked, as_json):
+    """Set a clip's transcript (marks it human-checked), undo an edit, or show the history."""
+    from studio.datasets import store
+    from studio.datasets.lint import lint
+
+    db = ctx.ws.db
+    if history:
+        rows = store.transcript_history(db, clip_id)
+        emit(rows, as_json, lambda rs: "\n".join(f"{e['id']:>5} {e['at']} {e['by']:<6} {'(undone) ' if e['undone'] else ''}"
+                                                f"{e['before']!r} -> {e['after']!r}" for e in rs) or "no edits")
+        return
+    if undo:
+        out = store.undo_transcript(db, clip_id)
+    elif checked:
+        out = store.mark_checked(db, clip_id)
+    elif text is not None:
+        out = store.set_transcript(db, clip_id, text)
+    else:
+        raise UserError("give the TEXT, or --undo, --history or --checked")
+    clip = store.get_clip(db, clip_id)
+    out["lint"] = lint(out.get("text"), clip.get("asr_text"))
+    emit(out, as_json, lambda o: f"clip {clip_id} ({o['source']}): {o['text']}"
+                                 + "".join(f"\n{i['severity']}: {i['message']}" for i in o["lint"]))
+
+
+@dataset.command("lint")
+@click.argument("name")
+@json_option
+@pass_ctx
+def lint_cmd(ctx, name, as_json):
+    """Linter messages for every transcript of a dataset."""
+    from studio.datasets import store
+    from studio.datasets.lint import lint
+
+    ds = store.get_dataset(ctx.ws.db, name)
+    out = [{"clip_id": c["id"], "name": c["name"], "issues": lint(c["text"], c["asr_text"], ds["allow_free_tags"])}
+           for c in store.list_clips(ctx.ws.db, name)]
+    out = [o for o in out if o["issues"]]
+    emit(out, as_json, lambda rs: "\n".join(f"clip {o['clip_id']} {o['name']}: {i['severity']}: {i['message']}"
+                                            for o in rs for i in o["issues"]) or "no problems")
+
+
+@dataset.command("prepare")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Block until done (runs the job here when no worker is alive).")
+@click.option("--target-lufs", type=float, help="Loudness target (default -20 LUFS).")
+@click.option("--peak-dbfs", type=float, help="Peak ceiling (default -1 dBFS).")
+@click.option("--keep-dynamics/--normalize-each", default=None, help="One gain for the whole set, or each segment to the target.")
+@click.option("--min-segment", "min_segment_s", type=float, help="Shortest segment in seconds (default 5).")
+@click.option("--max-segment", "max_segment_s", type=float, help="Longest segment in seconds (default 15).")
+@click.option("--min-snr", "min_snr_db", type=float, help="Keep segments with WADA-SNR at least this (default 20 dB).")
+@click.option("--no-vad", is_flag=True, help="Do not trim silence with silero-vad.")
+@json_option
+@pass_ctx
+def prepare(ctx, name, wait, as_json, no_vad, **settings):
+    """Make a new prepared version: 24 kHz mono segments, loudness, VAD, SNR filter."""
+    from studio.datasets import store
+    from studio.datasets.prepare import resolve_settings
+    from workers.dispatch import submit
+
+    ds = store.get_dataset(ctx.ws.db, name)
+    overrides = {k: v for k, v in settings.items() if v is not None}
+    if no_vad:
+        overrides["vad"] = False
+    resolve_settings(ds["settings"], overrides)  # bad settings fail here, before a job is queued
+    _finish_job(submit(ctx.ws, "prepare", {"dataset": name, "settings": overrides}, wait=wait), as_json)
+
+
+@dataset.command("transcribe")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Block until done (runs the job here when no worker is alive).")
+@click.option("--model-size", default="base", show_default=True,
+              help="Whisper size (tiny.en, base, small, medium, large-v3, turbo, whisper-tiny); "
+                   "`tiny` is the offline random-weight test preset.")
+@click.option("--backend", type=click.Choice(["openai-whisper", "faster-whisper"]), default="openai-whisper", show_default=True)
+@click.option("--redo", is_flag=True, help="Also clips that already have ASR text.")
+@json_option
+@pass_ctx
+def transcribe(ctx, name, wait, model_size, backend, redo, as_json):
+    """Transcribe clips with Whisper (word timestamps). Human-checked texts are never replaced."""
+    from models.asr import MODEL_SIZES
+    from studio.datasets import store
+    from workers.dispatch import submit
+
+    store.get_dataset(ctx.ws.db, name)
+    if model_size not in MODEL_SIZES:
+        raise UserError(f"unknown Whisper size {model_size!r}; choose one of {', '.join(MODEL_SIZES)}")
+    _finish_job(submit(ctx.ws, "transcribe", {"dataset": name, "model_size": model_size, "backend": backend,
+                                              "redo": redo}, wait=wait), as_json)
+
+
+@dataset.command("show")
+@click.argument("name")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Also write the report's PNG plots here.")
+@json_option
+@pass_ctx
+def show(ctx, name, plots_dir, as_json):
+    """The dataset report: duration and clips against the tiers, distributions, markers, warnings."""
+    from studio.datasets.report import build_report, plot_pngs, public, summary_markdown
+
+    report = build_report(ctx.ws.db, name)
+    out = public(report)
+    if plots_dir:
+        folder = Path(plots_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        out["plots"] = {}
+        for key, png in plot_pngs(report).items():
+            (folder / f"{name}-{key}.png").write_bytes(png)
+            out["plots"][key] = str(folder / f"{name}-{key}.png")
+    emit(out, as_json, lambda _: summary_markdown(report).replace("**", ""))
+
+
+@dataset.command("export")
+@click.argument("name")
+@click.argument("target_dir", type=click.Path(file_okay=False))
+@json_option
+@pass_ctx
+def export(ctx, name, target_dir, as_json):
+    """Export the newest prepared version as an LJSpeech-style folder with a hash manifest."""
+    from studio.datasets.export import export_dataset
+
+    out = export_dataset(ctx.ws, name, target_dir)
+    emit(out, as_json, lambda o: f"exported {o['segments']} segments ({o['duration_s'] / 60:.1f} min) of "
+                                 f"{o['dataset']} v{o['version']} to {o['folder']}")

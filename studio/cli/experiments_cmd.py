@@ -1,0 +1,472 @@
+"""eval, sweep, sweeps list|show, experiment create|list|show|link|conclude, emergent list|add|star|tag|note|export."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from studio.cli import emit, json_option, pass_ctx
+from studio.errors import UserError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def register(main: click.Group) -> None:
+    for cmd in (eval_cmd, sweep_cmd, sweeps_group, experiment_group, emergent_group):
+        main.add_command(cmd)
+
+
+def _audio_files(items: tuple[str, ...]) -> list[str]:
+    """Files as given; folders expand to their audio files, sorted by name."""
+    out = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(str(f.resolve()) for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise UserError(f"{item}: the folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            out += found
+        elif p.is_file():
+            out.append(str(p.resolve()))
+        else:
+            raise UserError(f"{item}: no such file or folder")
+    return out
+
+
+def _texts(texts: tuple[str, ...], texts_file: str | None) -> list[str]:
+    if texts_file:
+        path = Path(texts_file)
+        if not path.is_file():
+            raise UserError(f"{texts_file}: no such texts file")
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return list(texts)
+
+
+def _job_result(ws, job: dict) -> dict:
+    from studio.experiments.sweeps import sweep_for_job
+
+    out = {"job": job}
+    if job["status"] not in ("queued", "running"):
+        out["sweep"] = sweep_for_job(ws, job["id"])
+    return out
+
+
+def _job_line(d: dict) -> str:
+    job = d["job"]
+    lines = [f"job {job['id']} ({job['kind']}): {job['status']}"]
+    if job.get("error"):
+        lines.append(f"error: {job['error']}")
+    sweep = d.get("sweep")
+    if sweep:
+        summary = sweep.get("summary") or {}
+        lines.append(f"sweep {sweep['id']}: {summary.get('n_outputs', 0)} outputs, {len(sweep['plots'])} plots, "
+                     f"{len(summary.get('flagged') or [])} flagged into the emergent log")
+        floors = summary.get("floors") or {}
+        for k in ("asr_model", "wer_floor", "speaker_encoder", "real_vs_real_similarity"):
+            if floors.get(k) is not None:
+                lines.append(f"  {k}: {floors[k]}")
+        for name, st in (summary.get("overall") or {}).items():
+            if st.get("mean") is not None:
+                lines.append(f"  {name:<22} mean {st['mean']:.4g}  (n={st['n']})")
+    return "\n".join(lines)
+
+
+def _finish(ctx, job: dict, as_json: bool) -> None:
+    result = _job_result(ctx.ws, job)
+    emit(result, as_json, _job_line)
+    if job["status"] == "failed":
+        raise SystemExit(1)
+
+
+@click.command("eval")
+@click.argument("audio", nargs=-1, required=True)
+@click.option("--text", "texts", multiple=True, help="What each clip should say (one per clip, in order).")
+@click.option("--texts-file", type=click.Path(dir_okay=False), help="One text per line, in clip order.")
+@click.option("--ref", "references", multiple=True, help="Real clip(s) of the target speaker (similarity).")
+@click.option("--prosody-ref", "prosody_refs", multiple=True, help="A same-text recording per clip (F0).")
+@click.option("--real", "real_audio", multiple=True, help="Real recording(s) for the WER floor.")
+@click.option("--real-text", "real_texts", multiple=True, help="Transcript of each --real recording.")
+@click.option("--asr", help="Whisper size for WER (base, small, ...; `tiny` = random weights, tests only).")
+@click.option("--encoder", default="resemblyzer", show_default=True, type=click.Choice(["resemblyzer", "wavlm"]))
+@click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
+@click.option("--arm", default="", help="The arm these clips belong to (outliers are judged per arm).")
+@click.option("--experiment", help="Experiment (id or name) this eval belongs to.")
+@click.option("--name", default="", help="A label for this eval.")
+@click.option("--no-flag", is_flag=True, help="Do not flag outliers into the emergent log.")
+@click.option("--wait", is_flag=True, help="Block until the job ends (runs it here if no worker is alive).")
+@json_option
+@pass_ctx
+def eval_cmd(ctx, audio, texts, texts_file, references, prosody_refs, real_audio, real_texts, asr, encoder,
+             f0_method, arm, experiment, name, no_flag, wait, as_json):
+    """Metrics for AUDIO files or folders: WER, speaker similarity, prosody, descriptors."""
+    from studio.experiments.records import experiment_id
+    from workers.dispatch import submit
+
+    files = _audio_files(audio)
+    params = {"audio": files, "texts": _texts(texts, texts_file),
+              "references": _audio_files(references) if references else [],
+              "prosody_references": _audio_files(prosody_refs) if prosody_refs else [],
+              "real_audio": _audio_files(real_audio) if real_audio else [], "real_texts": list(real_texts),
+              "asr": asr, "speaker_encoder": encoder, "f0_method": f0_method, "arm": arm,
+              "experiment_id": experiment_id(ctx.ws, experiment), "name": name, "flag": not no_flag}
+    for key, label in (("texts", "--text"), ("prosody_references", "--prosody-ref")):
+        if params[key] and len(params[key]) != len(files):
+            raise UserError(f"{len(params[key])} {label} for {len(files)} audio files; give one per file")
+    if len(params["real_texts"]) != len(params["real_audio"]):
+        raise UserError("give one --real-text per --real recording")
+    _finish(ctx, submit(ctx.ws, "eval", params, wait=wait), as_json)
+
+
+def _axis(spec: str) -> tuple[str, list]:
+    name, sep, values = spec.partition("=")
+    if not sep or not values.strip():
+        raise UserError(f"--axis {spec!r}: write NAME=V1,V2,... (e.g. semantic_temperature=0.5,0.7,1.0)")
+    raw = [v.strip() for v in values.split(",") if v.strip()]
+    try:
+        vals = [float(v) if name.strip() not in ("adapter_mix", "prompt", "arm") else v for v in raw]
+    except ValueError:
+        raise UserError(f"--axis {spec!r}: values must be numbers") from None
+    return name.strip(), vals
+
+
+def _range(spec: str) -> tuple[str, list[float]]:
+    name, sep, values = spec.partition("=")
+    lo, colon, hi = values.partition(":")
+    try:
+        if not sep or not colon:
+            raise ValueError
+        return name.strip(), [float(lo), float(hi)]
+    except ValueError:
+        raise UserError(f"--range {spec!r}: write NAME=LOW:HIGH (e.g. adapter_scale=0:2.5)") from None
+
+
+def _adapter_specs(spec: str, where: str) -> list[dict]:
+    """PATH:SCALE+PATH:SCALE -> [{path, scale}] (paths resolved; a missing folder is an error)."""
+    out = []
+    for part in spec.split("+"):
+        path, colon, scale = part.rpartition(":")
+        if not colon:
+            path, scale = part, "1.0"
+        try:
+            value = float(scale)
+        except ValueError:
+            raise UserError(f"{where} {spec!r}: scale {scale!r} is not a number") from None
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise UserError(f"{where} {spec!r}: adapter folder {path} does not exist")
+        out.append({"path": str(p.resolve()), "scale": value})
+    return out
+
+
+def _mix(spec: str) -> tuple[str, list[dict]]:
+    name, sep, rest = spec.partition("=")
+    if not sep or not name.strip():
+        raise UserError(f"--mix {spec!r}: write NAME=PATH:SCALE+PATH:SCALE")
+    return name.strip(), _adapter_specs(rest, "--mix")
+
+
+@click.command("sweep")
+@click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
+@click.option("--experiment", help="Experiment (id or name): its prompts and arms are used.")
+@click.option("--model", default=None, help="Bark model: tiny, small, large, a hub id or folder (default tiny).")
+@click.option("--voice", help="Voice prompt (.npz) for every output.")
+@click.option("--adapter", help="Adapter folder whose scale `--axis adapter_scale=...` sweeps.")
+@click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,...: semantic_temperature, coarse_temperature, "
+              "fine_temperature, adapter_scale, adapter_mix, seed, arm.")
+@click.option("--range", "ranges", multiple=True, help="NAME=LOW:HIGH for --random sweeps.")
+@click.option("--mix", "mixes", multiple=True, help="NAME=PATH:SCALE+PATH:SCALE, an adapter mix for adapter_mix.")
+@click.option("--arm", "arms", multiple=True, help="Sweep these arms of the experiment (default: all of them).")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option("--random", "n_random", type=int, default=0, help="Draw N random points instead of the full grid.")
+@click.option("--random-seed", type=int, default=0, show_default=True)
+@click.option("--ref", "references", multiple=True, help="Real clip(s) of the target speaker (similarity).")
+@click.option("--asr", help="Whisper size for WER (`tiny` = random weights, tests only).")
+@click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
+@click.option("--batch-size", default=4, show_default=True, type=int, help="Generations per batch.")
+@click.option("--max-new-semantic", type=int, help="Cap on semantic tokens per output (short trials).")
+@click.option("--name", default="")
+@click.option("--no-flag", is_flag=True, help="Do not flag outliers into the emergent log.")
+@click.option("--wait", is_flag=True, help="Block until the job ends (runs it here if no worker is alive).")
+@json_option
+@pass_ctx
+def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, seeds, n_random, random_seed,
+              references, asr, f0_method, batch_size, max_new_semantic, name, no_flag, wait, as_json):
+    """Generate over a grid (or random draw) of parameters, measure every output, plot each metric."""
+    from studio.experiments import grid
+    from studio.experiments.records import get_experiment
+    from workers.dispatch import submit
+
+    exp = get_experiment(ctx.ws, experiment) if experiment else None
+    axes_d = dict(_axis(a) for a in axes)
+    request = {"mode": "random" if n_random else "grid", "n": n_random, "random_seed": random_seed,
+               "prompts": list(prompts) or (exp["prompts"] if exp else []),
+               "seeds": [int(s) for s in seeds.split(",") if s.strip()], "axes": axes_d,
+               "ranges": dict(_range(r) for r in ranges), "mixes": dict(_mix(m) for m in mixes),
+               "model": model, "voice": str(Path(voice).resolve()) if voice else None,
+               "adapter": _adapter_specs(adapter, "--adapter")[0]["path"] if adapter else None,
+               "references": _audio_files(references) if references else [], "asr": asr, "f0_method": f0_method,
+               "batch_size": batch_size, "max_new_semantic": max_new_semantic, "name": name, "flag": not no_flag,
+               "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else []}
+    if exp and exp["arms"] and "arm" not in axes_d:
+        chosen = list(arms) or [a["name"] for a in exp["arms"]]
+        request["axes"]["arm"] = chosen
+    if voice and not Path(voice).is_file():
+        raise UserError(f"{voice}: no such voice prompt file")
+    request = grid.normalize(request)  # bad requests fail here, before a job row exists
+    _finish(ctx, submit(ctx.ws, "sweep", request, wait=wait), as_json)
+
+
+@click.group("sweeps")
+def sweeps_group() -> None:
+    """Sweeps and evals already run, with every output."""
+
+
+@sweeps_group.command("list")
+@click.option("--experiment")
+@json_option
+@pass_ctx
+def sweeps_list(ctx, experiment, as_json):
+    from studio.experiments.records import experiment_id
+    from studio.experiments.sweeps import list_sweeps
+
+    rows = list_sweeps(ctx.ws, experiment_id(ctx.ws, experiment))
+    emit(rows, as_json, lambda rs: "\n".join(
+        f"{r['id']:>4}  {r['mode']:<6} {r['status']:<8} job {r['job_id']}  {r['name']}" for r in rs) or "no sweeps")
+
+
+@sweeps_group.command("show")
+@click.argument("sweep_id", type=int)
+@json_option
+@pass_ctx
+def sweeps_show(ctx, sweep_id, as_json):
+    from studio.experiments.sweeps import get_sweep
+
+    sweep = get_sweep(ctx.ws, sweep_id)
+    emit(sweep, as_json, lambda x: _job_line({"job": {"id": x["job_id"], "kind": x["mode"], "status": x["status"]},
+                                              "sweep": x}))
+
+
+# Experiments ------------------------------------------------------------------------------------
+
+def _arm(spec: str) -> dict:
+    """JSON, or key=value pairs: name=ft,kind=finetune,adapter=PATH:1.0,voice=PATH,model=tiny."""
+    if spec.strip().startswith("{"):
+        try:
+            return json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--arm {spec!r}: not valid JSON ({exc})") from None
+    arm: dict = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise UserError(f"--arm {spec!r}: write name=...,kind=... (kinds: base, voice_prompt, finetune, "
+                            f"adapter_scale, adapter_mix)")
+        key, value = key.strip(), value.strip()
+        if key == "adapter":
+            arm["adapters"] = _adapter_specs(value, "--arm")
+        elif key == "voice":
+            if not Path(value).is_file():
+                raise UserError(f"--arm {spec!r}: voice prompt {value} does not exist")
+            arm["voice"] = str(Path(value).resolve())
+        else:
+            arm[key] = value
+    return arm
+
+
+def _experiment_text(e: dict) -> str:
+    lines = [f"experiment {e['id']}: {e['name']} ({e['status']})", f"hypothesis: {e['hypothesis'] or '-'}",
+             f"dataset: {e['dataset'] or '-'}", "arms: " + (", ".join(f"{a['name']} ({a['kind']})" for a in e["arms"])
+                                                          or "-"),
+             f"prompts: {len(e['prompts'])}"]
+    for s in e.get("sweeps", []):
+        summary = s.get("summary") or {}
+        lines.append(f"  {s['mode']} {s['id']} ({s['status']}): {summary.get('n_outputs', 0)} outputs, "
+                     f"{len(s['plots'])} plots")
+        for metric, per_arm in (summary.get("by_arm") or {}).items():
+            if metric in ("wer", "speaker_similarity", "f0_corr", "music_likeness", "duration_s"):
+                cells = ", ".join(f"{arm}={v['mean']:.3g}" for arm, v in per_arm.items() if v.get("mean") is not None)
+                if cells:
+                    lines.append(f"    {metric}: {cells}")
+    for r in e.get("listening", []):
+        lines.append(f"  listening {r['session_id']} {r.get('name', '')}: {r.get('n_votes', 0)} votes"
+                     + (f" ({r['error']})" if r.get("error") else ""))
+    lines.append(f"  emergent entries: {len(e.get('emergent', []))}")
+    lines.append(f"conclusion: {e['conclusion'] or '-'}")
+    return "\n".join(lines)
+
+
+@click.group("experiment")
+def experiment_group() -> None:
+    """Experiment records: hypothesis, dataset, arms, prompts, results and a conclusion."""
+
+
+@experiment_group.command("create")
+@click.argument("name")
+@click.option("--hypothesis", default="")
+@click.option("--dataset", help="The dataset (name or id) the arms were trained or conditioned on.")
+@click.option("--arm", "arms", multiple=True, help="name=...,kind=base|voice_prompt|finetune|adapter_scale|"
+              "adapter_mix[,adapter=PATH:SCALE+PATH:SCALE][,voice=PATH][,model=tiny], or JSON.")
+@click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
+@click.option("--prompts-file", type=click.Path(dir_okay=False), help="One test prompt per line.")
+@json_option
+@pass_ctx
+def experiment_create(ctx, name, hypothesis, dataset, arms, prompts, prompts_file, as_json):
+    from studio.experiments.records import create_experiment
+
+    exp = create_experiment(ctx.ws, name=name, hypothesis=hypothesis, dataset=dataset,
+                            arms=[_arm(a) for a in arms], prompts=_texts(prompts, prompts_file))
+    emit(exp, as_json, _experiment_text)
+
+
+@experiment_group.command("list")
+@json_option
+@pass_ctx
+def experiment_list(ctx, as_json):
+    from studio.experiments.records import list_experiments
+
+    rows = list_experiments(ctx.ws)
+    emit(rows, as_json, lambda rs: "\n".join(f"{e['id']:>4}  {e['status']:<9} {e['name']}" for e in rs)
+         or "no experiments")
+
+
+@experiment_group.command("show")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def experiment_show(ctx, ref, as_json):
+    """The experiment's page: record, sweeps and metrics, listening results, emergent entries."""
+    from studio.experiments.records import page
+
+    emit(page(ctx.ws, ref), as_json, _experiment_text)
+
+
+@experiment_group.command("link")
+@click.argument("ref")
+@click.option("--listening", "sessions", multiple=True, type=int, required=True, help="Listening session id.")
+@json_option
+@pass_ctx
+def experiment_link(ctx, ref, sessions, as_json):
+    """Attach listening sessions to an experiment (their results appear on its page)."""
+    from studio.experiments.records import update_experiment
+
+    emit(update_experiment(ctx.ws, ref, add_listening=list(sessions)), as_json, _experiment_text)
+
+
+@experiment_group.command("conclude")
+@click.argument("ref")
+@click.argument("conclusion")
+@json_option
+@pass_ctx
+def experiment_conclude(ctx, ref, conclusion, as_json):
+    from studio.experiments.records import conclude
+
+    emit(conclude(ctx.ws, ref, conclusion), as_json, _experiment_text)
+
+
+# Emergent log ---------------------------------------------------------------------------------
+
+def _entry_line(e: dict) -> str:
+    stars = "*" * e["stars"]
+    what = f"output {e['output_id']}" if e["output_id"] else (f"generation {e['generation_id']}" if e["generation_id"]
+                                                              else e["audio_path"] or "-")
+    return (f"{e['id']:>4}  {e['source']:<6} {stars:<5} {what}  [{', '.join(e['tags'])}]  "
+            f"{e['flag_reason'] or e['notes'] or ''}")
+
+
+@click.group("emergent")
+def emergent_group() -> None:
+    """The emergent-behaviour log: outliers flagged automatically, and clips added by hand."""
+
+
+def _filters(f):
+    f = click.option("--tag")(f)
+    f = click.option("--min-stars", type=int, default=0)(f)
+    f = click.option("--source", type=click.Choice(["auto", "manual"]))(f)
+    f = click.option("--experiment")(f)
+    f = click.option("--sweep", "sweep_id", type=int)(f)
+    return f
+
+
+def _list(ctx, tag, min_stars, source, experiment, sweep_id):
+    from studio.experiments.emergent import list_entries
+    from studio.experiments.records import experiment_id
+
+    return list_entries(ctx.ws, tag=tag, min_stars=min_stars, source=source,
+                        experiment_id=experiment_id(ctx.ws, experiment), sweep_id=sweep_id)
+
+
+@emergent_group.command("list")
+@_filters
+@json_option
+@pass_ctx
+def emergent_list(ctx, tag, min_stars, source, experiment, sweep_id, as_json):
+    rows = _list(ctx, tag, min_stars, source, experiment, sweep_id)
+    emit(rows, as_json, lambda rs: "\n".join(_entry_line(e) for e in rs) or "the log is empty")
+
+
+@emergent_group.command("add")
+@click.option("--output", "output_id", type=int, help="A sweep/eval output id.")
+@click.option("--generation", "generation_id", type=int, help="A generation from the history.")
+@click.option("--audio", type=click.Path(dir_okay=False), help="Any audio file (copied into the workspace).")
+@click.option("--experiment")
+@click.option("--tag", "tags", multiple=True)
+@click.option("--notes", default="")
+@click.option("--stars", type=int, default=0)
+@json_option
+@pass_ctx
+def emergent_add(ctx, output_id, generation_id, audio, experiment, tags, notes, stars, as_json):
+    from studio.experiments.emergent import add_entry
+    from studio.experiments.records import experiment_id
+
+    entry = add_entry(ctx.ws, output_id=output_id, generation_id=generation_id, audio=audio,
+                      experiment_id=experiment_id(ctx.ws, experiment), tags=list(tags), notes=notes, stars=stars)
+    emit(entry, as_json, _entry_line)
+
+
+@emergent_group.command("star")
+@click.argument("entry_id", type=int)
+@click.argument("stars", type=int)
+@json_option
+@pass_ctx
+def emergent_star(ctx, entry_id, stars, as_json):
+    from studio.experiments.emergent import update_entry
+
+    emit(update_entry(ctx.ws, entry_id, stars=stars), as_json, _entry_line)
+
+
+@emergent_group.command("tag")
+@click.argument("entry_id", type=int)
+@click.option("--add", "add", multiple=True)
+@click.option("--remove", "remove", multiple=True)
+@json_option
+@pass_ctx
+def emergent_tag(ctx, entry_id, add, remove, as_json):
+    from studio.experiments.emergent import update_entry
+
+    emit(update_entry(ctx.ws, entry_id, add_tags=list(add), remove_tags=list(remove)), as_json, _entry_line)
+
+
+@emergent_group.command("note")
+@click.argument("entry_id", type=int)
+@click.argument("notes")
+@json_option
+@pass_ctx
+def emergent_note(ctx, entry_id, notes, as_json):
+    from studio.experiments.emergent import update_entry
+
+    emit(update_entry(ctx.ws, entry_id, notes=notes), as_json, _entry_line)
+
+
+@emergent_group.command("export")
+@click.argument("target", type=click.Path(dir_okay=False))
+@_filters
+@json_option
+@pass_ctx
+def emergent_export(ctx, target, tag, min_stars, source, experiment, sweep_id, as_json):
+    """A zip of the (filtered) entries' audio with a JSON manifest of how to reproduce each."""
+    from studio.experiments.emergent import export_entries
+
+    rows = _list(ctx, tag, min_stars, source, experiment, sweep_id)
+    path = export_entries(ctx.ws, rows, Path(target))
+    emit({"export": str(path), "entries": len(rows)}, as_json, lambda d: f"exported {d['entries']} entries to {d['export']}")

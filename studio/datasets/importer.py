@@ -1,0 +1,171 @@
+"""Importing clips: files, folders and zip archives, with corpus layouts recognised. Every file is
+decoded and validated on its own, so one bad file gives one clear message and the rest of the
+batch imports. Originals are stored by content hash and never overwritten; a file already in the
+dataset is reported as a duplicate, not stored twice.
+
+Runs in a worker (the `import` job) for uploads from the browser, so a decoder crash on untrusted
+audio cannot take the web process down; the CLI runs it in its own process."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from studio.audio.decode import AUDIO_EXTENSIONS, AudioError, decode_file, display_name, max_file_bytes, printable
+from studio.datasets.archive import ARCHIVE_EXTENSIONS, ZipLimits, extract_zip
+from studio.datasets.corpus import Layout, Meta, audio_files, read_layout
+from studio.datasets.models import PROVENANCE, Clip, Transcript, TranscriptEdit
+from studio.datasets.store import get_dataset_row
+from studio.errors import UserError
+from studio.workspace import Workspace
+
+PEAK_POINTS = 800  # waveform envelope drawn by the UI without decoding audio in the web process
+
+
+@dataclass
+class ImportOptions:
+    source: str = ""  # where the audio came from (defaults to the file's path or upload name)
+    licence: str = ""  # licence / consent note
+    speaker: str = ""  # default speaker label (a corpus layout's own speaker wins)
+    provenance: str = "human"  # human | ai
+    max_file_bytes: int | None = None
+
+    def check(self) -> None:
+        if self.provenance not in PROVENANCE:
+            raise UserError(f"provenance must be one of {', '.join(PROVENANCE)}, not {self.provenance!r}")
+
+
+def peaks(mono: np.ndarray, points: int = PEAK_POINTS) -> list[float]:
+    n = max(1, min(points, mono.size))
+    edges = np.linspace(0, mono.size, n + 1).astype(int)
+    return [round(float(np.abs(mono[a:b]).max()) if b > a else 0.0, 4) for a, b in zip(edges, edges[1:])]
+
+
+def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: ImportOptions | None = None, *,
+                 labels: dict[str, str] | None = None, progress: Callable[[int, int, str], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> dict:
+    """Import files, folders and zips into `dataset`. `labels` maps a path to the name shown in
+    messages (the name a browser upload arrived with)."""
+    options = options or ImportOptions()
+    options.check()
+    with ws.db.read() as s:
+        dataset_id = get_dataset_row(s, dataset).id
+    limit = options.max_file_bytes if options.max_file_bytes is not None else max_file_bytes()
+    labels = labels or {}
+    report: dict = {"dataset": dataset, "imported": [], "duplicates": [], "errors": [], "skipped": [], "layouts": []}
+    work = Path(tempfile.mkdtemp(prefix="import-", dir=ws.tmp_dir))
+    try:
+        items = _expand(paths, labels, work, limit, report)
+        for i, (path, label, meta, origin) in enumerate(items):
+            if should_stop and should_stop():
+                report["stopped"] = True
+                break
+            if progress:
+                progress(i, len(items), label)
+            try:
+                report_key, row = _import_one(ws, dataset_id, path, label, meta, origin, options, limit)
+                report[report_key].append(row)
+            except UserError as exc:
+                report["errors"].append({"file": label, "error": str(exc).removeprefix(f"{label}: ")})
+            except Exception as exc:  # noqa: BLE001 - one strange file must not stop the batch
+                report["errors"].append({"file": label, "error": f"could not be imported ({type(exc).__name__}: {exc})"})
+        if progress:
+            progress(len(items), len(items), "done")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _expand(paths, labels, work: Path, limit: int, report: dict) -> list[tuple[Path, str, Meta | None, str]]:
+    """Inputs -> (audio path, label, corpus meta, origin) in a stable order."""
+    items: list[tuple[Path, str, Meta | None, str]] = []
+    for n, raw in enumerate(paths):
+        p = Path(raw)
+        label = labels.get(str(raw)) or display_name(p)
+        if p.is_symlink() and not p.exists():
+            report["errors"].append({"file": label, "error": "a broken symbolic link"})
+        elif p.is_dir():
+            items += _folder(p, label, report)
+        elif not p.exists():
+            report["errors"].append({"file": label, "error": "no such file or folder"})
+        elif p.suffix.lower() in ARCHIVE_EXTENSIONS:
+            dest = work / f"zip{n}"
+            try:
+                ex = extract_zip(p, dest, ZipLimits.from_env(max_entry_bytes=limit), label=label)
+            except UserError as exc:
+                report["errors"].append({"file": label, "error": str(exc).removeprefix(f"{label}: ")})
+                continue
+            report["errors"] += ex.errors
+            items += _folder(dest, label, report, prefix=f"{label}:")
+        elif p.suffix.lower() in AUDIO_EXTENSIONS:
+            items.append((p, label, None, str(p if not labels.get(str(raw)) else label)))
+        elif p.suffix.lower() in (".csv", ".tsv", ".txt", ".list"):
+            # a corpus list given on its own: import what it lists, from the folder it sits in
+            lay = read_layout(p.parent)
+            listed = [a for a, m in lay.meta.items() if m.layout != "sidecar"]
+            if not listed:
+                report["errors"].append({"file": label, "error": "not a recognised corpus list (LJSpeech metadata.csv, wav|text, Common Voice .tsv)"})
+            items += [(a, display_name(a), lay.meta[a], str(a)) for a in sorted(listed)]
+            report["errors"] += lay.missing
+        else:
+            report["errors"].append({"file": label, "error": f"not an audio file or zip (extension {p.suffix or 'none'!r}); "
+                                     f"accepted: {', '.join(AUDIO_EXTENSIONS + ARCHIVE_EXTENSIONS)}"})
+    return items
+
+
+def _folder(root: Path, label: str, report: dict, prefix: str | None = None) -> list:
+    lay: Layout = read_layout(root)
+    for layout in lay.layouts:
+        if layout not in report["layouts"]:
+            report["layouts"].append(layout)
+    tag = prefix if prefix is not None else f"{label}/"
+    for m in lay.missing:
+        report["errors"].append({"file": f"{tag}{m['file']}", "error": m["error"]})
+    items = []
+    resolved_root = root.resolve()
+    for p in audio_files(root):
+        rp = p.resolve()
+        rel = str(p.relative_to(root))
+        if rp in lay.skip:
+            report["skipped"].append({"file": f"{tag}{rel}", "reason": "second microphone of a take already imported"})
+            continue
+        if resolved_root not in rp.parents:
+            report["errors"].append({"file": f"{tag}{rel}", "error": "points outside the folder; not imported"})
+            continue
+        items.append((p, f"{tag}{printable(rel)}", lay.meta.get(rp), f"{tag}{rel}"))
+    return items
+
+
+def _import_one(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Meta | None, origin: str,
+                options: ImportOptions, limit: int) -> tuple[str, dict]:
+    decoded = decode_file(path, max_bytes=limit, label=label)  # raises AudioError naming the file
+    suffix = path.suffix.lower()
+    sha, blob = ws.store_file(path, suffix)  # content-addressed; an existing blob is never overwritten
+    speaker = (meta.speaker if meta and meta.speaker else options.speaker) or ""
+    with ws.db.write() as s:
+        existing = s.scalar(select(Clip).where(Clip.dataset_id == dataset_id, Clip.sha256 == sha))
+        if existing is not None:
+            return "duplicates", {"file": label, "clip_id": existing.id, "note": f"same audio as clip {existing.id} ({existing.name})"}
+        clip = Clip(dataset_id=dataset_id, name=label[-300:], sha256=sha, blob=ws.relative(blob), format=decoded.format,
+                    sample_rate=decoded.sample_rate, channels=decoded.channels, duration=round(decoded.duration, 4),
+                    source=(options.source or origin)[:500], licence=options.licence[:500], speaker=speaker[:100],
+                    provenance=options.provenance, trim_history=[], peaks=peaks(decoded.mono()))
+        s.add(clip)
+        try:
+            s.flush()
+        except IntegrityError:
+            raise AudioError(f"{label}: imported at the same moment by another job; skipped") from None
+        text = " ".join((meta.text or "").split()) if meta and meta.text else ""
+        if text:
+            s.add(Transcript(clip_id=clip.id, text=text, source="human", words=[]))
+            s.add(TranscriptEdit(clip_id=clip.id, before=None, after=text, source_before=None, source_after="human",
+                                 by="import", undone=False))
+        return "imported", {"file": label, "clip_id": clip.id, "duration": round(decoded.duration, 3),
+                            "sample_rate": decoded.sample_rate, "channels": decoded.channels,
+                            "format": decoded.format, "speaker": speaker, "text": text or None}

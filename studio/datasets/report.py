@@ -1,0 +1,217 @@
+"""The dataset report: how much there is (against the tiers), what it is like (length, SNR and
+loudness distributions, markers, diversity, speakers) and what to worry about. `dataset show
+--json` prints the same figures the tab shows."""
+from __future__ import annotations
+
+import io
+import math
+import re
+import statistics
+from collections import Counter
+
+from sqlalchemy import select
+
+from studio.datasets.api import segments_with_text
+from studio.datasets.lint import KNOWN_TAGS, lint, tags
+from studio.datasets.models import Clip, Transcript
+from studio.datasets.store import dataset_dict, get_dataset_row, latest_version, trim_bounds
+from studio.db import Database
+
+# (name, minimum seconds, minimum clips, what it buys) in rising order.
+TIERS = (
+    ("zero-shot", 5, 1, "a voice prompt from one 5-12 s clip"),
+    ("basic", 3 * 60, 50, "3-10 min / 50-100 clips: a first LoRA"),
+    ("quality", 60 * 60, 300, "1-3 h / 300+ clips: a dependable fine-tune"),
+    ("professional", 10 * 3600, 1000, "10-24 h / 1000+ clips: a full fine-tune"),
+)
+_CAPS = re.compile(r"\b[A-Z]{2,}\b")
+
+
+def tier_for(seconds: float, clips: int) -> dict:
+    reached = None
+    for name, min_s, min_n, what in TIERS:
+        if seconds >= min_s and clips >= min_n:
+            reached = name
+    nxt = next(((n, s, c, w) for n, s, c, w in TIERS if not (seconds >= s and clips >= c)), None)
+    out = {"tier": reached or "below zero-shot", "seconds": round(seconds, 2), "clips": clips}
+    if nxt:
+        out["next"] = {"tier": nxt[0], "needs_seconds": round(max(0.0, nxt[1] - seconds), 1),
+                       "needs_clips": max(0, nxt[2] - clips), "what": nxt[3]}
+    return out
+
+
+def marker_counts(texts: list[str]) -> dict[str, int]:
+    counts: Counter = Counter()
+    for t in texts:
+        for tag in tags(t):
+            counts[tag] += 1
+        counts["♪ (sung)"] += t.count("♪") // 2
+        counts["— (hesitation)"] += t.count("—")
+        counts["... (hesitation)"] += t.count("...") + t.count("…")
+        counts["CAPITALS (emphasis)"] += len([w for w in _CAPS.findall(t) if f"[{w}]" not in t])
+    return {k: v for k, v in sorted(counts.items()) if v}
+
+
+def sentence_mix(texts: list[str]) -> dict[str, int]:
+    mix = Counter()
+    for t in texts:
+        end = re.sub(r"[\s\]\"'”’)♪]+$", "", re.sub(r"\[[^\]]*\]\s*$", "", t.strip()))
+        mix["question" if end.endswith("?") else "exclamation" if end.endswith("!") else "statement"] += 1
+    return dict(mix)
+
+
+def _dist(values: list[float]) -> dict:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return {"n": 0}
+    return {"n": len(vals), "min": round(min(vals), 2), "median": round(statistics.median(vals), 2),
+            "mean": round(statistics.fmean(vals), 2), "max": round(max(vals), 2),
+            "stdev": round(statistics.pstdev(vals), 2)}
+
+
+def build_report(db: Database, name: str) -> dict:
+    with db.read() as s:
+        ds = get_dataset_row(s, name)
+        rows = list(s.execute(select(Clip, Transcript).outerjoin(Transcript, Transcript.clip_id == Clip.id)
+                              .where(Clip.dataset_id == ds.id).order_by(Clip.id)))
+        version = latest_version(s, ds.id)
+        segments = segments_with_text(s, ds.id, version.id) if version else []
+        info = dataset_dict(ds)
+        version_info = {"version": version.version, "settings": version.settings, "stats": version.stats} if version else None
+    clip_secs = [trim_bounds(c)[1] - trim_bounds(c)[0] for c, _ in rows]
+    texts = [t.text for _, t in rows if t and t.text]
+    lint_by_clip = {c.id: lint(t.text if t else None, t.asr_text if t else None, info["allow_free_tags"])
+                    for c, t in rows}
+    kept = [g for g in segments if g["kept"]]
+    trainable = [g for g in kept if g["text"]]
+    speakers: dict[str, dict] = {}
+    for (c, _), secs in zip(rows, clip_secs):
+        sp = speakers.setdefault(c.speaker or "(unlabelled)", {"clips": 0, "seconds": 0.0})
+        sp["clips"] += 1
+        sp["seconds"] = round(sp["seconds"] + secs, 2)
+    basis = "prepared" if version else "raw"
+    tier = tier_for(sum(g["duration"] for g in trainable), len(trainable)) if version \
+        else tier_for(sum(clip_secs), len(rows))
+    warnings = _warnings(rows, lint_by_clip, version, segments, kept, trainable, speakers)
+    return {
+        "dataset": info,
+        "clips": len(rows),
+        "raw_duration_s": round(sum(clip_secs), 2),
+        "transcribed_clips": len(texts),
+        "human_checked_clips": sum(1 for _, t in rows if t and t.source == "human"),
+        "ai_generated_clips": sum(1 for c, _ in rows if c.provenance == "ai"),
+        "prepared": version_info,
+        "segments": len(segments),
+        "kept_segments": len(kept),
+        "training_segments": len(trainable),
+        "training_duration_s": round(sum(g["duration"] for g in trainable), 2),
+        "tier_basis": basis,
+        "tier": tier,
+        "lengths_s": _dist([g["duration"] for g in segments] if version else clip_secs),
+        "snr_db": _dist([g["snr_db"] for g in segments]),
+        "loudness_lufs": _dist([g["lufs"] for g in segments]),
+        "markers": marker_counts(texts),
+        "known_markers": list(KNOWN_TAGS),
+        "diversity": {"sentence_mix": sentence_mix(texts), "words_per_clip": _dist([len(t.split()) for t in texts]),
+                      "length_spread_s": _dist(clip_secs)},
+        "speakers": speakers,
+        "lint": {str(cid): issues for cid, issues in lint_by_clip.items() if issues},
+        "warnings": warnings,
+        "_plot_data": {"lengths": [g["duration"] for g in segments] if version else clip_secs,
+                       "snr": [g["snr_db"] for g in segments if g["snr_db"] is not None],
+                       "lufs": [g["lufs"] for g in segments if g["lufs"] is not None]},
+    }
+
+
+def _warnings(rows, lint_by_clip, version, segments, kept, trainable, speakers) -> list[str]:
+    w = []
+    ai = sum(1 for c, _ in rows if c.provenance == "ai")
+    if ai:
+        w.append(f"{ai} clip(s) are AI-generated audio: training on synthetic speech degrades (collapses) models; "
+                 f"prefer human recordings")
+    if not rows:
+        w.append("no clips yet: import recordings")
+    untranscribed = sum(1 for _, t in rows if not (t and t.text))
+    if untranscribed:
+        w.append(f"{untranscribed} clip(s) have no transcript: run transcribe or type them")
+    machine = sum(1 for _, t in rows if t and t.text and t.source == "machine")
+    if machine:
+        w.append(f"{machine} transcript(s) are machine-made and not yet checked by a person")
+    errors = sum(1 for issues in lint_by_clip.values()
+                 if any(i["severity"] == "error" and i["code"] != "empty" for i in issues))
+    if errors:
+        w.append(f"{errors} transcript(s) have linter errors")
+    if not version and rows:
+        w.append("not prepared yet: run prepare to make 24 kHz segments")
+    if version:
+        rejected = len(segments) - len(kept)
+        if rejected:
+            w.append(f"{rejected} of {len(segments)} segment(s) were filtered out (low SNR or clipping)")
+        no_text = len(kept) - len(trainable)
+        if no_text:
+            w.append(f"{no_text} kept segment(s) have no text (transcribe, then prepare again to cut on words)")
+        clipped = sum(1 for g in segments if g["clipped_fraction"] > 0)
+        if clipped:
+            w.append(f"{clipped} segment(s) show clipping in the original recording")
+    if len(speakers) > 1 and "(unlabelled)" in speakers:
+        w.append("some clips have no speaker label in a multi-speaker set")
+    return w
+
+
+def plot_pngs(report: dict) -> dict[str, bytes]:
+    """Histograms of segment length, SNR and loudness as PNG bytes (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    data = report["_plot_data"]
+    specs = {"lengths": ("Length (s)", data["lengths"]), "snr": ("WADA-SNR (dB)", data["snr"]),
+             "loudness": ("Loudness (LUFS)", data["lufs"])}
+    out = {}
+    for key, (label, values) in specs.items():
+        fig = Figure(figsize=(4, 2.6), dpi=100)
+        ax = fig.add_subplot()
+        if values:
+            ax.hist(values, bins=min(30, max(5, len(values))), color="#4b7bec", edgecolor="white")
+        else:
+            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel(label)
+        ax.set_ylabel("count")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        out[key] = buf.getvalue()
+    return out
+
+
+def public(report: dict) -> dict:
+    """The report without its private plot data (what --json prints)."""
+    return {k: v for k, v in report.items() if not k.startswith("_")}
+
+
+def summary_markdown(report: dict) -> str:
+    t = report["tier"]
+    lines = [f"**{report['dataset']['name']}**: {report['clips']} clips, {report['raw_duration_s'] / 60:.1f} min raw; "
+             f"{report['training_segments']} training segments, {report['training_duration_s'] / 60:.1f} min"
+             + (f" (version {report['prepared']['version']})" if report["prepared"] else ""),
+             f"Tier ({report['tier_basis']}): **{t['tier']}**"
+             + (f"; next: {t['next']['tier']} needs {t['next']['needs_seconds'] / 60:.1f} more min and "
+                f"{t['next']['needs_clips']} more clips" if t.get("next") else ""),
+             f"Transcribed: {report['transcribed_clips']} ({report['human_checked_clips']} human-checked)"]
+    if report["markers"]:
+        lines.append("Markers: " + ", ".join(f"{k}: {v}" for k, v in report["markers"].items()))
+    else:
+        lines.append("Markers: none")
+    mix = report["diversity"]["sentence_mix"]
+    if mix:
+        lines.append("Sentences: " + ", ".join(f"{k} {v}" for k, v in sorted(mix.items())))
+    if report["speakers"]:
+        lines.append("Speakers: " + ", ".join(f"{k} ({v['clips']})" for k, v in report["speakers"].items()))
+    for key, label in (("lengths_s", "Length s"), ("snr_db", "SNR dB"), ("loudness_lufs", "LUFS")):
+        d = report[key]
+        if d.get("n"):
+            lines.append(f"{label}: min {d['min']}, median {d['median']}, max {d['max']} (n={d['n']})")
+    for w in report["warnings"]:
+        lines.append(f"⚠ {w}")
+    return "\n\n".join(lines)

@@ -1,0 +1,67 @@
+"""How a job row reads in the studio (shared by the Jobs, Train and Generate tabs): a summary
+line, the error with its traceback kept for a folded-away accordion, and metric series as tables
+for gr.LinePlot. Pure functions of the row; the tabs poll them with gr.Timer."""
+from __future__ import annotations
+
+import pandas as pd
+
+from studio import jobs
+from studio.db import Database
+
+LOSS_SERIES = {"loss": "train loss", "val_loss": "validation loss"}
+
+
+def summary_md(job: dict | None) -> str:
+    if not job:
+        return "_No job selected._"
+    pct = 100 * (job.get("progress") or 0)
+    parts = [f"**Job {job['id']}** · {job['kind']} · **{job['status']}** · {pct:.0f}%"]
+    if job.get("step") is not None and job.get("total_steps"):
+        parts.append(f"step {job['step']}/{job['total_steps']}")
+    if job.get("epoch") is not None:
+        parts.append(f"epoch {job['epoch']:.2f}")
+    if job["status"] == "running" and job.get("eta_seconds"):
+        parts.append(f"about {_duration(job['eta_seconds'])} left")
+    lines = [" · ".join(parts)]
+    if job.get("message"):
+        lines.append(f"_{job['message']}_")
+    if job.get("error"):
+        reason = f" ({job['failure_reason']})" if job.get("failure_reason") else ""
+        lines.append(f"**Error{reason}:** {job['error']}")
+    return "\n\n".join(lines)
+
+
+def traceback_text(job: dict | None) -> str:
+    return (job or {}).get("error_detail") or ""
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 90:
+        return f"{seconds}s"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def load_job(db: Database, job_id) -> dict | None:
+    try:
+        return jobs.get_job(db, int(job_id)) if job_id not in (None, "") else None
+    except (jobs.NotFound, ValueError):
+        return None
+
+
+def loss_frame(series: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
+    """Train and validation loss as one long table; `series` colours them apart."""
+    rows = [(step, value, label) for name, label in LOSS_SERIES.items() for step, value in series.get(name, [])]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def metric_frame(series: dict[str, list[tuple[int, float]]], name: str) -> pd.DataFrame:
+    return pd.DataFrame(series.get(name, []), columns=["step", name])
+
+
+def curves(db: Database, job_id) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(losses, lr, grad_norm) of a job, empty tables when there is none yet."""
+    series = jobs.metric_series(db, int(job_id)) if job_id not in (None, "") else {}
+    return loss_frame(series), metric_frame(series, "lr"), metric_frame(series, "grad_norm")

@@ -1,0 +1,188 @@
+"""Training layouts equal inference: for each stage, the logits of a training batch equal, at
+every predicted position, the logits the generation loop computes step by step (KV cache, sliding
+windows, fine re-prediction) when its samples are replaced by the ground truth. The generation
+loop itself is checked against transformers' BarkModel.generate in test_models_generation.py."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models import constants as C
+from models import generation as G
+from models import layouts as L
+from models.presets import load_bark
+from models.voice_prompt import from_tokens
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def bark():
+    return load_bark("tiny")
+
+
+def _item(n_sem: int, n_frames: int, seed: int, voice=None, n_text: int = 12) -> L.TokenItem:
+    rng = np.random.default_rng(seed)
+    return L.TokenItem(text_ids=rng.integers(5, 300, n_text).tolist(),
+                       semantic=rng.integers(0, C.SEMANTIC_VOCAB_SIZE, n_sem),
+                       codes=rng.integers(0, C.CODEBOOK_SIZE, (8, n_frames)), history=voice, key="test clip")
+
+
+def _voice(seed: int, n_sem: int = 300, n_frames: int = 450):
+    rng = np.random.default_rng(seed)
+    return from_tokens(rng.integers(0, C.SEMANTIC_VOCAB_SIZE, n_sem), rng.integers(0, C.CODEBOOK_SIZE, (8, n_frames)))
+
+
+def _layout_logits(stage, module, examples):
+    batch = L.collate(stage, examples)
+    with torch.no_grad():
+        return L.stage_forward(stage, module, batch), batch
+
+
+@pytest.mark.parametrize("with_voice", [False, True])
+def test_semantic_layout_matches_generation(bark, with_voice):
+    voice = _voice(1) if with_voice else None
+    item = _item(n_sem=57, n_frames=90, seed=2, voice=voice)
+    examples = L.build_examples("semantic", item)
+    assert len(examples) == 1
+    logits, batch = _layout_logits("semantic", bark.semantic, examples)
+    targets = batch["labels"][0, C.MAX_INPUT_SEMANTIC_LENGTH:]
+    assert targets[-1] == C.SEMANTIC_EOS_TOKEN and len(targets) == 58       # learns EOS at the real end
+    assert (batch["labels"][0, : C.MAX_INPUT_SEMANTIC_LENGTH] == L.IGNORE).all()
+
+    recorded = []
+
+    def teacher(step, raw):
+        recorded.append(raw[0].clone())
+        return targets[step: step + 1]
+
+    out = G.semantic_tokens(bark.semantic, [item.text_ids], [voice.semantic if voice else None],
+                            G.Sampling.greedy(), [torch.Generator()], teacher=teacher)
+    assert torch.equal(out[0], torch.as_tensor(item.semantic))
+    step_logits = torch.stack(recorded)                                     # (58, 10048)
+    diff = (logits[0, C.MAX_INPUT_SEMANTIC_LENGTH:][: len(recorded)] - step_logits).abs().max()
+    assert float(diff) <= TOL, f"semantic layout differs from generation by {float(diff)}"
+
+
+def test_semantic_long_clip_becomes_windows_with_its_own_history(bark):
+    item = _item(n_sem=900, n_frames=10, seed=3)
+    examples = L.build_examples("semantic", item)
+    assert [ex.n_targets for ex in examples] == [767, 134]                  # 900 tokens + EOS
+    second = examples[1].tensors
+    assert torch.equal(second["history"], torch.as_tensor(item.semantic[767 - 256: 767]))
+    logits, batch = _layout_logits("semantic", bark.semantic, examples[1:])
+    targets = batch["labels"][0, C.MAX_INPUT_SEMANTIC_LENGTH:]
+    recorded = []
+
+    def teacher(step, raw):
+        recorded.append(raw[0].clone())
+        return targets[step: step + 1]
+
+    G.semantic_tokens(bark.semantic, [item.text_ids], [item.semantic[:767]], G.Sampling.greedy(),
+                      [torch.Generator()], teacher=teacher)
+    diff = (logits[0, C.MAX_INPUT_SEMANTIC_LENGTH:][: len(recorded)] - torch.stack(recorded)).abs().max()
+    assert float(diff) <= TOL
+
+
+@pytest.mark.parametrize("with_voice", [False, True])
+def test_coarse_layout_matches_generation(bark, with_voice):
+    voice = _voice(4) if with_voice else None
+    item = _item(n_sem=100, n_frames=160, seed=5, voice=voice)
+    examples = L.build_examples("coarse", item)
+    n_tokens = L.coarse_target_length(100)                                  # 300 tokens, 150 frames
+    assert sum(ex.n_targets for ex in examples) == n_tokens
+    assert len(examples) == int(np.ceil(n_tokens / C.COARSE_SLIDING_WINDOW))
+    assert all(len(ex.tensors["input_ids"]) <= 256 + 1 + C.MAX_COARSE_HISTORY + C.COARSE_SLIDING_WINDOW - 1
+               for ex in examples)
+    logits, batch = _layout_logits("coarse", bark.coarse_acoustics, examples)
+    truth = L.interleave_coarse(torch.as_tensor(item.codes[:2, : n_tokens // 2]))
+
+    recorded: dict[tuple[int, int], torch.Tensor] = {}
+
+    def teacher(window, step, raw):
+        recorded[(window, step)] = raw[0].clone()
+        return truth[window * C.COARSE_SLIDING_WINDOW + step:][:1]
+
+    out = G.coarse_tokens(bark.coarse_acoustics, [torch.as_tensor(item.semantic)], voice, G.Sampling.greedy(),
+                          [torch.Generator()], teacher=teacher)
+    assert torch.equal(out[0], torch.as_tensor(item.codes[:2, : n_tokens // 2]))
+    worst = 0.0
+    for w, ex in enumerate(examples):
+        labels = batch["labels"][w]
+        positions = (labels != L.IGNORE).nonzero()[:, 0]
+        assert len(positions) == ex.n_targets
+        for step, pos in enumerate(positions.tolist()):
+            worst = max(worst, float((logits[w, pos] - recorded[(w, step)]).abs().max()))
+    assert len(recorded) == n_tokens
+    assert worst <= TOL, f"coarse layout differs from generation by {worst}"
+
+
+@pytest.mark.parametrize("n_frames,with_voice", [(300, False), (1400, True)])
+def test_fine_layout_matches_generation(bark, n_frames, with_voice):
+    voice = _voice(6, n_frames=200) if with_voice else None
+    item = _item(n_sem=10, n_frames=n_frames, seed=7, voice=voice)
+    examples = L.build_examples("fine", item)
+    n_hist = 200 if with_voice else 0
+    _, windows = L.fine_windows(n_frames, n_hist)
+    assert len(examples) == 6 * len(windows)
+    logits, batch = _layout_logits("fine", bark.fine_acoustics, examples)
+    codes = torch.as_tensor(item.codes)
+    n_real = n_hist + n_frames
+
+    recorded = {}
+
+    def choose(wi, w, k, raw):
+        recorded[(wi, k)] = raw[0].clone()
+        frames = torch.arange(w.fill_start, w.start + C.MAX_FINE_INPUT)
+        forced = torch.full((len(frames),), C.FINE_PAD_TOKEN, dtype=torch.long)
+        real = frames < n_real
+        forced[real] = codes[k, frames[real] - n_hist]
+        return forced[None]
+
+    out = G.fine_codes(bark.fine_acoustics, codes[:2], voice, 0.0, None, choose=choose)
+    assert torch.equal(out, codes)
+    worst = 0.0
+    for i, (wi, k) in enumerate((wi, k) for wi in range(len(windows)) for k in range(2, 8)):
+        assert int(batch["codebook"][i]) == k
+        worst = max(worst, float((logits[i] - recorded[(wi, k)]).abs().max()))
+    assert worst <= TOL, f"fine layout differs from generation by {worst}"
+    # every real frame of every predicted codebook is learned exactly once
+    labels = batch["labels"]
+    for k in range(2, 8):
+        assert int((labels[batch["codebook"] == k] != L.IGNORE).sum()) == n_frames
+
+
+def test_loss_ignores_padding_and_counts_targets(bark):
+    items = [_item(20, 40, seed=8), _item(45, 70, seed=9)]
+    for stage, module in (("semantic", bark.semantic), ("coarse", bark.coarse_acoustics),
+                          ("fine", bark.fine_acoustics)):
+        examples = [ex for it in items for ex in L.build_examples(stage, it)]
+        batch = L.collate(stage, examples)
+        with torch.no_grad():
+            logits = L.stage_forward(stage, module, batch)
+            loss, n = L.stage_loss(stage, logits, batch)
+            alone = [L.stage_loss(stage, L.stage_forward(stage, module, L.collate(stage, [ex])),
+                                  L.collate(stage, [ex])) for ex in examples]
+        assert n == sum(ex.n_targets for ex in examples) == sum(k for _, k in alone)
+        mean_alone = sum(float(l) * k for l, k in alone) / n
+        assert abs(float(loss) - mean_alone) < 1e-4, stage                 # padding changes nothing
+        assert float(loss) > 0
+
+
+def test_stage_forward_works_on_a_peft_wrapped_stage(bark):
+    from peft import LoraConfig, get_peft_model
+
+    item = _item(30, 50, seed=10)
+    for stage, attr in (("semantic", "semantic"), ("coarse", "coarse_acoustics"), ("fine", "fine_acoustics")):
+        fresh = load_bark("tiny")
+        module = getattr(fresh, attr)
+        batch = L.collate(stage, L.build_examples(stage, item)[:2])
+        with torch.no_grad():
+            base = L.stage_forward(stage, module, batch)
+        wrapped = get_peft_model(module, LoraConfig(r=4, lora_alpha=8, target_modules=r".*attn\.(att_proj|out_proj)"))
+        logits = L.stage_forward(stage, wrapped, batch)                      # LoRA B = 0: same logits
+        assert torch.allclose(logits, base, atol=1e-5)
+        loss, _ = L.stage_loss(stage, logits, batch)
+        loss.backward()
+        assert any(p.grad is not None for n, p in wrapped.named_parameters() if "lora_" in n)

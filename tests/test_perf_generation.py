@@ -1,0 +1,127 @@
+"""models.fast_generation reproduces stock BarkModel.generate, and batching changes no row's output."""
+
+import numpy as np
+import pytest
+import torch
+from transformers.models.bark.generation_configuration_bark import BarkSemanticGenerationConfig
+
+from models import fast_generation as fg
+from models.layouts import semantic_prefix
+from models.presets import load_bark
+from models.voice_prompt import VoicePrompt
+
+GREEDY = fg.GenerationSettings(semantic_temperature=0, coarse_temperature=0, fine_temperature=0)
+# stock decodes a strided slice of a batched embedding; EnCodec's convolutions then round differently
+# (~3e-4 on samples of ~0.1). Identical codes give this; one different code changes samples by far more.
+AUDIO_TOL = 1e-3
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core box: one intra-op thread avoids OpenMP oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def bark():
+    return load_bark("tiny")
+
+
+def texts(n, seed=0, length=10):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(1_000, 30_000, (length,), generator=g).tolist() for _ in range(n)]
+
+
+def stock_inputs(ids):
+    """What BarkProcessor hands BarkModel.generate: ids padded to 256 with the attention mask."""
+    x = torch.zeros(len(ids), 256, dtype=torch.long)
+    m = torch.zeros(len(ids), 256, dtype=torch.long)
+    for i, t in enumerate(ids):
+        x[i, : len(t)] = torch.tensor(t)
+        m[i, : len(t)] = 1
+    return {"input_ids": x, "attention_mask": m}
+
+
+def voice(seed=0, n_sem=120, frames=200):
+    g = np.random.default_rng(seed)
+    return VoicePrompt(g.integers(0, 10_000, n_sem), g.integers(0, 1024, (8, frames)))
+
+
+def test_greedy_pipeline_equals_stock_generate_token_for_token(bark):
+    ids = texts(3)
+    with torch.no_grad():
+        audio, lengths = bark.generate(**stock_inputs(ids), semantic_max_new_tokens=40, min_eos_p=0.2,
+                                       return_output_lengths=True)
+    settings = fg.GenerationSettings(**{**GREEDY.__dict__, "max_semantic_tokens": 40, "min_eos_p": 0.2})
+    ours = fg.generate_batch(bark, ids, settings=settings)
+    for i, out in enumerate(ours):
+        assert out.audio.shape == (lengths[i],)
+        assert np.abs(out.audio - audio[i, : lengths[i]].numpy()).max() <= AUDIO_TOL
+        assert out.codes.shape == (8, lengths[i] // 320)
+
+
+def test_greedy_with_a_voice_prompt_equals_stock(bark):
+    """History paths: semantic history, coarse history (no cache reuse: 630-token history), fine history."""
+    ids = texts(2, seed=1)
+    v = voice(n_sem=300, frames=460)
+    with torch.no_grad():
+        audio, lengths = bark.generate(**stock_inputs(ids), history_prompt=v.as_history(), semantic_max_new_tokens=30,
+                                       min_eos_p=0.2, return_output_lengths=True)
+    settings = fg.GenerationSettings(**{**GREEDY.__dict__, "max_semantic_tokens": 30})
+    ours = fg.generate_batch(bark, ids, voices=[v, v], settings=settings)
+    for i, out in enumerate(ours):
+        assert np.abs(out.audio - audio[i, : lengths[i]].numpy()).max() <= AUDIO_TOL
+
+
+def test_semantic_eos_rule_matches_stock(bark):
+    """min_eos_p forces EOS exactly where transformers' BarkEosPrioritizerLogitsProcessor does."""
+    ids = texts(2, seed=2)
+    cfg = BarkSemanticGenerationConfig(**bark.generation_config.semantic_config)
+    with torch.no_grad():
+        stock = bark.semantic.generate(**stock_inputs(ids), semantic_generation_config=cfg, max_new_tokens=30,
+                                       min_eos_p=1.2e-4)
+    pre = [semantic_prefix(t, None) for t in ids]
+    ours = fg.semantic_tokens(bark.semantic, torch.stack([p[0] for p in pre]), torch.stack([p[1] for p in pre]),
+                              max_new_tokens=30, temperature=0, min_eos_p=1.2e-4)
+    for i in range(2):
+        expect = stock[i][stock[i] != 10_000]
+        assert len(expect) < 30  # EOS came before the limit
+        assert torch.equal(ours[i], expect)
+
+
+def test_batched_equals_one_at_a_time_for_the_same_seeds(bark):
+    """Sampling (suno's temperatures), mixed prompts and voices: a row's output is its own."""
+    ids = texts(3, seed=3) + texts(1, seed=3)  # last row repeats the first text: a variant
+    voices = [None, voice(4, n_sem=80, frames=120), None, None]
+    seeds = [11, 12, 13, 99]
+    settings = fg.GenerationSettings(max_semantic_tokens=24, min_eos_p=1.3e-4, batch_size=4)
+    together = fg.generate_batch(bark, ids, voices, seeds, settings)
+    alone = [fg.generate_batch(bark, [t], [v], [s], settings)[0] for t, v, s in zip(ids, voices, seeds)]
+    for a, b in zip(together, alone):
+        assert torch.equal(a.semantic, b.semantic)
+        assert torch.equal(a.codes, b.codes)
+        assert np.allclose(a.audio, b.audio, atol=1e-5)
+    assert not torch.equal(together[0].codes, together[3].codes)  # same text, other seed: another take
+
+
+def test_coarse_windows_reuse_the_cache_instead_of_re_encoding(bark, monkeypatch):
+    calls = []
+    real = fg.causal_forward
+
+    def spy(stage, embeds, cache):
+        calls.append(embeds.shape[1])
+        return real(stage, embeds, cache)
+
+    monkeypatch.setattr(fg, "causal_forward", spy)
+    sem = [torch.randint(0, 10_000, (60,))]  # 180 coarse tokens: 3 windows of 60
+    fg.coarse_tokens(bark.coarse_acoustics, sem, [None], temperature=0)
+    prefills = [n for n in calls if n > 1]
+    assert prefills == [257]  # one prompt encoding; windows 2 and 3 continue from the cache
+
+
+def test_seed_count_must_match_prompts(bark):
+    with pytest.raises(ValueError, match="2 seeds for 1 prompts"):
+        fg.generate_batch(bark, texts(1), seeds=[1, 2], settings=fg.GenerationSettings(max_semantic_tokens=4))

@@ -1,0 +1,41 @@
+"""The process a heavy job runs in: `python -m workers.child WORKSPACE JOB_ID RUN_TOKEN`.
+
+A fresh interpreter (nothing inherited from the forking consumer, so CUDA may initialise here).
+SIGINT asks the job to stop at its next step, save a checkpoint and end 'interrupted' (or
+'cancelled' when the user asked); so does the death of the worker that started it."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+from studio.workspace import Workspace
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if os.getppid() != parent:  # re-parented: the supervising worker died
+            stop.set()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: python -m workers.child WORKSPACE JOB_ID RUN_TOKEN", file=sys.stderr)
+        return 2
+    root, job_id, token = argv[0], int(argv[1]), argv[2]
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s job-{job_id} %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda _sig, _frame: stop.set())
+    threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
+
+    from workers.runner import run_claimed
+
+    run_claimed(Workspace(root), job_id, token, stop_event=stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,60 @@
+"""The GPU lock: one training job per GPU. It is a Huey lock (a key in the queue's storage, so it
+spans every worker process of a host and every host on one Redis), named for this host and GPU,
+holding the id of the job that owns it.
+
+Huey's `lock_task` makes a task that cannot get the lock fail ("unable to acquire lock"); here a
+job that finds the GPU busy is put back on the schedule and waits. A consumer that was SIGKILLed
+leaves its lock behind: the next consumer on the host flushes it at start, and a lock whose job has
+ended is broken by the next job that asks for it."""
+from __future__ import annotations
+
+import os
+import socket
+
+from huey.api import Huey
+
+from studio import jobs
+from studio.db import Database
+
+GPU_ENV = "BARK_STUDIO_GPU"  # which GPU this worker drives (one `bark-studio worker` per GPU)
+
+
+def gpu_name() -> str:
+    """host:gpu, e.g. 'box1:0'. The GPU index comes from BARK_STUDIO_GPU, else the first visible device."""
+    gpu = os.environ.get(GPU_ENV) or (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
+    return f"{socket.gethostname()}:{gpu}"
+
+
+class GpuLock:
+    def __init__(self, huey: Huey, name: str | None = None):
+        self.name = f"gpu:{name or gpu_name()}"
+        self.huey = huey
+        self.lock = huey.lock_task(self.name)  # registers the key, so flush_locks() clears it
+
+    def holder(self) -> int | None:
+        """The job id in the lock, None when free (-1 when it holds something else: stale)."""
+        value = self.huey.get(self.lock._key, peek=True)
+        if value is None:
+            return None
+        return value if isinstance(value, int) else -1
+
+    def acquire(self, db: Database, job_id: int) -> int | None:
+        """Take the lock for `job_id`. Returns None on success, else the id of the job holding it.
+
+        The check-and-break of a dead holder runs inside one database write transaction, which
+        serialises it across every worker sharing the database."""
+        with db.write() as s:
+            if self.huey.put_if_empty(self.lock._key, job_id):
+                return None
+            holder = self.holder()
+            if holder == job_id:
+                return None  # ours already (a crash between taking it and claiming the row)
+            row = s.get(jobs.Job, holder) if holder is not None else None
+            if row is not None and row.status in ("queued", "running"):
+                return holder
+            self.huey.delete(self.lock._key)  # its job ended without releasing it: stale
+            return None if self.huey.put_if_empty(self.lock._key, job_id) else self.holder()
+
+    def release(self, job_id: int) -> None:
+        if self.holder() == job_id:
+            self.lock.release()

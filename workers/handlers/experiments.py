@@ -1,0 +1,220 @@
+"""Experiment jobs: `eval` (metrics for a set of audio against references) and `sweep` (a grid
+or random sweep of generations, in batches through models/generation.py). Every output is
+stored with the parameters that reproduce it, its metrics and descriptors; outliers go into the
+emergent log; each metric is plotted against each swept parameter."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.errors import UserError
+from studio.experiments import emergent, grid, plots, sweeps
+from studio.jobs import JobCancelled, JobContext
+
+EVAL_NEEDS = "an eval needs `audio`: a list of audio files"
+
+
+def _suite(params: dict):
+    from models.errors import ModelInputError
+    from models.metrics.suite import MetricSuite
+
+    try:
+        return MetricSuite(asr=params.get("asr"), speaker_refs=params.get("references") or [],
+                           encoder=params.get("speaker_encoder") or "resemblyzer",
+                           encoder_model=params.get("speaker_model"), f0_method=params.get("f0_method") or "pyin")
+    except (ModelInputError, RuntimeError) as exc:  # ASRUnavailable is a RuntimeError
+        raise UserError(str(exc)) from None
+
+
+def _per_item(params: dict, key: str, n: int, label: str) -> list:
+    values = params.get(key) or []
+    if values and len(values) != n:
+        raise UserError(f"{len(values)} {label} for {n} audio files; give one per file (or none)")
+    return values or [None] * n
+
+
+def _measure_one(ctx: JobContext, suite, sweep_id: int, index: int, path: Path, *, arm: str, params: dict,
+                 text: str | None, prosody_ref: str | None) -> dict:
+    """Store the clip, measure it, write its output row. A bad clip becomes a row with an error."""
+    from models.errors import ModelInputError
+
+    ws = ctx.workspace
+    fields = {"index": index, "arm": arm or "", "params": params, "metrics": {}, "descriptors": {}}
+    try:
+        if not path.is_file():
+            raise UserError(f"{path}: no such audio file")
+        digest, stored = ws.store_file(path)
+        fields.update(audio_path=ws.relative(stored), audio_sha256=digest)
+        metrics, desc = suite.measure(stored, text, prosody_ref)
+        fields.update(metrics=metrics, descriptors=desc, duration_s=desc["duration_s"])
+    except (UserError, ModelInputError) as exc:
+        fields["error"] = str(exc)
+        ctx.log(f"output {index}: {exc}")
+    sweeps.add_output(ws, sweep_id, **fields)
+    return fields
+
+
+def _finish(ctx: JobContext, sweep_id: int, swept: list[str], floors: dict, flag: bool) -> dict:
+    ws = ctx.workspace
+    sweep = sweeps.get_sweep(ws, sweep_id)
+    outputs = sweep["outputs"]
+    summary = {**sweeps.summarize(outputs, swept), "floors": floors, "swept": swept}
+    rows = [{"params": {**o["params"], "arm": o["arm"]}, "values": sweeps.flat_values(o)}
+            for o in outputs if not o.get("error")]
+    folder = ws.generated_dir / "sweeps" / str(sweep_id) / "plots"
+    made = plots.metric_vs_param(rows, summary["metrics"], swept, folder) if swept else []
+    flagged = emergent.flag_outliers(ws, sweep_id) if flag else []
+    summary["flagged"] = [e["output_id"] for e in flagged]
+    done = sweeps.finish_sweep(ws, sweep_id, status="done", summary=summary, plots=[ws.relative(p) for p in made])
+    ctx.log(f"sweep {sweep_id}: {len(outputs)} outputs, {len(made)} plots, {len(flagged)} flagged")
+    return {"sweep_id": sweep_id, "outputs": len(outputs), "failed": summary["n_failed"], "plots": done["plots"],
+            "flagged": summary["flagged"], "floors": floors,
+            "overall": {k: v["mean"] for k, v in summary["overall"].items()}}
+
+
+def eval_job(ctx: JobContext) -> dict:
+    """params: audio [paths], texts, references (speaker clips), prosody_references (same-text
+    recordings, one per clip), real_audio + real_texts (WER floor), asr, speaker_encoder,
+    f0_method, arm or arms, experiment_id, name, flag (default true)."""
+    p, ws = ctx.params, ctx.workspace
+    audio = p.get("audio") or []
+    if not audio:
+        raise UserError(EVAL_NEEDS)
+    n = len(audio)
+    texts = _per_item(p, "texts", n, "texts")
+    pros = _per_item(p, "prosody_references", n, "prosody references")
+    arms = _per_item(p, "arms", n, "arms") if p.get("arms") else [p.get("arm") or ""] * n
+    if len(p.get("real_audio") or []) != len(p.get("real_texts") or []):
+        raise UserError("give one text per real recording (real_audio and real_texts differ in length)")
+    for ref in [*(p.get("references") or []), *(x for x in pros if x), *(p.get("real_audio") or [])]:
+        if not Path(ref).is_file():
+            raise UserError(f"{ref}: no such reference audio file")
+    sweep_id = sweeps.start_sweep(ws, mode="eval", space={k: v for k, v in p.items()}, job_id=ctx.job_id,
+                                  experiment_id=p.get("experiment_id"), name=p.get("name") or "")
+    ctx.progress(0.0, message="loading metric models")
+    suite = _suite(p)
+    done = sweeps.done_indexes(ws, sweep_id)
+    for i, (path, text, pref, arm) in enumerate(zip(audio, texts, pros, arms)):
+        if i in done:
+            continue
+        ctx.check_cancelled()
+        ctx.progress(step=i, total=n, message=f"measuring {Path(path).name}")
+        _measure_one(ctx, suite, sweep_id, i, Path(path), arm=arm, params={"source_file": str(path), "text": text},
+                     text=text, prosody_ref=pref)
+    floors = suite.floors(p.get("real_audio") or [], p.get("real_texts") or [])
+    swept = ["arm"] if len(set(arms)) > 1 else []
+    return _finish(ctx, sweep_id, swept, floors, p.get("flag", True))
+
+
+# Sweeps ------------------------------------------------------------------------------------------
+
+def _model_key(params: dict) -> tuple:
+    """Outputs that share a model, adapters and sampling settings generate in one batch."""
+    adapters = tuple((a["path"], float(a["scale"])) for a in params["adapters"])
+    temps = tuple(params[t] for t in grid.TEMPERATURES)
+    return params["model"], adapters, temps, params.get("max_new_semantic")
+
+
+class _Generator:
+    """Loads a Bark model once per model name and puts the right adapters on it per group."""
+
+    def __init__(self):
+        self.name, self.bark, self.tokenizer, self.adapters = None, None, None, None
+        self.voices: dict = {}
+
+    def ready(self, model: str, adapters: tuple):
+        from models import adapters as adapter_io
+        from models import presets
+
+        if model != self.name:
+            self.bark, self.tokenizer = presets.load_bark(model), presets.load_text_tokenizer(model)
+            self.name, self.adapters = model, ()
+        if adapters != self.adapters:
+            if adapters:
+                adapter_io.apply_adapters(self.bark, list(adapters), base_model=model)
+            else:
+                adapter_io.remove_adapters(self.bark)
+            self.adapters = adapters
+
+    def voice(self, path: str | None):
+        from models import voice_prompt
+
+        if not path:
+            return None
+        if path not in self.voices:
+            self.voices[path] = voice_prompt.load(path)
+        return self.voices[path]
+
+    def batch(self, params_list: list[dict], batch_size: int) -> list:
+        from models.generation import BarkStages, Request, Sampling, generate
+
+        first = params_list[0]
+        cap = first.get("max_new_semantic")
+        sampling = Sampling(semantic_temperature=first["semantic_temperature"],
+                            coarse_temperature=first["coarse_temperature"],
+                            fine_temperature=first["fine_temperature"],
+                            **({"semantic_max_new_tokens": int(cap)} if cap else {}))
+        requests = [Request(p["text"], self.voice(p.get("voice")), int(p["seed"])) for p in params_list]
+        return generate(BarkStages.from_bark(self.bark), self.tokenizer, requests, sampling, batch_size=batch_size)
+
+
+def _write_wav(path: Path, audio, sample_rate: int) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.wav")
+    sf.write(str(tmp), audio, sample_rate, subtype="PCM_16")
+    tmp.replace(path)
+
+
+def sweep_job(ctx: JobContext) -> dict:
+    """params: a request grid.normalize accepts (axes, ranges, prompts, seeds, model, voice,
+    adapter, mixes, arms, references, asr, f0_method, batch_size, max_new_semantic, flag,
+    experiment_id). Resumes where it stopped: outputs already stored are not generated again."""
+    from models.errors import ModelInputError
+
+    ws = ctx.workspace
+    request = grid.normalize(ctx.params)
+    for ref in request.get("references") or []:
+        if not Path(ref).is_file():
+            raise UserError(f"{ref}: no such reference audio file")
+    points = grid.points(request)
+    all_params = [grid.generation_params(request, pt) for pt in points]
+    sweep_id = sweeps.start_sweep(ws, mode=request["mode"], space=request, job_id=ctx.job_id,
+                                  experiment_id=request.get("experiment_id"), name=request.get("name") or "")
+    done = sweeps.done_indexes(ws, sweep_id)
+    todo = [i for i in range(len(all_params)) if i not in done]
+    ctx.log(f"sweep {sweep_id}: {len(all_params)} outputs over {', '.join(grid.swept(request)) or 'no axis'}; "
+            f"{len(done)} already made")
+    ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
+    suite = _suite(request)
+    gen = _Generator()
+    groups: dict[tuple, list[int]] = {}
+    for i in todo:
+        groups.setdefault(_model_key(all_params[i]), []).append(i)
+    folder = ws.generated_dir / "sweeps" / str(sweep_id)
+    made = len(done)
+    for key, indexes in groups.items():
+        for start in range(0, len(indexes), request["batch_size"]):
+            ctx.check_cancelled()
+            part = indexes[start: start + request["batch_size"]]
+            ctx.progress(step=made, total=len(all_params),
+                         message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
+            try:
+                gen.ready(key[0], key[1])
+                results = gen.batch([all_params[i] for i in part], request["batch_size"])
+            except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
+                for i in part:
+                    sweeps.add_output(ws, sweep_id, index=i, arm=all_params[i]["arm"], params=all_params[i],
+                                      metrics={}, descriptors={}, error=str(exc))
+                ctx.log(f"outputs {[i + 1 for i in part]}: {exc}")
+                made += len(part)
+                continue
+            for i, res in zip(part, results):
+                path = folder / f"{i:05d}.wav"
+                _write_wav(path, res.audio, res.sample_rate)
+                _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
+                             text=all_params[i]["text"], prosody_ref=None)
+                path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
+                made += 1
+    floors = suite.floors()
+    return _finish(ctx, sweep_id, grid.swept(request), floors, request.get("flag", True))
