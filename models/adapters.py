@@ -339,6 +339,32 @@ def _add_full_delta(bark, stage: str, weights: Path, scale: float) -> None:
             p.add_(scale * (tuned[n].to(p.device, p.dtype) - base))
 
 
+def save_bark(bark, folder: Path) -> None:
+    """bark.save_pretrained, working around transformers 5.24's BarkGenerationConfig, which cannot
+    serialise itself (its stage configs are dicts after loading, and GenerationConfig's checks read
+    fields it never sets): its generation_config.json is written here, in the layout
+    BarkGenerationConfig's constructor reads back."""
+    gc = bark.generation_config
+
+    class _Writer:
+        def save_pretrained(self, directory, **_kw):
+            def plain(c):
+                return c if isinstance(c, dict) else c.to_dict()
+
+            data = {"model_type": "bark", "sample_rate": getattr(gc, "sample_rate", 24_000),
+                    "codebook_size": getattr(gc, "codebook_size", 1024)}
+            for key in ("semantic_config", "coarse_acoustics_config", "fine_acoustics_config"):
+                if hasattr(gc, key):
+                    data[key] = plain(getattr(gc, key))
+            Path(directory, "generation_config.json").write_text(json.dumps(data, indent=2, default=str))
+
+    bark.generation_config = _Writer()
+    try:
+        bark.save_pretrained(folder)
+    finally:
+        bark.generation_config = gc
+
+
 def merge_and_export(bark, specs, out_dir, base_model: str | None = None) -> Path:
     """Apply `specs` ([(folder, scale), ...]), merge them into the weights, and save the result as
     a standalone BarkModel folder (`BarkModel.from_pretrained(out_dir)` loads it). Modifies `bark`
@@ -354,7 +380,7 @@ def merge_and_export(bark, specs, out_dir, base_model: str | None = None) -> Pat
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        bark.save_pretrained(tmp)
+        save_bark(bark, tmp)
         sources = [{"adapter": str(p), "scale": float(s), "manifest": load_manifest(p, verify=False)}
                    for p, s in specs]
         with open(tmp / "bark_studio_export.json", "w") as f:

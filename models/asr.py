@@ -28,7 +28,7 @@ class ASRUnavailable(RuntimeError):
     """The requested Whisper weights or backend are not on this machine."""
 
 
-RANDOM_SEED = 2  # a seed whose random decoder emits words (seed 0 emits only end-of-text)
+RANDOM_SEED = 2  # a seed whose random decoder emits separate words with timestamps (seed 0 glues one long word)
 # The random preset never says end-of-text on its own: cap its tokens per window, and switch off the
 # quality fallbacks (no-speech, log-prob, compression) that a random model always trips.
 RANDOM_DECODE = {"sample_len": 32, "no_speech_threshold": None, "logprob_threshold": None,

@@ -16,5 +16,5 @@ class MissingWeightsError(ModelInputError):
         hint = f"bark-studio models download {preset or model_id}"
         detail = f" ({reason})" if reason else ""
         super().__init__(
-            f"weights for {model_id!r} are not available offline{detail}; "
+            f"weights for {model_id!r} are not on this machine{detail}; "
             f"run `{hint}` on a machine with internet first")

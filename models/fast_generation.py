@@ -116,15 +116,20 @@ def _decoder(stage, compile_step: bool):
     return stage.__dict__[key]
 
 
-def sample(logits: torch.Tensor, temperature: float, generators: list[torch.Generator] | None) -> torch.Tensor:
+def sample(logits: torch.Tensor, temperature: float, generators: list[torch.Generator] | None,
+           active: list[bool] | None = None) -> torch.Tensor:
     """(B, V) float logits -> (B,) ids. temperature <= 0: argmax. Each row draws from its own
-    generator, so a row's draw does not depend on the rest of the batch."""
+    generator, so a row's draw does not depend on the rest of the batch; rows marked inactive
+    (past their own length, kept only to fill the batch) take the argmax and leave their RNG alone."""
     if temperature is None or temperature <= 0:
         return logits.argmax(-1)
     probs = F.softmax(logits / temperature, dim=-1)
     if generators is None:
         return torch.multinomial(probs, 1)[:, 0]
-    return torch.cat([torch.multinomial(probs[i : i + 1], 1, generator=g)[:, 0] for i, g in enumerate(generators)])
+    return torch.cat([
+        torch.multinomial(probs[i : i + 1], 1, generator=g)[:, 0] if active is None or active[i] else probs[i : i + 1].argmax(-1)
+        for i, g in enumerate(generators)
+    ])
 
 
 def _generators(seeds, n: int, device) -> list[torch.Generator] | None:
@@ -245,11 +250,14 @@ def _coarse_group(stage, semantic, hist, temperature, gens, compile_step):
             logits = causal_forward(stage, emb(prompts.to(device)), cache)
         new = torch.empty((b, n_new), dtype=torch.long)
         for j in range(n_new):
-            book = j % C.N_COARSE_CODEBOOKS  # windows are even: token j alternates codebooks 0, 1
-            lo = C.SEMANTIC_VOCAB_SIZE + book * C.CODEBOOK_SIZE
+            # windows are even: token j alternates codebooks 0, 1. Stock's AlternatingCodebooks
+            # processor allows [10000, 11024) then [11024, vocab): the second range includes the
+            # special tokens 12048.. (fed back as they are, folded into 0..1023 at the end)
+            lo = C.SEMANTIC_VOCAB_SIZE + (j % C.N_COARSE_CODEBOOKS) * C.CODEBOOK_SIZE
+            hi = lo + C.CODEBOOK_SIZE if j % C.N_COARSE_CODEBOOKS == 0 else logits.shape[-1]
             masked = torch.full_like(logits, -math.inf)  # over the whole vocabulary, as stock samples
-            masked[:, lo : lo + C.CODEBOOK_SIZE] = logits[:, lo : lo + C.CODEBOOK_SIZE]
-            tok = sample(masked, temperature, gens).cpu()
+            masked[:, lo:hi] = logits[:, lo:hi]
+            tok = sample(masked, temperature, gens, [total + j < n for n in lengths]).cpu()
             new[:, j] = tok
             if j + 1 < n_new:
                 logits = step(stage, emb(tok.to(device)[:, None]), cache)
@@ -260,8 +268,7 @@ def _coarse_group(stage, semantic, hist, temperature, gens, compile_step):
     out = []
     for i, n in enumerate(lengths):
         frames = gen[i, :n].view(-1, C.N_COARSE_CODEBOOKS).T  # (2T,) -> (T, 2) -> (2, T)
-        offsets = torch.arange(C.N_COARSE_CODEBOOKS)[:, None] * C.CODEBOOK_SIZE
-        out.append(frames - C.SEMANTIC_VOCAB_SIZE - offsets)
+        out.append(torch.remainder(frames - C.SEMANTIC_VOCAB_SIZE, C.CODEBOOK_SIZE))
     return out
 
 
@@ -270,13 +277,15 @@ def fine_codes(stage, coarse: list[torch.Tensor], histories: list, *, temperatur
                generators=None) -> list[torch.Tensor]:
     """Per row: coarse codes (2, T) and a voice prompt (or None) -> all 8 codebooks (8, T).
 
-    Rows batch together when their window schedules match (every row that fits one 1024-frame
-    window does); each row keeps its own padding, so batching does not change a row's codes."""
+    Rows batch together when their window schedules match (rows with the same history length that
+    fit one 1024-frame window do); each row keeps its own padding, so batching does not change a
+    row's codes."""
     groups: dict[tuple, list[int]] = {}
     for i, (c, h) in enumerate(zip(coarse, histories)):
         n_hist = min(h.fine.shape[1], C.MAX_FINE_HISTORY) if h is not None else 0
         padded, windows = fine_windows(c.shape[1], n_hist)
-        key = (padded, n_hist, c.shape[1]) if len(windows) > 1 else (padded, "one window")
+        # one-window rows share a schedule once their history length agrees; longer rows need equal lengths
+        key = (n_hist, c.shape[1]) if len(windows) > 1 else (n_hist, "one window")
         groups.setdefault(key, []).append(i)
     out: list[torch.Tensor | None] = [None] * len(coarse)
     for rows in groups.values():

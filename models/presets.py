@@ -199,8 +199,7 @@ def _from_pretrained(kind: str, name: str):
         return BarkModel.from_pretrained(model_id)
     except OSError as exc:
         if _offline() or _is_missing(exc):
-            raise MissingWeightsError(model_id, preset,
-                                      "offline" if _offline() else "not found") from exc
+            raise MissingWeightsError(model_id, preset, "" if _offline() else "not found") from exc
         raise ModelInputError(f"cannot load {model_id!r}: {exc}".splitlines()[0]) from exc
 
 

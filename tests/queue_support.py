@@ -45,3 +45,59 @@ def prepare_job(ws, speech_dir: Path) -> int:
     create_dataset(ws.db, "beside")
     import_paths(ws, "beside", sorted(str(p) for p in speech_dir.glob("*.wav")))
     return submit(ws, "prepare", {"dataset": "beside"})["id"]
+
+
+def train_params(steps: int, **extra) -> dict:
+    """A real training job on the tiny preset, small enough for a 2-core test machine: one stage,
+    one example per step, a checkpoint every other step."""
+    return {"dataset": "voice", "model": "tiny", "stages": "semantic", "preset": "quick", "max_steps": steps,
+            "save_every": 2, "eval_every": 2, "batch_size": 1, "grad_accum": 1, "precision": "fp32", **extra}
+
+
+def train_job(ws, steps: int, **extra) -> int:
+    return submit(ws, "train", train_params(steps, **extra))["id"]
+
+
+def checkpoints_of(ws, job_id: int, rows_too: bool = False) -> list[int]:
+    """Steps of the checkpoints a training job has on disk; with rows_too (after an orderly stop,
+    not a kill) its checkpoint rows must list the same ones."""
+    from studio import training
+
+    on_disk = sorted(int(p.name.split("-")[1]) for p in training.run_dir(ws, job_id).glob("step-*"))
+    if rows_too:
+        rows = sorted(c["step"] for c in training.list_checkpoints(ws, job_id))
+        assert rows == on_disk, (rows, on_disk)
+    return on_disk
+
+
+def build_template(root: Path, speech_dir: Path) -> Path:
+    """A workspace with a prepared, transcribed and tokenized (tiny) dataset "voice" made from the real
+    speech fixtures; tests copy it instead of preparing again."""
+    from studio.datasets.importer import import_paths
+    from studio.datasets.store import create_dataset, list_clips, set_transcript
+    from studio.workspace import Workspace
+
+    ws = Workspace.resolve(root)
+    create_dataset(ws.db, "voice")
+    import_paths(ws, "voice", [speech_dir / "awb_arctic_a0007.wav", speech_dir / "slt_arctic_a0009.wav"])
+    texts = {"awb_arctic_a0007": "Author of the danger trail, Philip Steels, et cetera.",
+             "slt_arctic_a0009": "It had fallen on them like a thunderbolt."}
+    for clip in list_clips(ws.db, "voice"):
+        set_transcript(ws.db, clip["id"], next(t for k, t in texts.items() if k in clip["name"]))
+    for kind, params in (("prepare", {"dataset": "voice"}), ("tokenize", {"dataset": "voice", "model": "tiny"})):
+        job = submit(ws, kind, params, wait=True)  # no worker: runs right here
+        assert job["status"] == "succeeded", job
+    ws.db.dispose()  # the last connection to close checkpoints the WAL into studio.db
+    import sqlite3
+
+    con = sqlite3.connect(ws.db_path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return ws.root
+
+
+def copy_template(template: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(template, target, ignore=shutil.ignore_patterns("queue.db*", "*.log"))
+    return target

@@ -12,6 +12,19 @@ import soundfile as sf
 from tests.conftest import cli
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    """Two cores shared by many processes: one intra-op thread per process avoids oversubscription
+    (an order of magnitude on a loaded machine), here and in the CLI subprocesses."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def sox(*args):
     subprocess.run(["sox", *map(str, args)], check=True, capture_output=True)
 
@@ -105,7 +118,11 @@ def test_eval_job_reports_metrics_with_floors_and_names_the_asr(ws, clips, awb_w
 
 
 def test_eval_names_a_missing_file_and_a_mismatched_text_count(ws, awb_wav, tmp_path):
-    proc = cli("eval", str(tmp_path / "nope.wav"), "--json", home=ws.root, check=False)
-    assert proc.returncode == 1 and "nope.wav: no such file or folder" in proc.stderr
-    proc = cli("eval", str(awb_wav), "--text", "a", "--text", "b", home=ws.root, check=False)
-    assert proc.returncode == 1 and "2 --text for 1 audio files" in proc.stderr
+    from click.testing import CliRunner
+
+    from studio.cli import main
+
+    res = CliRunner().invoke(main, ["--home", str(ws.root), "eval", str(tmp_path / "nope.wav")])
+    assert res.exit_code == 1 and res.stderr.strip() == f"error: {tmp_path / 'nope.wav'}: no such file or folder"
+    res = CliRunner().invoke(main, ["--home", str(ws.root), "eval", str(awb_wav), "--text", "a", "--text", "b"])
+    assert res.exit_code == 1 and "2 --text for 1 audio files" in res.stderr

@@ -260,6 +260,28 @@ def test_the_studio_needs_the_owners_login_and_limits_attempts(site):
     assert httpx.get(site.server.url + "/config").status_code == 401  # a fresh client still cannot
 
 
+@pytest.mark.browser
+def test_owner_reads_results_in_the_listen_tab(site, browser):
+    session = _session(site, names=SYSTEM_NAMES[:2], test_type="mos", trials_per_rater=2)
+    from tests.listening_support import complete_rater
+
+    for k, link in enumerate(_link(site, session, 3)):
+        complete_rater(site.ws.db, session["public_id"], link["token"], lambda i, t: str(3 + (i + k) % 3))
+    context = browser.new_context()
+    page = context.new_page()
+    site.server.login(page)
+    page.goto(site.server.url + "/")
+    page.get_by_role("tab", name="Listen").click()
+    page.get_by_role("button", name="Refresh").click()
+    page.locator("#listen-session input").click()
+    page.get_by_role("option", name=re.compile(rf"^{session['id']}: ")).click()
+    page.get_by_role("button", name="Show results").click()
+    report = page.locator("#listen-results")
+    report.get_by_text("95% CI (t)").wait_for(timeout=30_000)
+    assert SYSTEM_NAMES[0] in report.inner_text() and "6 votes used" in report.inner_text()
+    context.close()
+
+
 @pytest.mark.slow
 def test_fifty_raters_vote_at_once_while_a_job_writes_progress(site):
     """50 raters x 20 votes through the running server, while another process runs a job that

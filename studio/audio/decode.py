@@ -4,6 +4,7 @@ message names the file and the reason."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,9 +88,11 @@ def decode_file(path: Path | str, *, max_bytes: int | None = None, label: str | 
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
-        kind = "not an audio file libsndfile can read" if "format" in str(exc).lower() or "recognised" in str(exc).lower() \
-            else "corrupt or unreadable audio"
-        raise AudioError(f"{who}: {kind} ({_one_line(exc)})") from None
+        kind = sniff(path)
+        if kind is None:
+            raise AudioError(f"{who}: not an audio file (its content is not WAV, FLAC, OGG or MP3, "
+                             f"whatever its extension says)") from None
+        raise AudioError(f"{who}: corrupt or unreadable {kind} audio ({_one_line(exc)})") from None
     if audio.shape[0] == 0:
         raise AudioError(f"{who}: holds no audio samples")
     if not np.isfinite(audio).all():
@@ -102,13 +105,34 @@ def decode_file(path: Path | str, *, max_bytes: int | None = None, label: str | 
     return decoded
 
 
+def sniff(path: Path) -> str | None:
+    """The container its first bytes announce (WAV, FLAC, OGG, MP3, AIFF...), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "OGG"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "MP3"
+    if head[:4] == b"FORM":
+        return "AIFF"
+    return None
+
+
 def _frame_cap(size_bytes: int, channels: int) -> int:
     # MP3/OGG compress ~10-20x; allow 64x over 16-bit PCM, which still bounds memory by the file size.
     return max(1, size_bytes * 64 // (2 * channels))
 
 
 def _one_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    # libsndfile's messages start with "Error opening '<full path>': "; the path is ours, not the user's
+    text = re.sub(r"^Error opening .*?': ", "", " ".join(str(exc).split()))
     return text[:200] or type(exc).__name__
 
 

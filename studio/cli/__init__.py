@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "studio.cli.dataset_cmd",
     "studio.cli.experiments_cmd",
     "studio.cli.listen_cmd",
+    "studio.cli.train_cmd",
+    "studio.cli.models_cmd",
 ]
 
 

@@ -141,7 +141,32 @@ def _range(spec: str) -> tuple[str, list[float]]:
         raise UserError(f"--range {spec!r}: write NAME=LOW:HIGH (e.g. adapter_scale=0:2.5)") from None
 
 
-def _adapter_specs(spec: str, where: str) -> list[dict]:
+def _adapter_folder(name_or_path: str, ws=None) -> Path | None:
+    """A folder path, or the name of an adapter under the workspace's adapters folder."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p
+    if ws is not None and name_or_path and "/" not in name_or_path and (ws.adapters_dir / name_or_path).is_dir():
+        return ws.adapters_dir / name_or_path
+    return None
+
+
+def _voice_file(name_or_path: str, ws=None) -> str | None:
+    """A voice prompt .npz path, or the name of a saved voice."""
+    p = Path(name_or_path).expanduser()
+    if p.is_file():
+        return str(p.resolve())
+    if ws is not None:
+        try:
+            from studio import voices
+
+            return str(voices.voice_path(ws, name_or_path))
+        except (ImportError, UserError):
+            return None
+    return None
+
+
+def _adapter_specs(spec: str, where: str, ws=None) -> list[dict]:
     """PATH:SCALE+PATH:SCALE -> [{path, scale}] (paths resolved; a missing folder is an error)."""
     out = []
     for part in spec.split("+"):
@@ -152,18 +177,18 @@ def _adapter_specs(spec: str, where: str) -> list[dict]:
             value = float(scale)
         except ValueError:
             raise UserError(f"{where} {spec!r}: scale {scale!r} is not a number") from None
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise UserError(f"{where} {spec!r}: adapter folder {path} does not exist")
+        p = _adapter_folder(path, ws)
+        if p is None:
+            raise UserError(f"{where} {spec!r}: adapter {path} is neither a folder nor a trained adapter's name")
         out.append({"path": str(p.resolve()), "scale": value})
     return out
 
 
-def _mix(spec: str) -> tuple[str, list[dict]]:
+def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
     name, sep, rest = spec.partition("=")
     if not sep or not name.strip():
         raise UserError(f"--mix {spec!r}: write NAME=PATH:SCALE+PATH:SCALE")
-    return name.strip(), _adapter_specs(rest, "--mix")
+    return name.strip(), _adapter_specs(rest, "--mix", ws)
 
 
 @click.command("sweep")
@@ -202,17 +227,17 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
     request = {"mode": "random" if n_random else "grid", "n": n_random, "random_seed": random_seed,
                "prompts": list(prompts) or (exp["prompts"] if exp else []),
                "seeds": [int(s) for s in seeds.split(",") if s.strip()], "axes": axes_d,
-               "ranges": dict(_range(r) for r in ranges), "mixes": dict(_mix(m) for m in mixes),
-               "model": model, "voice": str(Path(voice).resolve()) if voice else None,
-               "adapter": _adapter_specs(adapter, "--adapter")[0]["path"] if adapter else None,
+               "ranges": dict(_range(r) for r in ranges), "mixes": dict(_mix(m, ctx.ws) for m in mixes),
+               "model": model, "voice": _voice_file(voice, ctx.ws) if voice else None,
+               "adapter": _adapter_specs(adapter, "--adapter", ctx.ws)[0]["path"] if adapter else None,
                "references": _audio_files(references) if references else [], "asr": asr, "f0_method": f0_method,
                "batch_size": batch_size, "max_new_semantic": max_new_semantic, "name": name, "flag": not no_flag,
                "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else []}
     if exp and exp["arms"] and "arm" not in axes_d:
         chosen = list(arms) or [a["name"] for a in exp["arms"]]
         request["axes"]["arm"] = chosen
-    if voice and not Path(voice).is_file():
-        raise UserError(f"{voice}: no such voice prompt file")
+    if voice and request["voice"] is None:
+        raise UserError(f"{voice}: neither a voice prompt file nor a saved voice")
     request = grid.normalize(request)  # bad requests fail here, before a job row exists
     _finish(ctx, submit(ctx.ws, "sweep", request, wait=wait), as_json)
 
@@ -247,9 +272,22 @@ def sweeps_show(ctx, sweep_id, as_json):
                                               "sweep": x}))
 
 
+@sweeps_group.command("export")
+@click.argument("sweep_id", type=int)
+@click.argument("target", type=click.Path(file_okay=False))
+@json_option
+@pass_ctx
+def sweeps_export(ctx, sweep_id, target, as_json):
+    """Outputs into TARGET/<arm>/<item>.wav, items named alike across arms (listening-session systems)."""
+    from studio.experiments.sweeps import export_by_arm
+
+    folders = export_by_arm(ctx.ws, sweep_id, target)
+    emit(folders, as_json, lambda d: "\n".join(f"{arm}: {folder}" for arm, folder in d.items()))
+
+
 # Experiments ------------------------------------------------------------------------------------
 
-def _arm(spec: str) -> dict:
+def _arm(spec: str, ws=None) -> dict:
     """JSON, or key=value pairs: name=ft,kind=finetune,adapter=PATH:1.0,voice=PATH,model=tiny."""
     if spec.strip().startswith("{"):
         try:
@@ -264,11 +302,11 @@ def _arm(spec: str) -> dict:
                             f"adapter_scale, adapter_mix)")
         key, value = key.strip(), value.strip()
         if key == "adapter":
-            arm["adapters"] = _adapter_specs(value, "--arm")
+            arm["adapters"] = _adapter_specs(value, "--arm", ws)
         elif key == "voice":
-            if not Path(value).is_file():
-                raise UserError(f"--arm {spec!r}: voice prompt {value} does not exist")
-            arm["voice"] = str(Path(value).resolve())
+            arm["voice"] = _voice_file(value, ws)
+            if arm["voice"] is None:
+                raise UserError(f"--arm {spec!r}: voice {value} is neither a voice prompt file nor a saved voice")
         else:
             arm[key] = value
     return arm
@@ -315,7 +353,7 @@ def experiment_create(ctx, name, hypothesis, dataset, arms, prompts, prompts_fil
     from studio.experiments.records import create_experiment
 
     exp = create_experiment(ctx.ws, name=name, hypothesis=hypothesis, dataset=dataset,
-                            arms=[_arm(a) for a in arms], prompts=_texts(prompts, prompts_file))
+                            arms=[_arm(a, ctx.ws) for a in arms], prompts=_texts(prompts, prompts_file))
     emit(exp, as_json, _experiment_text)
 
 

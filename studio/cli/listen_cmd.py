@@ -1,6 +1,7 @@
 """listen create|list|show|raters|results|exclude|close: blind listening sessions."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -47,6 +48,11 @@ def listen() -> None:
               help="A system: a folder of audio files named by item (stems match across systems). Repeat.")
 @click.option("--reference", "references", multiple=True, metavar="NAME=FOLDER",
               help="Real recordings as a hidden reference, shown blind like any system.")
+@click.option("--generated", "generated", multiple=True, metavar="NAME=JSON",
+              help='A system the model core generates for --prompt texts, e.g. '
+                   '\'prompt={"model": "tiny", "voice": "alice"}\' (the generate job\'s parameters).')
+@click.option("--prompt", "prompts", multiple=True, help="A text to generate (one item each). Repeat.")
+@click.option("--generation-seed", default=0, show_default=True, type=int, help="Seed of every generated stimulus.")
 @click.option("--type", "test_type", type=click.Choice(["ab", "mos"]), default="ab", show_default=True)
 @click.option("--question", default="natural", show_default=True,
               help="A/B question: natural, similar, interesting, or your own sentence.")
@@ -62,7 +68,7 @@ def listen() -> None:
 @click.option("--no-wait", is_flag=True, help="Return at once with the job id instead of waiting.")
 @json_option
 @pass_ctx
-def create(ctx, name, systems, references, test_type, question, voice_label, voice_reference, no_preference,
+def create(ctx, name, systems, references, generated, prompts, generation_seed, test_type, question, voice_label, voice_reference, no_preference,
            trials_per_rater, n_gold, seed, target_lufs, no_wait, as_json):
     """Prepare stimuli (a listening_stimuli job) and create a session."""
     from studio.listening.sessions import get_session
@@ -72,7 +78,14 @@ def create(ctx, name, systems, references, test_type, question, voice_label, voi
              for n, f in (_named_folder(v, "--system") for v in systems)]
     specs += [{"name": n, "folder": str(Path(f).resolve()), "reference": True}
               for n, f in (_named_folder(v, "--reference") for v in references)]
-    params = {"name": name, "systems": specs, "test_type": test_type, "question": question,
+    for value in generated:
+        gname, gspec = _named_folder(value, "--generated")
+        try:
+            spec = json.loads(gspec)
+        except ValueError as exc:
+            raise UserError(f"--generated {gname}: the parameters are not JSON ({exc})") from None
+        specs.append({"name": gname, "generation": spec})
+    params = {"name": name, "systems": specs, "prompts": list(prompts), "generation_seed": generation_seed, "test_type": test_type, "question": question,
               "voice_label": voice_label, "allow_no_preference": no_preference, "trials_per_rater": trials_per_rater,
               "n_gold": n_gold, "seed": seed, "target_lufs": target_lufs,
               "voice_reference": str(Path(voice_reference).resolve()) if voice_reference else None}
@@ -123,32 +136,6 @@ def raters(ctx, session_id, count, expires_days, base_url, as_json):
     emit(links, as_json, lambda ls: "\n".join(f"{x['label']}: {x['link']}" for x in ls))
 
 
-def _results_text(r: dict) -> str:
-    lines = [f"session {r['session']['id']}: {r['session']['name']} - {r['n_votes']} votes used"
-             f" ({r['n_votes_all']} recorded, raters excluded: {r['excluded_raters'] or 'none'})"]
-    if r["mos"]:
-        lines.append(f"{'system':<24} {'n':>4} {'MOS':>5}  95% CI (t)      95% CI (cluster bootstrap)")
-        for m in r["mos"]:
-            lines.append(f"{m['system']:<24} {m['n']:>4} {m['mean']:>5.2f}  [{m['ci_t'][0]:.2f}, {m['ci_t'][1]:.2f}]"
-                         f"    [{m['ci_bootstrap'][0]:.2f}, {m['ci_bootstrap'][1]:.2f}]")
-    if r["ab"]:
-        for p in r["ab"]["pairs"]:
-            lines.append(f"{p['system_x']} vs {p['system_y']}: {p['wins']}-{p['losses']} (ties {p['ties']}), "
-                         f"win rate {p['win_rate']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}], "
-                         f"exact binomial p = {p['p_value']:.4g}")
-        pb = r["ab"]["position_bias"]
-        lines.append(f"position bias: side A chosen {pb['chose_a']} of {pb['chose_a'] + pb['chose_b']} "
-                     f"(p = {pb['p_value']:.4g})")
-        lines.append(r["ab"]["ties_handling"])
-        for b in r["ab"]["bradley_terry"] or []:
-            lines.append(f"Bradley-Terry {b['system']}: {b['score']:+.2f} [{b['ci'][0]:+.2f}, {b['ci'][1]:+.2f}]")
-    for s in r["screening"]:
-        if s["flags"]:
-            lines.append(f"flagged {s['label']} (id {s['rater_id']}): {'; '.join(s['flags'])}")
-    lines += [f"plot: {p}" for p in r["plots"]]
-    return "\n".join(lines)
-
-
 @listen.command("results")
 @click.argument("session_id", type=int)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write every vote to this CSV file.")
@@ -160,13 +147,13 @@ def _results_text(r: dict) -> str:
 @pass_ctx
 def results(ctx, session_id, csv_path, exclude_flagged, exclude, n_boot, no_plots, as_json):
     """MOS or A/B statistics, rater screening and plots."""
-    from studio.listening.results import export_csv, session_results
+    from studio.listening.results import export_csv, session_results, summary_text
 
     res = session_results(ctx.ws, session_id, exclude_flagged=exclude_flagged, exclude=list(exclude),
                           n_boot=n_boot, plots=not no_plots)
     if csv_path:
         res["csv"] = str(export_csv(ctx.ws, session_id, Path(csv_path)))
-    emit(res, as_json, _results_text)
+    emit(res, as_json, summary_text)
 
 
 @listen.command("exclude")

@@ -56,6 +56,25 @@ def segments_with_text(s, dataset_id: int, version_id: int) -> list[dict]:
     return out
 
 
+def prepared_segments(db, dataset_name: str, version: int | None = None, root: str | os.PathLike | None = None) -> list[dict]:
+    """Every segment of a prepared version (default: the newest ready one), kept or rejected, with
+    its absolute path and its current text (None where it cannot be told yet)."""
+    from studio.datasets.models import PreparedVersion
+
+    db, base = _split(db, root)
+    with db.read() as s:
+        ds = get_dataset_row(s, dataset_name)
+        if version is None:
+            v = latest_version(s, ds.id)
+        else:
+            v = s.scalar(select(PreparedVersion).where(PreparedVersion.dataset_id == ds.id,
+                                                       PreparedVersion.version == version))
+        if v is None:
+            raise UserError(f"dataset {dataset_name!r} has no prepared version{'' if version is None else f' {version}'}")
+        return [{**seg, "path": str(base / seg["blob"]), "version": v.version}
+                for seg in segments_with_text(s, ds.id, v.id)]
+
+
 def training_items(db, dataset_name: str, root: str | os.PathLike | None = None) -> list[dict]:
     """Each kept segment of the newest ready version that has text: absolute 24 kHz wav path,
     text, speaker, sha256, duration (plus clip/segment ids, cut times and the version number)."""

@@ -101,12 +101,17 @@ def add_entry(ws: Workspace, *, output_id: int | None = None, generation_id: int
 def _generation(ws: Workspace, generation_id: int) -> tuple[str | None, dict]:
     """Audio path and parameters of a row in the voices room's generation history."""
     try:
-        from studio import voices
+        from studio.voices import Generation
     except ImportError:
         raise UserError("the generation history is not part of this installation") from None
-    gen = voices.get_generation(ws, generation_id)  # NotFound names a missing id
-    params = {k: v for k, v in gen.items() if k not in ("audio_path", "created_at")}
-    return gen.get("audio_path"), params
+    with ws.db.read() as s:
+        gen = s.get(Generation, int(generation_id))
+        if gen is None:
+            raise NotFound(f"no generation with id {generation_id}")
+        row = gen.as_dict()
+    params = {"generation_id": row["id"], "text": row["text"], "model": row["model"], "voice": row["voice"],
+              "adapters": row["adapters"], "seed": row["seed"], **(row.get("params") or {})}
+    return row["audio_path"], params
 
 
 def _check_stars(stars: int) -> None:

@@ -2,6 +2,7 @@
 then a summary (each metric per arm and per swept value) and the plots."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -120,14 +121,51 @@ def flat_values(output: dict) -> dict[str, float | None]:
     return values
 
 
+def axis_values(output: dict) -> dict:
+    """An output's parameters under the names sweep axes use (the `prompt` axis sets `text`)."""
+    params = output.get("params") or {}
+    return {**params, "prompt": params.get("text"), "arm": output.get("arm")}
+
+
 def summarize(outputs: list[dict], swept: list[str]) -> dict:
     """Each metric per arm and per value of each swept parameter."""
     from studio.experiments.stats import group_summary
 
-    rows = [{**o["params"], **flat_values(o), "arm": o["arm"]} for o in outputs if not o.get("error")]
+    rows = [{**axis_values(o), **flat_values(o)} for o in outputs if not o.get("error")]
     names = sorted({k for o in outputs for k in flat_values(o)})
     return {"n_outputs": len(outputs), "n_failed": sum(1 for o in outputs if o.get("error")),
             "metrics": names,
             "overall": {m: group_summary(rows, None, m) for m in names},
             "by_arm": {m: group_summary(rows, "arm", m) for m in names},
             "by_param": {p: {m: group_summary(rows, p, m) for m in names} for p in swept}}
+
+
+def export_by_arm(ws: Workspace, sweep_id: int, target) -> dict[str, str]:
+    """Write a sweep's outputs into TARGET/<arm>/<item>.wav, where an item is one combination of
+    every parameter except the arm, named the same in every arm: the folders a blind A/B listening
+    session takes as its systems. Returns {arm: folder}."""
+    import shutil
+    from pathlib import Path
+
+    from studio.errors import UserError
+
+    sweep = get_sweep(ws, sweep_id)
+    target = Path(target)
+    if target.exists() and any(target.iterdir()):
+        raise UserError(f"{target} is not an empty folder")
+    items: dict[str, str] = {}
+    folders: dict[str, str] = {}
+    for o in sweep["outputs"]:
+        if o.get("error") or not o.get("audio_path"):
+            continue
+        key = json.dumps({k: v for k, v in o["params"].items() if k not in ("arm", "model", "voice", "adapters")},
+                         sort_keys=True, default=str)
+        item = items.setdefault(key, f"item{len(items):03d}")
+        arm = o["arm"] or "default"
+        folder = target / "".join(c if c.isalnum() or c in "-_." else "_" for c in arm)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ws.root / o["audio_path"], folder / f"{item}{Path(o['audio_path']).suffix}")
+        folders[arm] = str(folder)
+    if not folders:
+        raise UserError(f"sweep {sweep_id} has no audio to export")
+    return folders

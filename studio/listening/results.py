@@ -163,6 +163,33 @@ def _ab(votes: list[ListenVote], systems: list[ListenSystem], n_boot: int, seed:
     return out
 
 
+def summary_text(r: dict) -> str:
+    """The results as the CLI prints them and the Listen tab shows them."""
+    lines = [f"session {r['session']['id']}: {r['session']['name']} - {r['n_votes']} votes used"
+             f" ({r['n_votes_all']} recorded, raters excluded: {r['excluded_raters'] or 'none'})"]
+    if r["mos"]:
+        lines.append(f"{'system':<24} {'n':>4} {'MOS':>5}  95% CI (t)      95% CI (cluster bootstrap)")
+        for m in r["mos"]:
+            lines.append(f"{m['system']:<24} {m['n']:>4} {m['mean']:>5.2f}  [{m['ci_t'][0]:.2f}, {m['ci_t'][1]:.2f}]"
+                         f"    [{m['ci_bootstrap'][0]:.2f}, {m['ci_bootstrap'][1]:.2f}]")
+    if r["ab"]:
+        for p in r["ab"]["pairs"]:
+            lines.append(f"{p['system_x']} vs {p['system_y']}: {p['wins']}-{p['losses']} (ties {p['ties']}), "
+                         f"win rate {p['win_rate']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}], "
+                         f"exact binomial p = {p['p_value']:.4g}")
+        pb = r["ab"]["position_bias"]
+        lines.append(f"position bias: side A chosen {pb['chose_a']} of {pb['chose_a'] + pb['chose_b']} "
+                     f"(p = {pb['p_value']:.4g})")
+        lines.append(r["ab"]["ties_handling"])
+        for b in r["ab"]["bradley_terry"] or []:
+            lines.append(f"Bradley-Terry {b['system']}: {b['score']:+.2f} [{b['ci'][0]:+.2f}, {b['ci'][1]:+.2f}]")
+    for s in r["screening"]:
+        if s["flags"]:
+            lines.append(f"flagged {s['label']} (id {s['rater_id']}): {'; '.join(s['flags'])}")
+    lines += [f"plot: {p}" for p in r["plots"]]
+    return "\n".join(lines)
+
+
 def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
     import matplotlib
 

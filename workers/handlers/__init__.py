@@ -12,6 +12,11 @@ from studio.errors import UserError
 HANDLERS: dict[str, str] = {
     # kind: "module:function"
     "noop": "workers.handlers.builtin:noop",
+    "tokenize": "workers.handlers.tokens:tokenize_job",
+    "train": "workers.handlers.train:train_job",
+    "export_adapter": "workers.handlers.train:export_adapter_job",
+    "generate": "workers.handlers.generate:generate_job",
+    "voice": "workers.handlers.generate:voice_job",
     "import": "workers.handlers.dataset:import_job",
     "prepare": "workers.handlers.dataset:prepare_job",
     "transcribe": "workers.handlers.dataset:transcribe_job",

@@ -58,7 +58,7 @@ def _finish(ctx: JobContext, sweep_id: int, swept: list[str], floors: dict, flag
     sweep = sweeps.get_sweep(ws, sweep_id)
     outputs = sweep["outputs"]
     summary = {**sweeps.summarize(outputs, swept), "floors": floors, "swept": swept}
-    rows = [{"params": {**o["params"], "arm": o["arm"]}, "values": sweeps.flat_values(o)}
+    rows = [{"params": sweeps.axis_values(o), "values": sweeps.flat_values(o)}
             for o in outputs if not o.get("error")]
     folder = ws.generated_dir / "sweeps" / str(sweep_id) / "plots"
     made = plots.metric_vs_param(rows, summary["metrics"], swept, folder) if swept else []
@@ -122,13 +122,14 @@ class _Generator:
         self.voices: dict = {}
 
     def ready(self, model: str, adapters: tuple):
-        from models import adapters as adapter_io
         from models import presets
 
         if model != self.name:
             self.bark, self.tokenizer = presets.load_bark(model), presets.load_text_tokenizer(model)
             self.name, self.adapters = model, ()
         if adapters != self.adapters:
+            from models import adapters as adapter_io  # imports peft: only when adapters are in play
+
             if adapters:
                 adapter_io.apply_adapters(self.bark, list(adapters), base_model=model)
             else:

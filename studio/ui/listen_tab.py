@@ -1,0 +1,217 @@
+"""Listen: blind A/B and MOS sessions. Create one from audio folders (generated audio, real
+recordings as a hidden reference), hand out rater links, close it, read the results with plots,
+exclude raters, export every vote as CSV. Handlers are thin: the domain is studio.listening."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from studio.errors import UserError
+from studio.listening import results as lresults
+from studio.listening import sessions as lsessions
+from studio.listening.audio import AUDIO_SUFFIXES
+from studio.workspace import Workspace
+
+TITLE = "Listen"
+QUESTIONS = {
+    "Which sounds more like <voice>?": "similar",
+    "Which sounds more natural?": "natural",
+    "Which is more interesting?": "interesting",
+    "Custom question": "custom",
+}
+SCREEN_COLUMNS = ["rater id", "label", "votes", "trap failures", "near-constant", "z", "flags", "excluded"]
+
+
+def audio_folders(ws: Workspace) -> list[str]:
+    """Workspace folders that hold audio directly (generation outputs, imports), relative paths."""
+    found = []
+    for top in (ws.generated_dir, ws.root / "imports", ws.root / "recordings"):
+        if not top.is_dir():
+            continue
+        for folder in [top, *sorted(p for p in top.rglob("*") if p.is_dir())]:
+            if any(f.suffix.lower() in AUDIO_SUFFIXES for f in folder.iterdir() if f.is_file()):
+                found.append(ws.relative(folder))
+    return found
+
+
+def parse_systems(ws: Workspace, text: str, reference: bool) -> list[lsessions.SystemSource]:
+    """Lines of `NAME = FOLDER` (FOLDER inside the workspace) or a bare FOLDER (named after it)."""
+    out = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name, sep, folder = line.partition("=")
+        if not sep:
+            name, folder = Path(line).name, line
+        path = ws.inside(folder.strip())
+        out.append(lsessions.SystemSource(name=name.strip(), folder=path, reference=reference))
+    return out
+
+
+def session_choices(ws: Workspace) -> list[tuple[str, int]]:
+    return [(f"{s['id']}: {s['name']} ({s['test_type']}, {s['status']}, {s['votes']} votes)", s["id"])
+            for s in lsessions.list_sessions(ws)]
+
+
+def create(ws: Workspace, name, systems_text, reference_text, test_type, question_label, voice_label, custom_q,
+           no_pref, trials, gold, seed):
+    from workers.dispatch import submit
+
+    try:
+        systems = parse_systems(ws, systems_text, False) + parse_systems(ws, reference_text, True)
+        preset = QUESTIONS.get(question_label, "natural")
+        question = custom_q if preset == "custom" else preset
+        params = {"name": name, "test_type": "mos" if test_type == "MOS" else "ab", "question": question,
+                  "voice_label": voice_label or None, "allow_no_preference": bool(no_pref),
+                  "trials_per_rater": int(trials), "n_gold": int(gold), "seed": int(seed) if seed else None,
+                  "systems": [{"name": s.name, "folder": str(s.folder), "reference": s.reference} for s in systems]}
+        lsessions.resolve_question(params["test_type"], question, voice_label)
+        job = submit(ws, "listening_stimuli", params, wait=True)
+        if job["status"] != "succeeded":
+            raise UserError(job.get("error") or f"job {job['id']} {job['status']}")
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    session = lsessions.get_session(ws, job["result"]["session_id"])
+    notes = "".join(f"\n- {n}" for n in session["notes"])
+    return (gr.update(choices=session_choices(ws), value=session["id"]),
+            f"Created session {session['id']} with {session['n_items']} items at {session['target_lufs']} LUFS.{notes}")
+
+
+def describe(ws: Workspace, session_id):
+    if not session_id:
+        return "", gr.update(choices=[], value=[])
+    try:
+        s = lsessions.get_session(ws, int(session_id))
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    systems = ", ".join(f"{x['name']}{' (hidden reference)' if x['kind'] == 'reference' else ''}"
+                        for x in s["systems"] if x["kind"] != "trap")
+    text = (f"**{s['name']}** — {s['test_type'].upper()}, {s['status']}  \nQuestion: {s['question']}  \n"
+            f"Systems: {systems}  \nItems {s['n_items']}, trials per rater {s['trials_per_rater']}, "
+            f"gold/trap {s['n_gold']}, loudness {s['target_lufs']} LUFS  \n"
+            f"Raters: {len(s['raters'])}, votes: {sum(r['votes'] for r in s['raters'])}")
+    raters = [(f"{r['label']} ({r['votes']}/{r['trials']})", r["id"]) for r in s["raters"]]
+    return text, gr.update(choices=raters, value=[r["id"] for r in s["raters"] if r["excluded"]])
+
+
+def make_links(ws: Workspace, session_id, count, days, base_url):
+    try:
+        if not session_id:
+            raise UserError("choose a session first")
+        links = lsessions.add_raters(ws, int(session_id), int(count), expires_days=float(days),
+                                     base_url=base_url or None)
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    return "\n".join(f"{x['label']}: {x['link']}" for x in links)
+
+
+def close(ws: Workspace, session_id):
+    try:
+        if not session_id:
+            raise UserError("choose a session first")
+        lsessions.close_session(ws, int(session_id))
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    return gr.update(choices=session_choices(ws), value=int(session_id))
+
+
+def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
+    from PIL import Image
+
+    try:
+        if not session_id:
+            raise UserError("choose a session first")
+        s = lsessions.get_session(ws, int(session_id))
+        ids = {r["id"] for r in s["raters"]}
+        chosen = set(excluded_ids or []) & ids
+        lsessions.set_excluded(ws, s["id"], sorted(chosen), True)
+        lsessions.set_excluded(ws, s["id"], sorted(ids - chosen), False)
+        res = lresults.session_results(ws, s["id"], exclude_flagged=bool(exclude_flagged))
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    screening = [[r["rater_id"], r["label"], r["votes"], r["trap_failures"], r["near_constant"],
+                  "" if r["z"] is None else round(r["z"], 2), "; ".join(r["flags"]), r["excluded"]]
+                 for r in res["screening"]]
+    images = [Image.open(p).copy() for p in res["plots"]]
+    return "```\n" + lresults.summary_text(res) + "\n```", screening, images
+
+
+def export(ws: Workspace, session_id):
+    try:
+        if not session_id:
+            raise UserError("choose a session first")
+        target = Path(tempfile.mkdtemp(prefix="bark-listen-")) / f"listening-session-{int(session_id)}-votes.csv"
+        lresults.export_csv(ws, int(session_id), target)
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
+    return str(target)
+
+
+def build(ws: Workspace) -> None:
+    gr.Markdown("Blind listening tests. Raters get links to a separate listening page; they never see "
+                "the studio, system names or file names.")
+    with gr.Accordion("New session", open=False):
+        name = gr.Textbox(label="Session name (only you see it)")
+        folders = gr.Dropdown(choices=audio_folders(ws), multiselect=True, label="Audio folders in the workspace",
+                              info="Adds them to the systems below")
+        systems = gr.Textbox(lines=3, label="Systems: one per line, NAME = FOLDER (inside the workspace)",
+                             elem_id="listen-systems")
+        reference = gr.Textbox(lines=1, label="Hidden reference (real recordings): NAME = FOLDER, optional")
+        with gr.Row():
+            test_type = gr.Radio(["A/B", "MOS"], value="A/B", label="Test")
+            question = gr.Dropdown(list(QUESTIONS), value="Which sounds more natural?", label="A/B question")
+            voice_label = gr.Textbox(label="Voice as raters are told it (for 'more like <voice>')")
+            custom_q = gr.Textbox(label="Custom question")
+        with gr.Row():
+            no_pref = gr.Checkbox(label="Offer 'no preference'")
+            trials = gr.Number(value=20, precision=0, label="Trials per rater")
+            gold = gr.Number(value=2, precision=0, label="Gold/trap trials per rater")
+            seed = gr.Number(value=None, precision=0, label="Seed (empty: random, stored)")
+        create_btn = gr.Button("Create session", variant="primary")
+        created = gr.Markdown()
+    with gr.Row():
+        session = gr.Dropdown(choices=session_choices(ws), label="Session", elem_id="listen-session")
+        refresh = gr.Button("Refresh", scale=0)
+    summary = gr.Markdown()
+    with gr.Accordion("Rater links", open=False):
+        with gr.Row():
+            count = gr.Number(value=5, precision=0, label="How many")
+            days = gr.Number(value=14, label="Expire after (days)")
+            base_url = gr.Textbox(value=os.environ.get(lsessions.PUBLIC_URL_ENV, ""),
+                                  label="Address raters use (empty: http://127.0.0.1:7860)")
+        links_btn = gr.Button("Make rater links")
+        links = gr.Textbox(lines=5, label="Links (shown once; only hashes are stored)", interactive=False)
+        close_btn = gr.Button("Close session (stop accepting votes)", variant="stop")
+    with gr.Accordion("Results", open=True):
+        with gr.Row():
+            exclude = gr.CheckboxGroup(label="Exclude raters", choices=[])
+            exclude_flagged = gr.Checkbox(label="Exclude flagged raters")
+        results_btn = gr.Button("Show results")
+        report = gr.Markdown(elem_id="listen-results")
+        screening = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, label="Rater screening")
+        plots = gr.Gallery(label="Plots", columns=2, height="auto")
+        export_btn = gr.Button("Export CSV")
+        csv_file = gr.File(label="Votes (CSV)")
+
+    folders.change(lambda picked, text: "\n".join([*(text or "").splitlines(),
+                                                   *(f"{Path(p).name} = {p}" for p in picked or [])]).strip(),
+                   [folders, systems], systems)
+    create_btn.click(lambda *a: create(ws, *a), [name, systems, reference, test_type, question, voice_label, custom_q,
+                                                 no_pref, trials, gold, seed], [session, created])
+    refresh.click(lambda: gr.update(choices=session_choices(ws)), None, session)
+    session.change(lambda sid: describe(ws, sid), session, [summary, exclude])
+    links_btn.click(lambda sid, c, d, u: make_links(ws, sid, c, d, u), [session, count, days, base_url], links)
+    close_btn.click(lambda sid: close(ws, sid), session, session)
+    results_btn.click(lambda sid, ex, fl: show_results(ws, sid, ex, fl), [session, exclude, exclude_flagged],
+                      [report, screening, plots])
+    export_btn.click(lambda sid: export(ws, sid), session, csv_file)
+
+
+if __name__ == "__main__":
+    with gr.Blocks() as demo:
+        build(Workspace.resolve())
+    demo.launch()

@@ -1,0 +1,136 @@
+"""The "generate" job (text -> WAVs under ws.generated_dir plus `generations` history rows) and
+the "voice" job (a clip or a 5-12 s span -> a saved voice prompt)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.errors import UserError
+from studio.jobs import JobContext
+from workers.handlers.tokens import user_errors
+
+SAMPLING_KEYS = ("semantic_temperature", "coarse_temperature", "fine_temperature", "min_eos_p", "top_k", "top_p",
+                 "semantic_max_new_tokens")
+
+
+def _write_wav(path: Path, audio, sample_rate: int) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.wav")
+    sf.write(str(tmp), audio, sample_rate, subtype="FLOAT")
+    tmp.replace(path)
+
+
+def generate_job(ctx: JobContext) -> dict:
+    """params: texts (list) or text; model (default tiny); voice (name); adapters
+    [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
+    any of SAMPLING_KEYS; batch_size. Resumable: outputs already written are kept."""
+    from studio import voices as V
+
+    ws = ctx.workspace
+    p = ctx.params
+    texts = p.get("texts") or ([p["text"]] if p.get("text") else [])
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise UserError("generate needs non-empty text")
+    model = p.get("model") or "tiny"
+    seed = int(p.get("seed") or 0)
+    variants = int(p.get("variants") or 1)
+    if variants < 1:
+        raise UserError(f"variants must be at least 1, got {variants}")
+    adapters = list(p.get("adapters") or [])
+    voice_name = p.get("voice") or None
+    voice_file = V.voice_path(ws, voice_name) if voice_name else None
+    folder = ws.generated_dir / f"job-{ctx.job_id}"
+    wanted = [(i, t, seed + v) for i, t in enumerate(texts) for v in range(variants)]
+    todo = [(k, w) for k, w in enumerate(wanted) if not (folder / f"{k:03d}.wav").is_file()]
+    ctx.progress(step=len(wanted) - len(todo), total=len(wanted), message="loading model")
+
+    from models import adapters as A
+    from models import presets, voice_prompt
+    from models.generation import BarkStages, Request, Sampling, generate
+
+    with user_errors():
+        sampling = Sampling(**{k: p[k] for k in SAMPLING_KEYS if p.get(k) is not None})
+        voice = voice_prompt.load(voice_file) if voice_file else None
+        bark = presets.load_bark(model, device=p.get("device") or "cpu")
+        tokenizer = presets.load_text_tokenizer(model)
+        if adapters:
+            A.apply_adapters(bark, [(a["path"], float(a.get("scale", 1.0))) for a in adapters], base_model=model)
+    params = {**sampling.to_dict(), "variants": variants}
+    batch = int(p.get("batch_size") or 4)
+    rows = []
+    for start in range(0, len(todo), batch):
+        ctx.check_cancelled()
+        part = todo[start: start + batch]
+        with user_errors():
+            results = generate(BarkStages.from_bark(bark), tokenizer,
+                               [Request(t, voice, s) for _, (_, t, s) in part], sampling, batch_size=batch)
+        for (k, (_, text, s)), res in zip(part, results):
+            path = folder / f"{k:03d}.wav"
+            _write_wav(path, res.audio, res.sample_rate)
+            rows.append(V.record_generation(ws, text=text, model=model, voice=voice_name, adapters=adapters, seed=s,
+                                            params=params, audio_path=path, duration=res.seconds, job_id=ctx.job_id))
+        ctx.progress(step=len(wanted) - len(todo) + start + len(part), total=len(wanted),
+                     message=f"generated {start + len(part)} of {len(todo)}")
+    files = [str(folder / f"{k:03d}.wav") for k in range(len(wanted))]
+    return {"files": files, "generations": [r["id"] for r in rows], "model": model, "voice": voice_name,
+            "seed": seed, "params": params, "adapters": adapters}
+
+
+def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
+    """A dataset clip id (its stored original) or an audio file path -> (path, clip id, label)."""
+    from studio.datasets.models import Clip
+
+    text = str(clip).strip()
+    if text.isdigit():
+        with ws.db.read() as s:
+            row = s.get(Clip, int(text))
+            if row is None:
+                raise UserError(f"no clip with id {text}")
+            return ws.root / row.blob, row.id, row.blob
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise UserError(f"{text}: no such audio file (or clip id)")
+    return path.resolve(), None, str(path.resolve())
+
+
+def voice_job(ctx: JobContext) -> dict:
+    """params: name, clip (path or clip id), start, end (seconds; default the whole clip, first 12 s),
+    model (token models; default tiny)."""
+    import soundfile as sf
+
+    from studio import voices as V
+
+    ws = ctx.workspace
+    p = ctx.params
+    name = V.check_name(p.get("name", ""))
+    model = p.get("model") or "tiny"
+    with ws.db.read() as s:
+        if s.query(V.Voice).filter(V.Voice.name == name).first() is not None:
+            raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")
+    path, clip_id, label = resolve_clip(ws, p.get("clip", ""))
+    try:
+        duration = sf.info(str(path)).duration
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path.name}: cannot read audio ({exc})".splitlines()[0]) from exc
+    from models import tokens as T
+    from models import voice_prompt
+
+    with user_errors():
+        start, end = voice_prompt.check_span(duration, p.get("start"), p.get("end"), source=path.name)
+        ctx.progress(0.1, message="loading token models")
+        semantic = T.load_semantic_tokenizer(model)
+        codec, _ = T.load_codec(model)
+        ctx.progress(0.5, message=f"tokenizing {path.name} {start:.2f}-{end:.2f} s")
+        sem, codes = T.tokenize_audio(path, semantic, codec, start, end)
+        prompt = voice_prompt.from_tokens(sem, codes, source=path.name)
+    npz = prompt.save(V.voice_file(ws, name))
+    try:
+        row = V.record_voice(ws, name=name, npz=npz, model=model, source_path=label, source_clip_id=clip_id,
+                             span=(start, end), semantic_len=len(prompt.semantic), frames=prompt.fine.shape[1],
+                             job_id=ctx.job_id)
+    except UserError:
+        npz.unlink(missing_ok=True)
+        raise
+    ctx.progress(1.0, message=f"voice {name} saved")
+    return row

@@ -1,0 +1,181 @@
+"""The "train" job: tokenize what is missing, fine-tune Bark's stages on a dataset, keep checkpoints
+under ws.checkpoints_dir/<job id>/ (rows in `checkpoints`), and on success install the best one as
+a named adapter (ws.adapters_dir/<name>/ plus an `adapters` row).
+
+Resume: a requeued train job finds its run folder's `latest` checkpoint and continues from it
+exactly; params_update {"resume_from": "<checkpoint path>"} picks another checkpoint instead.
+A stop (cancel, consumer SIGINT) saves a checkpoint at the current step and ends the job cancelled.
+
+Also "export_adapter": merge adapters into a standalone BarkModel folder (heavy: loads the model)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from studio import training as T
+from studio.errors import UserError
+from studio.jobs import JobCancelled, JobContext
+from workers.handlers.tokens import user_errors
+
+HYPERPARAMETERS = ("r", "alpha", "dropout", "targets", "lr", "batch_size", "grad_accum", "warmup_ratio", "schedule",
+                   "weight_decay", "max_grad_norm", "max_steps", "max_epochs", "val_fraction", "eval_every",
+                   "patience", "min_delta", "save_every", "keep_last", "precision", "attention",
+                   "activation_checkpointing", "seed", "device")
+# Generic prompts for the forgetting guard: the base model's own outputs on these are scored before
+# and after training (a fine-tune that raises their NLL a lot has forgotten how Bark speaks).
+GUARD_PROMPTS = ("Hello, how are you today?", "The weather is nice this morning.",
+                 "Please read the next sentence slowly and clearly.")
+GUARD_SEMANTIC_TOKENS = 48
+
+
+def _config(p: dict, stages, method: str):
+    from models.training import config_from_preset
+
+    overrides = {k: p[k] for k in HYPERPARAMETERS if p.get(k) is not None}
+    return config_from_preset(p.get("preset"), stages=stages, method=method, **overrides)
+
+
+def guard_items(bark, tokenizer, seed: int = 1234) -> list:
+    """TokenItems of the base model's own (seeded) outputs on GUARD_PROMPTS."""
+    import torch
+
+    from models.generation import BarkStages, Request, Sampling, generate
+    from models.layouts import TokenItem
+    from models.text import encode_text
+
+    sampling = Sampling(semantic_max_new_tokens=GUARD_SEMANTIC_TOKENS)
+    with torch.random.fork_rng(devices=[]):
+        results = generate(BarkStages.from_bark(bark), tokenizer,
+                           [Request(text=t, seed=seed + i) for i, t in enumerate(GUARD_PROMPTS)], sampling)
+    items = []
+    for text, res in zip(GUARD_PROMPTS, results):
+        for sem, codes in zip(res.semantic, res.codes):
+            if sem.size and codes.shape[1]:
+                items.append(TokenItem(text_ids=encode_text(tokenizer, text), semantic=sem, codes=codes,
+                                       key=f"guard: {text}"))
+    return items
+
+
+def _resume_point(ws, ctx: JobContext, run: Path) -> Path | None:
+    chosen = ctx.params.get("resume_from")
+    if chosen:
+        path = ws.inside(chosen)
+        if not path.exists():
+            raise UserError(f"resume_from {chosen!r}: no such checkpoint")
+        return path
+    from models.checkpoints import read_pointer
+
+    return read_pointer(run) if run.is_dir() else None
+
+
+def train_job(ctx: JobContext) -> dict:
+    """params: dataset, model (tiny|small|large|hub id), stages ("semantic,coarse,fine" or a list),
+    method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS,
+    resume_from (a checkpoint path inside the workspace)."""
+    from studio.datasets.api import dataset_hash
+    from workers.handlers.tokens import token_items, tokenize_job
+
+    ws, p = ctx.workspace, ctx.params
+    dataset = p.get("dataset")
+    if not dataset:
+        raise UserError("train needs a dataset name")
+    model = p.get("model") or "tiny"
+    method = p.get("method") or ("full" if p.get("preset") == "full" else "lora")
+    name = T.check_name(p.get("name") or f"{dataset}-{ctx.job_id}")
+    with ws.db.read() as s:
+        from sqlalchemy import select
+
+        if s.scalars(select(T.Adapter).where(T.Adapter.name == name)).first() is not None:
+            raise UserError(f"an adapter named {name!r} already exists; choose another --name")
+
+    from models.lora import parse_stages
+
+    with user_errors():
+        stages = parse_stages(p.get("stages") or "semantic,coarse,fine")
+        config = _config(p, stages, method)
+
+    ctx.progress(message="tokenizing what is not yet tokenized")
+    tokenized = tokenize_job(ctx)
+    if tokenized.get("failed"):
+        ctx.log(f"{len(tokenized['failed'])} segment(s) could not be tokenized and are left out")
+        failed = {f["path"] for f in tokenized["failed"]}
+        from studio.datasets.api import training_items
+
+        items = token_items(ws, dataset, model, [it for it in training_items(ws, dataset) if it["path"] not in failed])
+    else:
+        items = token_items(ws, dataset, model)
+
+    from models import presets
+    from models.training import TrainingRecipe, describe
+
+    run = T.run_dir(ws, ctx.job_id)
+    resume = _resume_point(ws, ctx, run)
+    ctx.progress(message=f"loading {model}")
+    with user_errors():
+        bark = presets.load_bark(model)
+        tokenizer = presets.load_text_tokenizer(model)
+        guard = guard_items(bark, tokenizer)
+    started = time.monotonic()
+
+    def on_progress(info: dict) -> None:
+        ctx.metrics(info["step"], {k: info[k] for k in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
+                                   if info.get(k) is not None})
+        ctx.progress(step=info["step"], total=info["total_steps"], epoch=info["epoch"], eta_seconds=info["eta_s"],
+                     message=f"step {info['step']}/{info['total_steps']} loss {info['loss']:.4f}"
+                             + (f" val {info['val_loss']:.4f}" if info.get("val_loss") is not None else ""))
+
+    def on_checkpoint(info: dict) -> None:
+        T.record_checkpoint(ws, ctx.job_id, info)
+        ctx.log(f"checkpoint at step {info['step']}" + (f" (val {info['val_loss']:.4f}"
+                + (", best)" if info["is_best"] else ")") if info.get("val_loss") is not None else ""))
+
+    with user_errors():  # bad settings, corrupt checkpoints, ... become one line
+        recipe = TrainingRecipe(config, bark, items, run, guard_items=guard, base_model=model,
+                                dataset={"name": dataset, "hash": dataset_hash(ws, dataset)},
+                                resume_from=resume, on_progress=on_progress, on_checkpoint=on_checkpoint,
+                                should_stop=ctx.stop_requested)
+        recipe.setup()
+        plan = describe(recipe)
+        if resume is not None:
+            ctx.log(f"resuming from {ws.relative(Path(resume))} at step {recipe.step}")
+        ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps, "
+                f"{plan['trainable_params']:,} of {plan['total_params']:,} parameters, {plan['device']} "
+                f"{plan['precision']}, {plan['train_clips']} train / {plan['val_clips']} validation clips")
+        result = recipe.train()
+
+    summary = {"status": result.status, "step": result.step, "max_steps": result.max_steps,
+               "best_val_loss": result.best_val_loss, "forgetting": result.forgetting,
+               "last_checkpoint": _rel(ws, result.last_checkpoint), "best_checkpoint": _rel(ws, result.best_checkpoint),
+               "seconds": round(time.monotonic() - started, 2), "run_dir": ws.relative(run)}
+    if result.status == "stopped":
+        ctx.log(f"stopped at step {result.step}; checkpoint saved, resume to continue")
+        ctx.partial_result = summary
+        raise JobCancelled()
+    source = Path(result.best_checkpoint or result.last_checkpoint)
+    adapter = T.install_adapter(ws, source / "adapter", name, job_id=ctx.job_id, checkpoint=ws.relative(source))
+    ctx.log(f"adapter {name!r} saved from {ws.relative(source)}")
+    return {**summary, "adapter": name, "adapter_path": adapter["path"]}
+
+
+def _rel(ws, path: str | None) -> str | None:
+    return ws.relative(Path(path)) if path else None
+
+
+def export_adapter_job(ctx: JobContext) -> dict:
+    """params: adapters [{"name", "scale"}], model, out (a folder path). Merges and saves a
+    standalone BarkModel folder (`BarkModel.from_pretrained(out)` loads it)."""
+    from models import adapters as A
+    from models import presets
+
+    ws, p = ctx.workspace, ctx.params
+    specs = [(T.adapter_folder(ws, a["name"]), float(a.get("scale", 1.0))) for a in p.get("adapters") or []]
+    if not specs:
+        raise UserError("export needs at least one adapter")
+    out = Path(p["out"])
+    model = p.get("model") or T.get_adapter(ws, p["adapters"][0]["name"])["base_model"]
+    ctx.progress(message=f"loading {model}")
+    with user_errors():
+        bark = presets.load_bark(model)
+        ctx.progress(0.5, message="merging")
+        A.merge_and_export(bark, specs, out, base_model=model)
+    return {"out": str(out), "model": model, "adapters": p["adapters"]}
