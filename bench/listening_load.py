@@ -87,10 +87,12 @@ def run_load(url: str, public_id: str, tokens: list[str], n_votes: int) -> dict:
             "max_ms": float(lat.max()) if len(lat) else None}
 
 
-def start_progress_writer(home: Path) -> subprocess.Popen:
-    """A separate process running a job that reports progress as fast as it can (as a worker would)."""
-    return subprocess.Popen([sys.executable, "-m", "bench.listening_load", "--progress-writer", str(home)], cwd=REPO,
+def start_progress_writer(home: Path) -> tuple[subprocess.Popen, int]:
+    """A separate process running a job that reports progress as fast as it can (as a worker would).
+    Returns once it has committed its first progress write: (process, job id)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.listening_load", "--progress-writer", str(home)], cwd=REPO,
                             stdout=subprocess.PIPE, text=True)
+    return proc, int(proc.stdout.readline())
 
 
 def progress_writer(home: str) -> None:
@@ -101,22 +103,27 @@ def progress_writer(home: str) -> None:
     job_id = jobs.create_job(ws.db, "noop", {"bench": "listening_load"})
     token = jobs.claim(ws.db, job_id, "bench-writer")
     ctx = jobs.JobContext(db=ws.db, job_id=job_id, run_token=token, params={}, workspace=ws)
-    print(job_id, flush=True)
     step = 0
     while True:  # until the parent stops us
         step += 1
         ctx.progress(step=step, total=10 ** 9, message=f"step {step}")
         if step % 10 == 0:
             ctx.metrics(step, {"loss": 1.0 / step})
+        if step == 1:
+            print(job_id, flush=True)
 
 
-def stop_progress_writer(proc: subprocess.Popen, ws) -> int:
+def stop_progress_writer(writer: tuple[subprocess.Popen, int], ws) -> int:
     """Stop the writer and return how many progress steps it committed."""
     from studio import jobs
 
-    job_id = int(proc.stdout.readline())
+    proc, job_id = writer
     proc.terminate()
     proc.wait(timeout=30)
+    with ws.db.read() as s:  # the bench job ends as succeeded, not as a stale "running" row
+        row = s.get(jobs.Job, job_id)
+        token = row.run_token
+    jobs.finish(ws.db, job_id, token, "succeeded", result={"bench": "listening_load"})
     return jobs.get_job(ws.db, job_id)["step"] or 0
 
 

@@ -10,7 +10,10 @@ from typing import Any
 import gradio as gr
 
 STAGES = ("semantic", "coarse", "fine")
-BASE_MODELS = ["suno/bark-small", "suno/bark", "tiny"]
+# (label, what the train job's `model` takes): presets, or type a hub id / local folder.
+BASE_MODELS = [("suno/bark-small (small)", "small"), ("suno/bark (large)", "large"), ("tiny (random test model)", "tiny")]
+EVAL_SENTENCES = ("The quick brown fox jumps over the lazy dog.", "Well, I didn't expect that! [laughs]")
+EVAL_SEED = 1234  # fixed, so every checkpoint is heard on the same sentences with the same seed
 PRESET_LABELS = {"Quick LoRA": "quick", "Quality LoRA": "quality", "Full fine-tune": "full"}
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(method="lora", r=8, alpha=16, lr=2e-4, batch_size=4, grad_accum=2, max_epochs=5,

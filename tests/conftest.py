@@ -232,3 +232,12 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def train_template(tmp_path_factory, speech_dir) -> Path:
+    """A workspace with a prepared, transcribed and tokenized (tiny) dataset "voice" from the real
+    speech fixtures, built once per session; tests copy it (tests.queue_support.copy_template)."""
+    from tests.queue_support import build_template
+
+    return build_template(tmp_path_factory.mktemp("train-template") / "home", speech_dir)

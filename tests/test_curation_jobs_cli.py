@@ -6,9 +6,11 @@ import json
 import shutil
 
 import pytest
+from click.testing import CliRunner
 
 from studio import jobs
 from studio.datasets import store
+from studio.cli import main
 from studio.datasets.api import prepared_segments, training_items
 from tests.conftest import cli
 from workers.dispatch import submit, wait_for
@@ -18,41 +20,49 @@ def _json(proc):
     return json.loads(proc.stdout)
 
 
+def run(home, *args, code: int = 0):
+    """The real click command in this process (fast); `cli` below runs it as a subprocess."""
+    result = CliRunner().invoke(main, ["--home", str(home), *args], catch_exceptions=False)
+    assert result.exit_code == code, (args, result.stdout, result.stderr)
+    return result
+
+
 def test_cli_forms_without_a_worker(ws, awb_wav, slt_wav, tmp_path):
     home = ws.root
-    assert _json(cli("dataset", "create", "cli-set", "--json", home=home))["name"] == "cli-set"
+    assert _json(cli("dataset", "create", "cli-set", "--json", home=home))["name"] == "cli-set"  # the installed command
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    proc = cli("dataset", "import", "cli-set", str(awb_wav), str(slt_wav), str(bad), "--speaker", "arctic",
-               "--licence", "CMU ARCTIC licence", "--json", home=home, check=False)
-    assert proc.returncode == 3  # some files refused
-    report = _json(proc)
+    report = _json(run(home, "dataset", "import", "cli-set", str(awb_wav), str(slt_wav), str(bad), "--speaker", "arctic",
+                       "--licence", "CMU ARCTIC licence", "--json", code=3))  # 3: some files refused
     assert len(report["imported"]) == 2 and report["errors"][0]["file"] == "broken.wav"
-    clip_ids = [c["id"] for c in _json(cli("dataset", "clips", "cli-set", "--json", home=home))]
-    cli("dataset", "trim", str(clip_ids[0]), "0.2", "3.8", home=home)
-    out = _json(cli("dataset", "text", str(clip_ids[0]), "And you always want to see it [laughs] in the superlative degree.",
-                    "--json", home=home))
+    clip_ids = [c["id"] for c in _json(run(home, "dataset", "clips", "cli-set", "--json"))]
+    run(home, "dataset", "trim", str(clip_ids[0]), "0.2", "3.8")
+    out = _json(run(home, "dataset", "text", str(clip_ids[0]),
+                    "And you always want to see it [laughs] in the superlative degree.", "--json"))
     assert out["source"] == "human" and out["lint"] == []
-    cli("dataset", "text", str(clip_ids[1]), "He turned sharply, and faced Gregson across the table.", home=home)
-    job = _json(cli("dataset", "prepare", "cli-set", "--wait", "--min-snr", "0", "--json", home=home))
+    run(home, "dataset", "text", str(clip_ids[1]), "He turned sharply, and faced Gregson across the table.")
+    job = _json(run(home, "dataset", "prepare", "cli-set", "--wait", "--min-snr", "0", "--json"))
     assert job["status"] == "succeeded" and job["worker_id"] == "inline" and job["result"]["kept"] == 2
-    shown = _json(cli("dataset", "show", "cli-set", "--json", "--plots", str(tmp_path / "plots"), home=home))
+    shown = _json(run(home, "dataset", "show", "cli-set", "--json", "--plots", str(tmp_path / "plots")))
     assert shown["clips"] == 2 and shown["training_segments"] == 2 and shown["markers"] == {"[laughs]": 1}
-    assert shown["tier"]["tier"] == "below zero-shot" or shown["training_duration_s"] >= 5
+    assert shown["tier"]["tier"] == "zero-shot" and shown["prepared"]["version"] == 1
     assert all((tmp_path / "plots" / f"cli-set-{k}.png").stat().st_size > 1000 for k in ("lengths", "snr", "loudness"))
-    exported = _json(cli("dataset", "export", "cli-set", str(tmp_path / "out"), "--json", home=home))
+    exported = _json(run(home, "dataset", "export", "cli-set", str(tmp_path / "out"), "--json"))
     assert exported["segments"] == 2 and (tmp_path / "out" / "manifest.json").exists()
-    listed = _json(cli("dataset", "list", "--json", home=home))
+    listed = _json(run(home, "dataset", "list", "--json"))
     assert [(d["name"], d["clips"]) for d in listed] == [("cli-set", 2)]
     # user errors are one line and exit 1
     for args, message in ((("dataset", "create", "cli-set"), "already exists"),
                           (("dataset", "prepare", "nope", "--wait"), "no dataset named 'nope'"),
                           (("dataset", "prepare", "cli-set", "--min-segment", "20"), "segment bounds"),
                           (("dataset", "transcribe", "cli-set", "--model-size", "huge"), "unknown Whisper size"),
+                          (("dataset", "trim", str(clip_ids[0]), "3", "99"), "outside"),
                           (("dataset", "export", "cli-set", str(tmp_path / "out")), "not an empty folder")):
-        proc = cli(*args, home=home, check=False)
-        assert proc.returncode == 1 and proc.stderr.startswith("error: ") and message in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
+        result = run(home, *args, code=1)
+        assert result.stderr.startswith("error: ") and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    proc = cli("dataset", "show", "nope", home=home, check=False)  # the same through the installed command
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: no dataset named 'nope' (create it with `bark-studio dataset create nope`)"
 
 
 @pytest.mark.slow
@@ -80,10 +90,10 @@ def test_uploads_import_and_transcription_run_in_the_worker(ws, consumer, awb_wa
     words = store.get_clip(ws.db, clips[0]["id"])["words"]
     assert all(0 <= w["start"] <= w["end"] <= clips[0]["duration"] + 0.5 for w in words)
     # a second run skips clips that already have ASR text
-    again = _json(cli("dataset", "transcribe", "jobs", "--wait", "--model-size", "tiny", "--json", home=ws.root))
+    again = submit(ws, "transcribe", {"dataset": "jobs", "model_size": "tiny"}, wait=True, poll=0.2)
     assert again["result"]["transcribed"] == 0
 
-    prep = _json(cli("dataset", "prepare", "jobs", "--wait", "--min-snr", "0", "--json", home=ws.root))
+    prep = submit(ws, "prepare", {"dataset": "jobs", "settings": {"min_snr_db": 0}}, wait=True, poll=0.2)
     assert prep["status"] == "succeeded" and prep["worker_id"] != "inline"
     segments = prepared_segments(ws.db, "jobs")
     assert segments and all(g["text"] for g in segments)

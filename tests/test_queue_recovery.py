@@ -17,10 +17,10 @@ import time
 import pytest
 
 from studio import jobs
-from tests.conftest import Consumer, cli
-from tests.queue_support import (HEARTBEAT_S, build_template, checkpoints_of, copy_template, maps_torch,
+from tests.conftest import Consumer, RedisServer, cli
+from tests.queue_support import (HEARTBEAT_S, checkpoints_of, copy_template, maps_torch,
                                  prepare_job, train_job, wait_status, wait_step)
-from workers.dispatch import cancel, resume, submit, wait_for
+from workers.dispatch import cancel, submit, wait_for
 from workers.gpu_lock import GpuLock
 from workers.queue import queue_for
 
@@ -28,28 +28,23 @@ pytestmark = pytest.mark.slow
 LONG = 500  # steps of a job that is always stopped before it ends
 
 
-@pytest.fixture(scope="session")
-def template(tmp_path_factory, speech_dir):
-    return build_template(tmp_path_factory.mktemp("template") / "home", speech_dir)
-
-
 @pytest.fixture
-def tws(template, tmp_path, monkeypatch):
+def tws(train_template, tmp_path, monkeypatch):
     """A workspace copied from the template (dataset prepared and tokenized), heartbeats short."""
     from studio.workspace import Workspace
 
     monkeypatch.setenv("BARK_STUDIO_HEARTBEAT_S", str(HEARTBEAT_S))
     monkeypatch.delenv("BARK_STUDIO_REDIS_URL", raising=False)
-    home = copy_template(template, tmp_path / "home")
+    home = copy_template(train_template, tmp_path / "home")
     monkeypatch.setenv("BARK_STUDIO_HOME", str(home))
     return Workspace.resolve(home)
 
 
-def _gpu_lock_and_light_job_beside(ws, speech_dir) -> tuple[int, int]:
+def _gpu_lock_and_light_job_beside(ws, speech_dir, second_steps: int = 10) -> tuple[int, int]:
     """Two training jobs and a prepare job: the second training job waits for the GPU lock while
-    the prepare job runs and ends beside the first. Returns (first, second)."""
+    the prepare job runs and ends beside the first. A third, queued, is cancelled (revoked)."""
     first = train_job(ws, LONG)
-    second = train_job(ws, 10)
+    second = train_job(ws, second_steps)
     revoked = train_job(ws, LONG)
     wait_step(ws, first, 1)
     light = prepare_job(ws, speech_dir)
@@ -73,9 +68,9 @@ def _cancel_running_with_checkpoint(ws, job: int) -> dict:
     return stopped
 
 
-def _sigkill_then_resume_once(ws, c: Consumer, job: int) -> Consumer:
-    """SIGKILL the consumer mid-training: the row turns interrupted within three heartbeats; a new
-    consumer flushes the stale GPU lock; the resumed job runs once, from its last checkpoint."""
+def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int]]:
+    """SIGKILL the consumer mid-training: the row turns interrupted within three heartbeats, and a
+    new consumer flushes the GPU lock the killed one left behind. Returns it and the saved steps."""
     wait_step(ws, job, 3)
     lock = GpuLock(queue_for(ws))
     assert lock.holder() == job
@@ -86,22 +81,22 @@ def _sigkill_then_resume_once(ws, c: Consumer, job: int) -> Consumer:
     assert "heartbeat" in row["error"]
     saved = checkpoints_of(ws, job)
     assert saved and lock.holder() == job  # the killed consumer left its lock behind
-
     c = Consumer(ws, workers=2)
     assert re.search(r"Found stale locks: .*gpu:", c.output()), c.output()
     assert lock.holder() is None
+    return c, saved
+
+
+def _resume_once(ws, job: int, saved: list[int]) -> None:
     out = json.loads(cli("jobs", "resume", str(job), "--json", home=ws.root).stdout)
     assert (out["id"], out["status"]) == (job, "queued")
-    done = wait_for(ws, job, poll=0.3, timeout=300)
-    assert done["status"] == "succeeded", done
-    assert done["attempts"] == 2  # the killed run and exactly one resumed run
-    assert done["log_tail"].count("running in a spawned process") == 2
-    assert f"at step {max(saved)}" in done["log_tail"].split("resuming from", 1)[1].splitlines()[0]
-    assert done["result"]["step"] == done["result"]["max_steps"]
-    return c
+    running = wait_step(ws, job, max(saved) + 1)
+    assert running["attempts"] == 2  # the killed run and exactly one resumed run
+    resumed = running["log_tail"].split("resuming from", 1)[1].splitlines()[0]
+    assert f"at step {max(saved)}" in resumed  # from the last checkpoint, not from scratch
 
 
-def test_gpu_lock_cancel_sigkill_resume_and_sigint_on_sqlite(tws, speech_dir):
+def test_gpu_lock_cancel_sigkill_and_resume_on_sqlite(tws, speech_dir):
     ws = tws
     c = Consumer(ws, workers=2)
     try:
@@ -111,37 +106,38 @@ def test_gpu_lock_cancel_sigkill_resume_and_sigint_on_sqlite(tws, speech_dir):
         wait_step(ws, second, 1)
         with ws.db.read() as s:  # the second training job took the GPU only once the first let go
             assert s.get(jobs.Job, second).started_at >= s.get(jobs.Job, first).finished_at
-        c = _sigkill_then_resume_once(ws, c, second)
-
-        interrupted = train_job(ws, LONG)
-        wait_step(ws, interrupted, 2)
-        os.killpg(c.proc.pid, signal.SIGINT)  # Ctrl-C in the worker's terminal
-        c.proc.wait(timeout=120)
+        c, saved = _sigkill_and_restart(ws, c, second)
+        _resume_once(ws, second, saved)
+        done = wait_for(ws, second, poll=0.3, timeout=300)
     finally:
         c.stop()
-    after = jobs.get_job(ws.db, interrupted)
-    assert after["status"] == "interrupted" and after["step"] < LONG, after
-    assert max(checkpoints_of(ws, interrupted, rows_too=True)) == after["step"]
-    assert "torch imported in the parent: False" in c.output()
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 2 and done["log_tail"].count("running in a spawned process") == 2
+    assert done["result"]["step"] == done["result"]["max_steps"] == 10
     listed = {j["id"]: j["status"] for j in json.loads(cli("jobs", "list", "--json", home=ws.root).stdout)}
-    assert listed[first] == "cancelled" and listed[second] == "succeeded" and listed[interrupted] == "interrupted"
+    assert listed[first] == "cancelled" and listed[second] == "succeeded"
 
 
-def test_gpu_lock_cancel_sigkill_and_resume_on_redis(tws, speech_dir, tmp_path, monkeypatch):
-    from tests.conftest import RedisServer
-
+def test_gpu_lock_cancel_sigkill_resume_and_sigint_on_redis(tws, speech_dir, tmp_path, monkeypatch):
     server = RedisServer(tmp_path / "redis")
     monkeypatch.setenv("BARK_STUDIO_REDIS_URL", server.url)
     ws = tws
     assert type(queue_for(ws)).__name__ == "PriorityRedisHuey"
     c = Consumer(ws, workers=2)
     try:
-        first, second = _gpu_lock_and_light_job_beside(ws, speech_dir)
+        first, second = _gpu_lock_and_light_job_beside(ws, speech_dir, second_steps=LONG)
         _cancel_running_with_checkpoint(ws, first)
-        c = _sigkill_then_resume_once(ws, c, second)
+        c, saved = _sigkill_and_restart(ws, c, second)
+        _resume_once(ws, second, saved)
+        os.killpg(c.proc.pid, signal.SIGINT)  # Ctrl-C in the worker's terminal
+        c.proc.wait(timeout=120)
     finally:
         c.stop()
         server.stop()
+    after = jobs.get_job(ws.db, second)
+    assert after["status"] == "interrupted" and after["step"] < LONG, after  # resumable, not failed
+    assert max(checkpoints_of(ws, second, rows_too=True)) == after["step"]  # it saved the step it stopped at
+    assert "torch imported in the parent: False" in c.output()
     assert not ws.queue_path.exists()  # the queue lived in Redis
 
 
@@ -151,7 +147,7 @@ def test_out_of_memory_fails_the_job_readably_and_the_worker_carries_on(tws, mon
     c = Consumer(ws, workers=1)
     try:
         job = train_job(ws, 20)
-        failed = wait_for(ws, job, poll=0.3, timeout=240)
+        failed = wait_for(ws, job, poll=0.3, timeout=300)
         after = wait_for(ws, submit(ws, "noop")["id"], poll=0.3, timeout=60)
     finally:
         c.stop()

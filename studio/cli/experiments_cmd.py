@@ -141,6 +141,14 @@ def _range(spec: str) -> tuple[str, list[float]]:
         raise UserError(f"--range {spec!r}: write NAME=LOW:HIGH (e.g. adapter_scale=0:2.5)") from None
 
 
+def _in_workspace(path: Path, ws) -> str:
+    """Workspace-relative when inside the workspace (so a copied workspace still finds it), else absolute."""
+    path = path.resolve()
+    if ws is not None and (ws.root == path or ws.root in path.parents):
+        return ws.relative(path)
+    return str(path)
+
+
 def _adapter_folder(name_or_path: str, ws=None) -> Path | None:
     """A folder path, or the name of an adapter under the workspace's adapters folder."""
     p = Path(name_or_path).expanduser()
@@ -155,12 +163,12 @@ def _voice_file(name_or_path: str, ws=None) -> str | None:
     """A voice prompt .npz path, or the name of a saved voice."""
     p = Path(name_or_path).expanduser()
     if p.is_file():
-        return str(p.resolve())
+        return _in_workspace(p, ws)
     if ws is not None:
         try:
             from studio import voices
 
-            return str(voices.voice_path(ws, name_or_path))
+            return _in_workspace(voices.voice_path(ws, name_or_path), ws)
         except (ImportError, UserError):
             return None
     return None
@@ -180,7 +188,7 @@ def _adapter_specs(spec: str, where: str, ws=None) -> list[dict]:
         p = _adapter_folder(path, ws)
         if p is None:
             raise UserError(f"{where} {spec!r}: adapter {path} is neither a folder nor a trained adapter's name")
-        out.append({"path": str(p.resolve()), "scale": value})
+        out.append({"path": _in_workspace(p, ws), "scale": value})
     return out
 
 

@@ -11,6 +11,9 @@ from studio.workspace import Workspace
 # In the order a user walks through them.
 TAB_MODULES = [
     "studio.ui.dataset_tab",
+    "studio.ui.voices_tab",
+    "studio.ui.train_tab",
+    "studio.ui.generate_tab",
     "studio.ui.listen_tab",
     "studio.ui.experiments_tab",
     "studio.ui.jobs_tab",

@@ -57,11 +57,22 @@ def loss_frame(series: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
+def latest_losses_md(series: dict[str, list[tuple[int, float]]]) -> str:
+    """One line under the loss plot: the newest train and validation loss and how many points."""
+    parts = []
+    for name, label in LOSS_SERIES.items():
+        points = series.get(name, [])
+        if points:
+            step, value = points[-1]
+            parts.append(f"{label} {value:.4f} at step {step} ({len(points)} points)")
+    return " · ".join(parts) or "_no loss recorded yet_"
+
+
 def metric_frame(series: dict[str, list[tuple[int, float]]], name: str) -> pd.DataFrame:
     return pd.DataFrame(series.get(name, []), columns=["step", name])
 
 
-def curves(db: Database, job_id) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(losses, lr, grad_norm) of a job, empty tables when there is none yet."""
+def curves(db: Database, job_id) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(losses, lr, grad_norm, latest-loss line) of a job; empty tables when there is none yet."""
     series = jobs.metric_series(db, int(job_id)) if job_id not in (None, "") else {}
-    return loss_frame(series), metric_frame(series, "lr"), metric_frame(series, "grad_norm")
+    return loss_frame(series), metric_frame(series, "lr"), metric_frame(series, "grad_norm"), latest_losses_md(series)

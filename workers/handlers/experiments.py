@@ -115,11 +115,17 @@ def _model_key(params: dict) -> tuple:
 
 
 class _Generator:
-    """Loads a Bark model once per model name and puts the right adapters on it per group."""
+    """Loads a Bark model once per model name and puts the right adapters on it per group.
+    Adapter and voice paths may be workspace-relative (what the CLI stores for files inside it)."""
 
-    def __init__(self):
+    def __init__(self, root: Path | None = None):
         self.name, self.bark, self.tokenizer, self.adapters = None, None, None, None
         self.voices: dict = {}
+        self.root = root
+
+    def _path(self, path: str) -> str:
+        p = Path(path)
+        return str(p if p.is_absolute() or self.root is None else self.root / p)
 
     def ready(self, model: str, adapters: tuple):
         from models import presets
@@ -131,7 +137,8 @@ class _Generator:
             from models import adapters as adapter_io  # imports peft: only when adapters are in play
 
             if adapters:
-                adapter_io.apply_adapters(self.bark, list(adapters), base_model=model)
+                adapter_io.apply_adapters(self.bark, [(self._path(p), scale) for p, scale in adapters],
+                                          base_model=model)
             else:
                 adapter_io.remove_adapters(self.bark)
             self.adapters = adapters
@@ -142,7 +149,7 @@ class _Generator:
         if not path:
             return None
         if path not in self.voices:
-            self.voices[path] = voice_prompt.load(path)
+            self.voices[path] = voice_prompt.load(self._path(path))
         return self.voices[path]
 
     def batch(self, params_list: list[dict], batch_size: int) -> list:
@@ -188,7 +195,7 @@ def sweep_job(ctx: JobContext) -> dict:
             f"{len(done)} already made")
     ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
     suite = _suite(request)
-    gen = _Generator()
+    gen = _Generator(ws.root)
     groups: dict[tuple, list[int]] = {}
     for i in todo:
         groups.setdefault(_model_key(all_params[i]), []).append(i)

@@ -1,0 +1,276 @@
+"""Generate: text (with a palette of Bark's markers), a base model, a voice, one adapter or a
+weighted mix of adapters, sampling settings and a seed, a batch of variants. Results play in the
+page and are kept in the history (the `generations` table) with every parameter needed to
+reproduce them; a result can be starred, sent to the emergent-behaviour log, or staged for a
+listening session. Generating is a `generate` job; this tab submits it and watches its row."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import gradio as gr
+
+from studio import voices as V
+from studio.errors import UserError
+from studio.training_presets import BASE_MODELS
+from studio.ui import job_view
+from studio.workspace import Workspace
+
+TITLE = "Generate"
+MARKERS = ("[laughs]", "[laughter]", "[sighs]", "[gasps]", "[clears throat]", "[music]", "♪", "—", "...",
+           "[MAN]", "[WOMAN]")
+ADAPTER_SLOTS = 3
+PLAYERS = 4
+HISTORY_COLUMNS = ["id", "★", "text", "model", "voice", "adapters", "seed", "settings", "seconds", "created_at"]
+NO_VOICE = "(no voice)"
+
+
+# Domain calls -------------------------------------------------------------------------------------
+
+def voice_choices(ws: Workspace) -> list[str]:
+    return [NO_VOICE] + [v["name"] for v in V.list_voices(ws)]
+
+
+def adapter_choices(ws: Workspace) -> list[str]:
+    from studio import training
+
+    return [a["name"] for a in training.list_adapters(ws)]
+
+
+def generate_params(ws: Workspace, text: str, model: str, voice: str | None, adapters: list[tuple[str | None, float]],
+                    sampling: dict, seed, variants) -> dict:
+    """The `generate` job's parameters: everything needed to reproduce the result."""
+    from studio import training
+
+    if not (text or "").strip():
+        raise UserError("type some text to generate")
+    mix = []
+    for name, scale in adapters:
+        if name:
+            mix.append({"name": name, "path": str(training.adapter_folder(ws, name)), "scale": float(scale)})
+    params = {"text": text.strip(), "model": model or "tiny", "seed": int(seed or 0), "variants": int(variants or 1),
+              "adapters": mix, **{k: v for k, v in sampling.items() if v not in (None, "")}}
+    if voice and voice != NO_VOICE:
+        params["voice"] = voice
+    return params
+
+
+def submit_generation(ws: Workspace, params: dict) -> int:
+    from workers.dispatch import submit
+
+    return submit(ws, "generate", params)["id"]
+
+
+def history_rows(ws: Workspace, starred_only: bool = False) -> list[list]:
+    rows = []
+    for g in V.list_generations(ws, limit=200, starred=True if starred_only else None):
+        mix = ", ".join(f"{a['name']}×{a.get('scale', 1.0):g}" for a in g["adapters"]) or "base"
+        settings = ", ".join(f"{k}={v}" for k, v in sorted((g["params"] or {}).items()) if v is not None)
+        rows.append([g["id"], "★" if g["starred"] else "", g["text"], g["model"], g["voice"] or "", mix, g["seed"],
+                     settings, round(g["duration"], 2), g["created_at"]])
+    return rows
+
+
+def generation(ws: Workspace, generation_id) -> dict:
+    if generation_id in (None, ""):
+        raise UserError("choose a generation in the history first")
+    for g in V.list_generations(ws, limit=100_000):
+        if g["id"] == int(generation_id):
+            return g
+    raise UserError(f"no generation with id {generation_id}")
+
+
+def send_to_emergent_log(ws: Workspace, generation_id: int, notes: str = "") -> dict:
+    """Add a generation from the history to the emergent-behaviour log (the experiments room's)."""
+    from studio.experiments.emergent import add_entry
+
+    return add_entry(ws, generation_id=int(generation_id), notes=notes)
+
+
+def listening_folder(ws: Workspace, system: str) -> Path:
+    """Where generations staged for a listening session wait, one folder per system; a session
+    is made from such folders (`bark-studio listen create`, or the Listening tab)."""
+    system = (system or "").strip()
+    if not V.NAME_RE.match(system):
+        raise UserError(f"system name {system!r}: use letters, digits, '.', '_' or '-'")
+    return ws.exports_dir / "listening" / system
+
+
+def send_to_listening(ws: Workspace, generation_id: int, system: str) -> Path:
+    """Stage a generation's WAV for a listening session under `system`. The item name comes from
+    the text and seed, so the same sentence and seed from two systems pair up in an A/B trial."""
+    g = generation(ws, generation_id)
+    src = ws.inside(g["audio_path"])
+    item = hashlib.sha256(g["text"].encode()).hexdigest()[:10] + f"-s{g['seed']}"
+    folder = listening_folder(ws, system)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{item}.wav"
+    tmp = folder / f".{item}.wav.tmp"
+    shutil.copyfile(src, tmp)
+    tmp.replace(target)
+    (folder / f"{item}.txt").write_text(g["text"] + "\n")
+    return target
+
+
+def result_files(ws: Workspace, job_id):
+    """When the generate job has ended: its files for the players (and stop watching it)."""
+    job = job_view.load_job(ws.db, job_id)
+    if job is None or job["status"] in ("queued", "running"):
+        return [gr.skip()] * (PLAYERS + 1)
+    if job["status"] != "succeeded":
+        gr.Warning(f"generate job {job['id']} {job['status']}: {job['error'] or ''}")
+        return [None] * (PLAYERS + 1)
+    files = ((job.get("result") or {}).get("files") or []) + [None] * PLAYERS
+    return [*files[:PLAYERS], None]
+
+
+# The tab -----------------------------------------------------------------------------------------
+
+def build(ws: Workspace) -> None:
+    job_state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Text", lines=3, elem_id="gen-text",
+                              placeholder="Hello there [laughs] — how are you?")
+            with gr.Row(elem_id="gen-markers"):
+                marker_btns = [gr.Button(m, size="sm", min_width=40) for m in MARKERS]
+            with gr.Row():
+                model = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=BASE_MODELS[0][1],
+                                    allow_custom_value=True, elem_id="gen-model")
+                voice = gr.Dropdown(label="Voice", choices=voice_choices(ws), value=NO_VOICE, elem_id="gen-voice")
+            gr.Markdown("Adapters: one, or a weighted mix (scale 1 = as trained, 0 = off, negative = away from it).")
+            adapter_inputs = []
+            for i in range(ADAPTER_SLOTS):
+                with gr.Row():
+                    name = gr.Dropdown(label=f"Adapter {i + 1}", choices=adapter_choices(ws), value=None,
+                                       elem_id=f"gen-adapter-{i + 1}")
+                    scale = gr.Slider(-2, 2, value=1.0, step=0.05, label="Scale", elem_id=f"gen-scale-{i + 1}")
+                adapter_inputs += [name, scale]
+            with gr.Accordion("Sampling", open=False):
+                with gr.Row():
+                    sem_t = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Semantic temperature",
+                                      info="What is said and how; 0 = greedy.")
+                    coarse_t = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Coarse temperature",
+                                         info="Voice and prosody variety.")
+                    fine_t = gr.Slider(0, 1.5, value=0.5, step=0.05, label="Fine temperature", info="Fine detail.")
+                with gr.Row():
+                    min_eos = gr.Slider(0, 1, value=0.2, step=0.05, label="min EOS probability",
+                                        info="Lower ends sentences sooner.")
+                    top_k = gr.Number(label="top-k (0 = off)", value=0, precision=0)
+                    top_p = gr.Number(label="top-p (0 = off)", value=0)
+                    max_tokens = gr.Number(label="Max semantic tokens", value=768, precision=0,
+                                           info="About 50 per second of speech; caps each sentence's length.",
+                                           elem_id="gen-max-tokens")
+            with gr.Row():
+                seed = gr.Number(label="Seed", value=0, precision=0, elem_id="gen-seed")
+                variants = gr.Slider(1, 8, value=1, step=1, label="Variants (seeds seed, seed+1, …)",
+                                     elem_id="gen-variants")
+            go = gr.Button("Generate", variant="primary", elem_id="gen-go")
+            status = gr.Markdown(elem_id="gen-status")
+        with gr.Column(scale=2):
+            players = [gr.Audio(label=f"Variant {i + 1}", interactive=False, elem_id=f"gen-out-{i + 1}")
+                       for i in range(PLAYERS)]
+    gr.Markdown("### History")
+    with gr.Row():
+        starred_only = gr.Checkbox(label="Starred only", value=False)
+        chosen = gr.Number(label="Generation", precision=0, elem_id="gen-chosen")
+        system = gr.Textbox(label="Listening system name", placeholder="e.g. my-adapter", elem_id="gen-system")
+    with gr.Row():
+        star_btn = gr.Button("★ Star / unstar", elem_id="gen-star")
+        reuse_btn = gr.Button("Reuse its settings", elem_id="gen-reuse")
+        emergent_btn = gr.Button("Send to emergent-behaviour log", elem_id="gen-emergent")
+        listen_btn = gr.Button("Stage for a listening session", elem_id="gen-listening")
+    history_player = gr.Audio(label="Chosen generation", interactive=False, elem_id="gen-history-audio")
+    history = gr.Dataframe(headers=HISTORY_COLUMNS, value=lambda: history_rows(ws), interactive=False,
+                           wrap=True, elem_id="gen-history")
+
+    for btn, marker in zip(marker_btns, MARKERS):
+        btn.click(lambda t, m=marker: f"{(t or '').rstrip()} {m} ".lstrip(), inputs=text, outputs=text)
+    voice.focus(lambda: gr.update(choices=voice_choices(ws)), outputs=voice)
+    for name in adapter_inputs[::2]:
+        name.focus(lambda: gr.update(choices=adapter_choices(ws)), outputs=name)
+
+    def on_generate(t, m, v, st, ct, ft, me, tk, tp, mt, sd, n, *adapters):
+        sampling = {"semantic_temperature": st, "coarse_temperature": ct, "fine_temperature": ft, "min_eos_p": me,
+                    "top_k": int(tk) if tk else None, "top_p": float(tp) if tp else None,
+                    "semantic_max_new_tokens": int(mt) if mt else None}
+        pairs = list(zip(adapters[::2], adapters[1::2]))
+        try:
+            job_id = submit_generation(ws, generate_params(ws, t, m, v, pairs, sampling, sd, n))
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        return job_id
+
+    go.click(on_generate, inputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k, top_p, max_tokens, seed,
+                                  variants, *adapter_inputs], outputs=job_state)
+
+    def poll(job_id, only_starred):
+        job = job_view.load_job(ws.db, job_id)
+        return (job_view.summary_md(job) if job else ""), history_rows(ws, only_starred)
+
+    timer = gr.Timer(1.5)
+    timer.tick(poll, inputs=[job_state, starred_only], outputs=[status, history])
+    timer.tick(lambda j: result_files(ws, j), inputs=job_state, outputs=[*players, job_state])
+    starred_only.change(lambda s: history_rows(ws, s), inputs=starred_only, outputs=history)
+
+    def pick(evt: gr.SelectData):
+        return evt.row_value[0] if evt.row_value else None
+
+    def play(gid):
+        try:
+            return str(ws.inside(generation(ws, gid)["audio_path"])) if gid not in (None, "") else None
+        except UserError:
+            return None
+
+    history.select(pick, outputs=chosen)
+    chosen.change(play, inputs=chosen, outputs=history_player)
+
+    def on_star(gid, only_starred):
+        try:
+            g = generation(ws, gid)
+            V.set_starred(ws, g["id"], not g["starred"])
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        return history_rows(ws, only_starred)
+
+    def on_reuse(gid):
+        try:
+            g = generation(ws, gid)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        p = g["params"] or {}
+        slots = []
+        for i in range(ADAPTER_SLOTS):
+            a = g["adapters"][i] if i < len(g["adapters"]) else None
+            slots += [a["name"] if a else None, a.get("scale", 1.0) if a else 1.0]
+        return [g["text"], g["model"], g["voice"] or NO_VOICE, p.get("semantic_temperature", 0.7),
+                p.get("coarse_temperature", 0.7), p.get("fine_temperature", 0.5), p.get("min_eos_p", 0.2),
+                p.get("top_k") or 0, p.get("top_p") or 0, p.get("semantic_max_new_tokens") or 768, g["seed"], 1,
+                *slots]
+
+    def on_emergent(gid):
+        try:
+            entry = send_to_emergent_log(ws, generation(ws, gid)["id"])
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        gr.Info(f"added to the emergent-behaviour log (entry {entry['id']})")
+
+    def on_listening(gid, sys_name):
+        try:
+            path = send_to_listening(ws, gid, sys_name)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        gr.Info(f"staged as {ws.relative(path)}")
+
+    star_btn.click(on_star, inputs=[chosen, starred_only], outputs=history)
+    reuse_btn.click(on_reuse, inputs=chosen, outputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k,
+                                                      top_p, max_tokens, seed, variants, *adapter_inputs])
+    emergent_btn.click(on_emergent, inputs=chosen)
+    listen_btn.click(on_listening, inputs=[chosen, system])
+
+
+if __name__ == "__main__":
+    with gr.Blocks() as demo:
+        build(Workspace.resolve())
+    demo.launch()

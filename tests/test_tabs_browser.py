@@ -1,0 +1,103 @@
+"""The Train, Voices and Generate tabs in Debian's chromium against the real studio and its
+embedded worker: launch a tiny training job from the Train tab and watch its loss curve grow,
+then generate from the adapter it produced in the Generate tab, and find the result in the
+history with the parameters that reproduce it."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from studio import voices
+from tests.conftest import Server
+from tests.queue_support import copy_template, maps_torch
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def studio(train_template, tmp_path, monkeypatch):
+    from studio.workspace import Workspace
+
+    monkeypatch.delenv("BARK_STUDIO_REDIS_URL", raising=False)
+    home = copy_template(train_template, tmp_path / "home")
+    monkeypatch.setenv("BARK_STUDIO_HOME", str(home))
+    ws = Workspace.resolve(home)
+    server = Server(ws, embedded_workers=2)
+    yield ws, server
+    server.stop()
+
+
+def _choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _fill(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def _points(page) -> int:
+    text = page.locator("#train-loss-latest").inner_text()
+    m = re.search(r"train loss [\d.]+ at step \d+ \((\d+) points\)", text)
+    return int(m.group(1)) if m else 0
+
+
+def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser):
+    ws, server = studio
+    page = browser.new_page()
+    page.set_default_timeout(120_000)
+    server.login(page)
+    page.goto(server.url + "/")
+
+    page.get_by_role("tab", name="Train").click()
+    _choose(page, "train-dataset", "voice")
+    page.locator("#train-dataset-report").get_by_text(re.compile(r"voice.*training segments")).wait_for()
+    _choose(page, "train-base", "tiny (random test model)")
+    for stage in ("coarse", "fine"):  # one stage keeps a CPU test short
+        page.locator("#train-stages").get_by_label(stage).uncheck()
+    page.locator("#train-advanced").get_by_text("Advanced settings").click()
+    for name, value in (("max_steps", 8), ("batch_size", 1), ("grad_accum", 1), ("save_every", 2),
+                        ("eval_every", 2)):
+        _fill(page, f"train-adv-{name}", value)
+    _choose(page, "train-adv-precision", "fp32")
+    _fill(page, "train-name", "browser-voice")
+    page.locator("#train-estimate").get_by_text("8 optimizer steps").wait_for()
+    page.locator("#train-launch").click()
+
+    # the loss curve grows while the job runs: more points on each poll, drawn in the plot
+    deadline = time.monotonic() + 400
+    while _points(page) < 1:
+        assert time.monotonic() < deadline, page.locator("#train-status").inner_text()
+        time.sleep(0.5)
+    first_seen = _points(page)
+    while _points(page) <= first_seen:
+        assert time.monotonic() < deadline, page.locator("#train-status").inner_text()
+        time.sleep(0.5)
+    assert page.locator("#train-loss-plot canvas, #train-loss-plot svg").count() > 0
+    page.locator("#train-status").get_by_text("succeeded").wait_for(timeout=300_000)
+    assert _points(page) == 8
+    page.locator("#train-checkpoints").get_by_text(re.compile(r"step-0000008")).first.wait_for()
+    assert maps_torch(server.proc.pid) is False  # the web process never loaded a model
+
+    # generate from the adapter the run produced
+    page.get_by_role("tab", name="Generate").click()
+    _fill(page, "gen-text", "Hello from the studio.")
+    _choose(page, "gen-model", "tiny (random test model)")
+    _choose(page, "gen-adapter-1", "browser-voice")
+    page.get_by_text("Sampling").click()
+    _fill(page, "gen-max-tokens", 24)
+    _fill(page, "gen-seed", 7)
+    page.locator("#gen-go").click()
+    page.locator("#gen-status").get_by_text("succeeded").wait_for(timeout=300_000)
+    page.locator("#gen-out-1 audio, #gen-out-1 [data-testid='waveform-controls']").first.wait_for()
+    history = page.locator("#gen-history")
+    history.get_by_text("browser-voice×1").first.wait_for()
+    (row,) = voices.list_generations(ws)
+    assert row["text"] == "Hello from the studio." and row["seed"] == 7 and row["model"] == "tiny"
+    assert [a["name"] for a in row["adapters"]] == ["browser-voice"]
+    assert row["params"]["semantic_max_new_tokens"] == 24 and (ws.root / row["audio_path"]).is_file()
+    page.close()

@@ -1,0 +1,121 @@
+"""End to end on real speech, through the real CLI: import, prepare, train (which tokenizes), cancel
+and resume the training job, then generate through the adapter, in fresh processes that reload
+everything from disk, and get the same audio for the same seed."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import soundfile as sf
+
+from studio import jobs
+from studio import training as T
+from tests.conftest import cli
+
+
+def _json(proc):
+    return json.loads(proc.stdout)
+
+
+def _dataset(home, awb_wav, slt_wav):
+    cli("dataset", "create", "arctic", home=home)
+    cli("dataset", "import", "arctic", str(awb_wav), str(slt_wav), "--speaker", "arctic", home=home)
+    ids = [c["id"] for c in _json(cli("dataset", "clips", "arctic", "--json", home=home))]
+    cli("dataset", "text", str(ids[0]), "And you always want to see it in the superlative degree.", home=home)
+    cli("dataset", "text", str(ids[1]), "He turned sharply, and faced Gregson across the table.", home=home)
+    job = _json(cli("dataset", "prepare", "arctic", "--wait", "--min-snr", "0", "--json", home=home))
+    assert job["status"] == "succeeded" and job["result"]["kept"] == 2
+
+
+def _generate(home, out, *adapter):
+    args = ["generate", "--text", "Hello there.", "--seed", "7", "--max-semantic-tokens", "24", "--out", str(out),
+            "--json"]
+    for a in adapter:
+        args += ["--adapter", a]
+    cli(*args, home=home)
+    audio, rate = sf.read(str(out))
+    assert rate == 24_000 and len(audio) > 0
+    return audio
+
+
+@pytest.mark.slow
+def test_train_cancel_resume_then_generate_through_the_adapter(ws, awb_wav, slt_wav, tmp_path):
+    home = ws.root
+    _dataset(home, awb_wav, slt_wav)
+
+    # a train job, stopped mid-run (as the Train tab's Cancel does) ...
+    from workers.runner import execute
+
+    params = {"dataset": "arctic", "stages": ["semantic", "coarse", "fine"], "method": "lora", "model": "tiny",
+              "max_steps": 8, "batch_size": 1, "grad_accum": 1, "lr": 0.05, "save_every": 100, "eval_every": 100,
+              "name": "arctic-voice"}
+    job_id = jobs.create_job(ws.db, "train", params)
+    runner = threading.Thread(target=execute, args=(ws, job_id), kwargs={"worker_id": "test"})
+    runner.start()
+    deadline = time.monotonic() + 600
+    while not jobs.metric_series(ws.db, job_id).get("loss") and time.monotonic() < deadline:  # a step is done
+        assert runner.is_alive(), jobs.get_job(ws.db, job_id)
+        time.sleep(0.02)
+    jobs.request_cancel(ws.db, job_id)
+    runner.join(timeout=600)
+    stopped = jobs.get_job(ws.db, job_id)
+    assert stopped["status"] == "cancelled", stopped
+    k = stopped["result"]["step"]
+    assert 1 <= k < 8 and stopped["result"]["status"] == "stopped"
+    assert [c["step"] for c in T.list_checkpoints(ws, job_id)] == [k]  # the stop saved one
+    assert not (ws.adapters_dir / "arctic-voice").exists()
+
+    # ... resumed from the CLI in a new process: it continues at step k+1 and finishes
+    resumed = _json(cli("jobs", "resume", str(job_id), "--wait", "--json", home=home))
+    assert resumed["status"] == "succeeded", resumed
+    result = resumed["result"]
+    assert result["step"] == 8 and result["adapter"] == "arctic-voice"
+    assert set(result["forgetting"]["base"]) == {"semantic", "coarse", "fine"}
+    shown = _json(cli("jobs", "show", str(job_id), "--json", home=home))
+    assert f"resuming from checkpoints/{job_id}/step-{k:07d} at step {k}" in shown["log_tail"]
+    loss_steps = [step for step, _ in shown["metrics"]["loss"]]
+    assert loss_steps == list(range(1, 9))  # every step once: none lost, none repeated
+    assert {"lr", "grad_norm", "tokens_per_s", "val_loss"} <= set(shown["metrics"])
+    listed = _json(cli("checkpoints", "list", "--job", str(job_id), "--json", home=home))
+    assert listed and any(c["is_best"] for c in listed) and listed[-1]["step"] == 8
+
+    adapters = _json(cli("adapters", "list", "--json", home=home))
+    assert [a["name"] for a in adapters] == ["arctic-voice"]
+    manifest = adapters[0]["manifest"]
+    assert manifest["base_model"] == "tiny" and manifest["stages"] == ["semantic", "coarse", "fine"]
+    assert manifest["dataset"]["name"] == "arctic" and len(manifest["dataset"]["hash"]) == 64
+    assert manifest["hyperparameters"]["lr"] == 0.05 and manifest["parent_checkpoint"]
+
+    # a second training job on the same data: the CLI's JSON carries id and status
+    quick = _json(cli("train", "--dataset", "arctic", "--stages", "coarse", "--model", "tiny", "--max-steps", "1",
+                      "--batch-size", "1", "--grad-accum", "1", "--name", "arctic-coarse", "--wait", "--json",
+                      home=home))
+    assert quick["status"] == "succeeded" and isinstance(quick["id"], int)
+    assert quick["result"]["adapter"] == "arctic-coarse"
+
+    # generation through the adapter, each call a fresh process loading everything from disk
+    with_adapter = _generate(home, tmp_path / "a.wav", "arctic-voice")
+    again = _generate(home, tmp_path / "b.wav", "arctic-voice")
+    assert (with_adapter == again).all()  # same seed, same output, after a full reload
+    base = _generate(home, tmp_path / "base.wav")
+    assert len(base) != len(with_adapter) or not (base == with_adapter).all()  # the adapter is applied
+    off = _generate(home, tmp_path / "off.wav", "arctic-voice:0")
+    assert len(off) == len(base) and (off == base).all()  # scale 0 is the base model
+
+    # export: a plain copy, and a merged standalone checkpoint (a job)
+    copied = _json(cli("adapters", "export", "arctic-voice", "--out", str(tmp_path / "copy"), "--json", home=home))
+    assert (tmp_path / "copy" / "semantic" / "adapter_config.json").is_file() and not copied["merged"]
+    merged = _json(cli("adapters", "export", "arctic-voice", "--out", str(tmp_path / "merged"), "--merged", "--wait",
+                       "--json", home=home))
+    assert merged["status"] == "succeeded" and (tmp_path / "merged" / "config.json").is_file()
+
+    # deleting: a checkpoint (the pointer moves), then the adapter
+    first = T.list_checkpoints(ws, job_id)[0]
+    cli("checkpoints", "delete", str(first["id"]), home=home)
+    assert not ws.inside(first["path"]).exists()
+    cli("adapters", "delete", "arctic-coarse", home=home)
+    assert not (ws.adapters_dir / "arctic-coarse").exists()
+    proc = cli("adapters", "show", "arctic-coarse", home=home, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: no adapter named 'arctic-coarse'"
