@@ -169,7 +169,6 @@ def markdown(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    _reexec_with_fixed_mmap_threshold()
     args = parse(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = run(args)
@@ -185,4 +184,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    _reexec_with_fixed_mmap_threshold()
     sys.exit(main())

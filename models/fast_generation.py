@@ -410,3 +410,28 @@ def decode(bark, codes: torch.Tensor) -> np.ndarray:
     emb = codec.quantizer.decode(codes.to(dev)[:, None])  # (8, T) -> (8, 1, T) codebooks-first
     audio = codec.decoder(emb)  # (1, 1, samples)
     return audio.reshape(-1).float().cpu().numpy()
+
+
+def run_rows(stages, part, voice, sampling, gens: list[torch.Generator]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Drop-in for models.generation._run_rows (same arguments, same (codes, semantic) result):
+    the fast engine under models.generation.generate's request handling. Falls back to the
+    model core's loop for top-k / top-p sampling, which this engine does not implement."""
+    from models import generation as G
+
+    if sampling.top_k or (sampling.top_p is not None and sampling.top_p < 1.0):
+        return G._run_rows(stages, part, voice, sampling, gens)
+    text_ids = [ids for _, _, ids in part]
+    prefixes = [semantic_prefix(t, voice.semantic if voice is not None else None) for t in text_ids]
+    sem = semantic_tokens(stages.semantic, torch.stack([p[0] for p in prefixes]), torch.stack([p[1] for p in prefixes]),
+                          max_new_tokens=sampling.semantic_max_new_tokens, temperature=sampling.semantic_temperature,
+                          min_eos_p=sampling.min_eos_p, generators=gens)
+    keep = [i for i, s in enumerate(sem) if coarse_target_length(s.numel()) > 0]
+    codes = [torch.zeros((C.N_FINE_CODEBOOKS, 0), dtype=torch.long) for _ in part]
+    if keep:
+        sub = [gens[i] for i in keep]
+        coarse = coarse_tokens(stages.coarse, [sem[i] for i in keep], [voice] * len(keep),
+                               temperature=sampling.coarse_temperature, generators=sub)
+        fine = fine_codes(stages.fine, coarse, [voice] * len(keep), temperature=sampling.fine_temperature, generators=sub)
+        for i, c in zip(keep, fine):
+            codes[i] = c
+    return codes, sem

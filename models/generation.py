@@ -306,7 +306,7 @@ def decode_codes(codec, codes: torch.Tensor) -> np.ndarray:
 
 def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: Sampling | None = None,
              max_words: int | None = None, batch_size: int = 8,
-             progress: Callable[[int, int], None] | None = None) -> list[Result]:
+             progress: Callable[[int, int], None] | None = None, fast: bool = False) -> list[Result]:
     """Audio for each request. Long texts are split at sentence ends; all chunks of all requests
     that share a voice run batched together (up to batch_size rows per pass). Chunk j of a
     request with seed s samples from a generator seeded s + j, so a request's audio does not
@@ -335,7 +335,13 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
         for start in range(0, len(group), batch_size):
             part = group[start: start + batch_size]
             gens = [torch.Generator(device="cpu").manual_seed(int(requests[ri].seed) + ci) for ri, ci, _ in part]
-            codes, sems = _run_rows(stages, part, voice, sampling, gens)
+            # [perf] fast=True: models.fast_generation's engine (static KV cache, coarse windows
+            # continued from the cache, batched fine stage); same tokens for greedy / same seeds
+            if fast:
+                from models.fast_generation import run_rows as _fast_rows
+                codes, sems = _fast_rows(stages, part, voice, sampling, gens)
+            else:
+                codes, sems = _run_rows(stages, part, voice, sampling, gens)
             for (ri, ci, _), code, sem in zip(part, codes, sems):
                 per_row[(ri, ci)] = (sem, code)
             done += len(part)

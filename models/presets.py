@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,7 +30,6 @@ class Preset:
     quantizer_repo: str              # hub repo holding the 10k-cluster quantizer
     quantizer_file: str              # file name inside it
     codec: str                       # EnCodec 24 kHz (Bark's own codec_model is the same weights)
-    extra: tuple[str, ...] = field(default_factory=tuple)
 
 
 PRESETS: dict[str, Preset] = {

@@ -442,12 +442,16 @@ class TrainingRecipe:
         return self._mean_nll(self.guard_ex) if self.guard_ex else {}
 
     def _forgetting(self) -> dict:
-        """Forgetting guard: NLL of the base model's own outputs on generic prompts, before and now."""
+        """Forgetting guard: NLL of the base model's own outputs on generic prompts, before and now
+        (computed once per step: the checkpoint and the final result share it)."""
         if not self.guard_ex:
             return {}
-        now = self._guard_nll()
-        return {"base": self.guard_base, "current": now,
-                "increase": {s: now[s] - self.guard_base[s] for s in now if s in self.guard_base}}
+        if getattr(self, "_forgetting_at", (None,))[0] != self.step:
+            now = self._guard_nll()
+            self._forgetting_at = (self.step, {
+                "base": self.guard_base, "current": now,
+                "increase": {s: now[s] - self.guard_base[s] for s in now if s in self.guard_base}})
+        return self._forgetting_at[1]
 
     # save / restore ------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:

@@ -167,7 +167,7 @@ def claim(db: Database, job_id: int, worker_id: str) -> str | None:
     with db.write() as s:
         res = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
                         .values(status="running", run_token=token, worker_id=worker_id, started_at=now,
-                                heartbeat_at=now, attempts=Job.attempts + 1, error=None,
+                                heartbeat_at=now, attempts=Job.attempts + 1, error=None, message="starting",
                                 error_detail=None, failure_reason=None))
         return token if res.rowcount == 1 else None
 

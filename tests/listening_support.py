@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 from studio.db import utcnow
@@ -65,14 +64,3 @@ def complete_rater(db, public_id: str, token: str, answer) -> list[dict]:
         acks.append(votes.record_vote(db, public_id, token, {
             "trial": trial["id"], "response": answer(len(acks), trial), "plays": plays, "listened": listened,
             "response_time_ms": 1500}, now=later()))
-
-
-def wav_duration(data: bytes) -> float:
-    import io
-
-    info = sf.info(io.BytesIO(data))
-    return info.frames / info.samplerate
-
-
-def silence_check(x: np.ndarray) -> bool:
-    return float(np.max(np.abs(x))) > 0

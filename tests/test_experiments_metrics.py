@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from tests.conftest import cli
 

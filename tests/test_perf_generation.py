@@ -144,3 +144,19 @@ def test_coarse_windows_reuse_the_cache_instead_of_re_encoding(bark, monkeypatch
 def test_seed_count_must_match_prompts(bark):
     with pytest.raises(ValueError, match="2 seeds for 1 prompts"):
         fg.generate_batch(bark, texts(1), seeds=[1, 2], settings=fg.GenerationSettings(max_semantic_tokens=4))
+
+
+def test_model_core_generate_with_fast_engine_gives_the_same_audio(bark):
+    """models.generation.generate(fast=True) swaps in this engine under the same request handling."""
+    from models import generation as G
+    from models.presets import load_text_tokenizer
+
+    tok = load_text_tokenizer("tiny")
+    stages = G.BarkStages.from_bark(bark)
+    reqs = [G.Request("hello there friend", None, 5), G.Request("a second line of text", voice(7, 90, 130), 6)]
+    for sampling in (G.Sampling.greedy(semantic_max_new_tokens=20), G.Sampling(semantic_max_new_tokens=20, min_eos_p=None)):
+        slow = G.generate(stages, tok, reqs, sampling)
+        fast = G.generate(stages, tok, reqs, sampling, fast=True)
+        for a, b in zip(slow, fast):
+            assert all(np.array_equal(x, y) for x, y in zip(a.semantic, b.semantic))
+            assert all(np.array_equal(x, y) for x, y in zip(a.codes, b.codes))

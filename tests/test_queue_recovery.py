@@ -68,9 +68,10 @@ def _cancel_running_with_checkpoint(ws, job: int) -> dict:
     return stopped
 
 
-def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int]]:
+def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int], int]:
     """SIGKILL the consumer mid-training: the row turns interrupted within three heartbeats, and a
-    new consumer flushes the GPU lock the killed one left behind. Returns it and the saved steps."""
+    new consumer flushes the GPU lock the killed one left behind. Returns it, the saved steps and
+    the step the killed run had reached."""
     wait_step(ws, job, 3)
     lock = GpuLock(queue_for(ws))
     assert lock.holder() == job
@@ -78,19 +79,19 @@ def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int]
     killed_at = time.monotonic()
     row = wait_status(ws, job, "interrupted", timeout=6 * HEARTBEAT_S + 20)
     assert time.monotonic() - killed_at <= 3 * HEARTBEAT_S + 1.0, "not marked interrupted within three heartbeats"
-    assert "heartbeat" in row["error"]
+    assert "heartbeat" in row["error"] and row["attempts"] == 1
     saved = checkpoints_of(ws, job)
     assert saved and lock.holder() == job  # the killed consumer left its lock behind
     c = Consumer(ws, workers=2)
     assert re.search(r"Found stale locks: .*gpu:", c.output()), c.output()
     assert lock.holder() is None
-    return c, saved
+    return c, saved, row["step"]
 
 
-def _resume_once(ws, job: int, saved: list[int]) -> None:
+def _resume_once(ws, job: int, saved: list[int], killed_step: int) -> None:
     out = json.loads(cli("jobs", "resume", str(job), "--json", home=ws.root).stdout)
     assert (out["id"], out["status"]) == (job, "queued")
-    running = wait_step(ws, job, max(saved) + 1)
+    running = wait_step(ws, job, killed_step + 1)  # past where the killed run got to
     assert running["attempts"] == 2  # the killed run and exactly one resumed run
     resumed = running["log_tail"].split("resuming from", 1)[1].splitlines()[0]
     assert f"at step {max(saved)}" in resumed  # from the last checkpoint, not from scratch
@@ -106,8 +107,8 @@ def test_gpu_lock_cancel_sigkill_and_resume_on_sqlite(tws, speech_dir):
         wait_step(ws, second, 1)
         with ws.db.read() as s:  # the second training job took the GPU only once the first let go
             assert s.get(jobs.Job, second).started_at >= s.get(jobs.Job, first).finished_at
-        c, saved = _sigkill_and_restart(ws, c, second)
-        _resume_once(ws, second, saved)
+        c, saved, killed_step = _sigkill_and_restart(ws, c, second)
+        _resume_once(ws, second, saved, killed_step)
         done = wait_for(ws, second, poll=0.3, timeout=300)
     finally:
         c.stop()
@@ -127,8 +128,8 @@ def test_gpu_lock_cancel_sigkill_resume_and_sigint_on_redis(tws, speech_dir, tmp
     try:
         first, second = _gpu_lock_and_light_job_beside(ws, speech_dir, second_steps=LONG)
         _cancel_running_with_checkpoint(ws, first)
-        c, saved = _sigkill_and_restart(ws, c, second)
-        _resume_once(ws, second, saved)
+        c, saved, killed_step = _sigkill_and_restart(ws, c, second)
+        _resume_once(ws, second, saved, killed_step)
         os.killpg(c.proc.pid, signal.SIGINT)  # Ctrl-C in the worker's terminal
         c.proc.wait(timeout=120)
     finally:

@@ -4,7 +4,9 @@ everything from disk, and get the same audio for the same seed."""
 from __future__ import annotations
 
 import json
-import threading
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -45,25 +47,30 @@ def test_train_cancel_resume_then_generate_through_the_adapter(ws, awb_wav, slt_
     home = ws.root
     _dataset(home, awb_wav, slt_wav)
 
-    # a train job, stopped mid-run (as the Train tab's Cancel does) ...
-    from workers.runner import execute
-
-    params = {"dataset": "arctic", "stages": ["semantic", "coarse", "fine"], "method": "lora", "model": "tiny",
-              "max_steps": 8, "batch_size": 1, "grad_accum": 1, "lr": 0.05, "save_every": 100, "eval_every": 100,
-              "name": "arctic-voice"}
-    job_id = jobs.create_job(ws.db, "train", params)
-    runner = threading.Thread(target=execute, args=(ws, job_id), kwargs={"worker_id": "test"})
-    runner.start()
+    # `bark-studio train --wait` (no worker: the job runs in that process), stopped mid-run the way
+    # the Train tab's Cancel does it: a flag on the job row, seen at the next step
+    proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(home), "train", "--dataset", "arctic",
+                             "--stages", "semantic,coarse,fine", "--method", "lora", "--model", "tiny",
+                             "--max-steps", "6", "--batch-size", "1", "--grad-accum", "1", "--lr", "0.05",
+                             "--save-every", "100", "--eval-every", "100", "--name", "arctic-voice", "--wait",
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "BARK_STUDIO_HOME": str(home)})
     deadline = time.monotonic() + 600
-    while not jobs.metric_series(ws.db, job_id).get("loss") and time.monotonic() < deadline:  # a step is done
-        assert runner.is_alive(), jobs.get_job(ws.db, job_id)
-        time.sleep(0.02)
-    jobs.request_cancel(ws.db, job_id)
-    runner.join(timeout=600)
-    stopped = jobs.get_job(ws.db, job_id)
-    assert stopped["status"] == "cancelled", stopped
+    job_id = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        rows = jobs.list_jobs(ws.db, kind="train")
+        if rows and jobs.metric_series(ws.db, rows[0]["id"]).get("loss"):  # a step is done
+            job_id = rows[0]["id"]
+            jobs.request_cancel(ws.db, job_id)
+            break
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=600)
+    assert job_id is not None, err[-3000:]
+    assert proc.returncode == 1, err[-3000:]  # --wait on a job that did not succeed
+    stopped = json.loads(out)
+    assert stopped["id"] == job_id and stopped["status"] == "cancelled", stopped
     k = stopped["result"]["step"]
-    assert 1 <= k < 8 and stopped["result"]["status"] == "stopped"
+    assert 1 <= k < 6 and stopped["result"]["status"] == "stopped"
     assert [c["step"] for c in T.list_checkpoints(ws, job_id)] == [k]  # the stop saved one
     assert not (ws.adapters_dir / "arctic-voice").exists()
 
@@ -71,15 +78,15 @@ def test_train_cancel_resume_then_generate_through_the_adapter(ws, awb_wav, slt_
     resumed = _json(cli("jobs", "resume", str(job_id), "--wait", "--json", home=home))
     assert resumed["status"] == "succeeded", resumed
     result = resumed["result"]
-    assert result["step"] == 8 and result["adapter"] == "arctic-voice"
+    assert result["step"] == 6 and result["adapter"] == "arctic-voice"
     assert set(result["forgetting"]["base"]) == {"semantic", "coarse", "fine"}
     shown = _json(cli("jobs", "show", str(job_id), "--json", home=home))
     assert f"resuming from checkpoints/{job_id}/step-{k:07d} at step {k}" in shown["log_tail"]
     loss_steps = [step for step, _ in shown["metrics"]["loss"]]
-    assert loss_steps == list(range(1, 9))  # every step once: none lost, none repeated
+    assert loss_steps == list(range(1, 7))  # every step once: none lost, none repeated
     assert {"lr", "grad_norm", "tokens_per_s", "val_loss"} <= set(shown["metrics"])
     listed = _json(cli("checkpoints", "list", "--job", str(job_id), "--json", home=home))
-    assert listed and any(c["is_best"] for c in listed) and listed[-1]["step"] == 8
+    assert listed and any(c["is_best"] for c in listed) and listed[-1]["step"] == 6
 
     adapters = _json(cli("adapters", "list", "--json", home=home))
     assert [a["name"] for a in adapters] == ["arctic-voice"]
@@ -88,21 +95,12 @@ def test_train_cancel_resume_then_generate_through_the_adapter(ws, awb_wav, slt_
     assert manifest["dataset"]["name"] == "arctic" and len(manifest["dataset"]["hash"]) == 64
     assert manifest["hyperparameters"]["lr"] == 0.05 and manifest["parent_checkpoint"]
 
-    # a second training job on the same data: the CLI's JSON carries id and status
-    quick = _json(cli("train", "--dataset", "arctic", "--stages", "coarse", "--model", "tiny", "--max-steps", "1",
-                      "--batch-size", "1", "--grad-accum", "1", "--name", "arctic-coarse", "--wait", "--json",
-                      home=home))
-    assert quick["status"] == "succeeded" and isinstance(quick["id"], int)
-    assert quick["result"]["adapter"] == "arctic-coarse"
-
     # generation through the adapter, each call a fresh process loading everything from disk
     with_adapter = _generate(home, tmp_path / "a.wav", "arctic-voice")
     again = _generate(home, tmp_path / "b.wav", "arctic-voice")
     assert (with_adapter == again).all()  # same seed, same output, after a full reload
     base = _generate(home, tmp_path / "base.wav")
     assert len(base) != len(with_adapter) or not (base == with_adapter).all()  # the adapter is applied
-    off = _generate(home, tmp_path / "off.wav", "arctic-voice:0")
-    assert len(off) == len(base) and (off == base).all()  # scale 0 is the base model
 
     # export: a plain copy, and a merged standalone checkpoint (a job)
     copied = _json(cli("adapters", "export", "arctic-voice", "--out", str(tmp_path / "copy"), "--json", home=home))
@@ -115,7 +113,7 @@ def test_train_cancel_resume_then_generate_through_the_adapter(ws, awb_wav, slt_
     first = T.list_checkpoints(ws, job_id)[0]
     cli("checkpoints", "delete", str(first["id"]), home=home)
     assert not ws.inside(first["path"]).exists()
-    cli("adapters", "delete", "arctic-coarse", home=home)
-    assert not (ws.adapters_dir / "arctic-coarse").exists()
-    proc = cli("adapters", "show", "arctic-coarse", home=home, check=False)
-    assert proc.returncode == 1 and proc.stderr.strip() == "error: no adapter named 'arctic-coarse'"
+    cli("adapters", "delete", "arctic-voice", home=home)
+    assert not (ws.adapters_dir / "arctic-voice").exists()
+    proc = cli("adapters", "show", "arctic-voice", home=home, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip() == "error: no adapter named 'arctic-voice'"

@@ -2,7 +2,9 @@
 
 A fresh interpreter (nothing inherited from the forking consumer, so CUDA may initialise here).
 SIGINT asks the job to stop at its next step, save a checkpoint and end 'interrupted' (or
-'cancelled' when the user asked); so does the death of the worker that started it."""
+'cancelled' when the user asked). If the worker that started it dies, it exits at once: an
+orphan must not keep beating the row's heartbeat, checkpoints are written atomically, and the row
+turns 'interrupted' when the heartbeat stops, to be resumed from the last checkpoint."""
 from __future__ import annotations
 
 import logging
@@ -10,14 +12,17 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from studio.workspace import Workspace
 
 
-def _watch_parent(parent: int, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
         if os.getppid() != parent:  # re-parented: the supervising worker died
-            stop.set()
+            logging.getLogger(__name__).error("the worker supervising this job died; exiting")
+            os._exit(3)
 
 
 def main(argv: list[str]) -> int:
@@ -29,7 +34,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda _sig, _frame: stop.set())
-    threading.Thread(target=_watch_parent, args=(os.getppid(), stop), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
     from workers.runner import run_claimed
 

@@ -14,6 +14,8 @@ import socket
 import sys
 import threading
 
+from sqlalchemy import update
+
 from studio import jobs
 from studio.db import utcnow
 from studio.workspace import Workspace
@@ -40,7 +42,7 @@ def run_consumer(ws: Workspace, workers: int = 2, worker_type: str = "process") 
     log.info("worker %s: %d %s workers, GPU lock %s, heartbeat every %.1fs", worker_id, workers,
              worker_type, gpu.name, jobs.heartbeat_seconds())
     stop = threading.Event()
-    threading.Thread(target=_keep_alive, args=(ws, worker_id, stop), daemon=True, name="keep-alive").start()
+    threading.Thread(target=_keep_alive, args=(ws, worker_id, consumer, stop), daemon=True, name="keep-alive").start()
     try:
         consumer.run()
     finally:
@@ -58,15 +60,38 @@ def _register(ws: Workspace, worker_id: str) -> None:
                                started_at=utcnow(), heartbeat_at=utcnow(), stopped_at=None))
 
 
-def _keep_alive(ws: Workspace, worker_id: str, stop: threading.Event) -> None:
-    """The worker's own heartbeat, and the sweep that turns silent running jobs into interrupted
-    ones. Every half interval, so a silent job is marked within three intervals of its last beat."""
+def _alive(pid: int | None) -> bool:
+    """A live, non-zombie process (read from /proc; no waitpid, which would race Huey's own)."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _keep_alive(ws: Workspace, worker_id: str, consumer, stop: threading.Event) -> None:
+    """The worker's own heartbeat, the heartbeat of every job its worker processes are running,
+    and the sweep that turns silent running jobs into interrupted ones; every half interval, so a
+    silent job is marked within three intervals of its last beat.
+
+    Beating here, in the parent, for jobs whose process is alive keeps a light job that holds the
+    GIL for seconds (importing torch, a long C call) from reading as dead; a job whose process
+    died, or whose whole consumer did, stops being beaten and is interrupted."""
+    host = socket.gethostname()
     while not stop.wait(jobs.heartbeat_seconds() / 2):
         try:
+            pids = [p.pid for _, p in list(consumer.worker_threads) if _alive(p.pid)]
             with ws.db.write() as s:
+                now = utcnow()
                 row = s.get(jobs.WorkerRow, worker_id)
                 if row is not None:
-                    row.heartbeat_at = utcnow()
+                    row.heartbeat_at = now
+                if pids:
+                    s.execute(update(jobs.Job).where(jobs.Job.status == "running",
+                                                     jobs.Job.worker_id.in_([f"{host}:{pid}" for pid in pids]))
+                              .values(heartbeat_at=now))
             swept = jobs.mark_stale_interrupted(ws.db, jobs.stale_after_seconds())
             if swept:
                 log.warning("jobs %s lost their heartbeat; marked interrupted", swept)

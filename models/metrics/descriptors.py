@@ -5,8 +5,6 @@ outlier rules in models/metrics/outliers.py say which direction of each is inter
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 
 from models.metrics.audio import as_wave

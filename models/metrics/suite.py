@@ -31,7 +31,8 @@ class MetricSuite:
         return {"asr_model": self.asr.name if self.asr else None,
                 "speaker_encoder": self.encoder.name if self.encoder else None, "f0_method": self.f0_method}
 
-    def measure(self, path: str | Path, text: str | None = None, prosody_ref: str | Path | None = None) -> tuple[dict, dict]:
+    def measure(self, path: str | Path, text: str | None = None,
+                prosody_ref: str | Path | None = None) -> tuple[dict, dict]:
         """(metrics, descriptors) of one clip."""
         metrics: dict = {}
         transcript = None

@@ -214,6 +214,8 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.option("--random", "n_random", type=int, default=0, help="Draw N random points instead of the full grid.")
 @click.option("--random-seed", type=int, default=0, show_default=True)
 @click.option("--ref", "references", multiple=True, help="Real clip(s) of the target speaker (similarity).")
+@click.option("--real", "real_audio", multiple=True, help="Real recording(s) for the WER floor (with --asr).")
+@click.option("--real-text", "real_texts", multiple=True, help="Transcript of each --real recording.")
 @click.option("--asr", help="Whisper size for WER (`tiny` = random weights, tests only).")
 @click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
 @click.option("--batch-size", default=4, show_default=True, type=int, help="Generations per batch.")
@@ -224,7 +226,8 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @json_option
 @pass_ctx
 def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, seeds, n_random, random_seed,
-              references, asr, f0_method, batch_size, max_new_semantic, name, no_flag, wait, as_json):
+              references, real_audio, real_texts, asr, f0_method, batch_size, max_new_semantic, name, no_flag, wait,
+              as_json):
     """Generate over a grid (or random draw) of parameters, measure every output, plot each metric."""
     from studio.experiments import grid
     from studio.experiments.records import get_experiment
@@ -239,11 +242,14 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
                "model": model, "voice": _voice_file(voice, ctx.ws) if voice else None,
                "adapter": _adapter_specs(adapter, "--adapter", ctx.ws)[0]["path"] if adapter else None,
                "references": _audio_files(references) if references else [], "asr": asr, "f0_method": f0_method,
+               "real_audio": _audio_files(real_audio) if real_audio else [], "real_texts": list(real_texts),
                "batch_size": batch_size, "max_new_semantic": max_new_semantic, "name": name, "flag": not no_flag,
                "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else []}
     if exp and exp["arms"] and "arm" not in axes_d:
         chosen = list(arms) or [a["name"] for a in exp["arms"]]
         request["axes"]["arm"] = chosen
+    if len(real_texts) != len(real_audio):
+        raise UserError("give one --real-text per --real recording")
     if voice and request["voice"] is None:
         raise UserError(f"{voice}: neither a voice prompt file nor a saved voice")
     request = grid.normalize(request)  # bad requests fail here, before a job row exists
@@ -515,4 +521,5 @@ def emergent_export(ctx, target, tag, min_stars, source, experiment, sweep_id, a
 
     rows = _list(ctx, tag, min_stars, source, experiment, sweep_id)
     path = export_entries(ctx.ws, rows, Path(target))
-    emit({"export": str(path), "entries": len(rows)}, as_json, lambda d: f"exported {d['entries']} entries to {d['export']}")
+    emit({"export": str(path), "entries": len(rows)}, as_json,
+         lambda d: f"exported {d['entries']} entries to {d['export']}")

@@ -164,8 +164,9 @@ def save_entry(ws: Workspace, entry_id, tags_text, notes, stars):
             raise UserError("pick an entry first")
         current = next((e for e in emergent.list_entries(ws) if e["id"] == int(entry_id)), None)
         wanted = {t.strip().lower() for t in (tags_text or "").split(",") if t.strip()}
+        dropped = set(current["tags"] if current else []) - wanted
         emergent.update_entry(ws, int(entry_id), stars=int(stars), notes=notes or "",
-                              add_tags=sorted(wanted), remove_tags=sorted(set(current["tags"] if current else []) - wanted))
+                              add_tags=sorted(wanted), remove_tags=sorted(dropped))
     except UserError as exc:
         raise gr.Error(str(exc)) from None
     return f"Saved entry {entry_id}."

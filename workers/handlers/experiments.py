@@ -8,7 +8,7 @@ from pathlib import Path
 
 from studio.errors import UserError
 from studio.experiments import emergent, grid, plots, sweeps
-from studio.jobs import JobCancelled, JobContext
+from studio.jobs import JobContext
 
 EVAL_NEEDS = "an eval needs `audio`: a list of audio files"
 
@@ -182,9 +182,11 @@ def sweep_job(ctx: JobContext) -> dict:
 
     ws = ctx.workspace
     request = grid.normalize(ctx.params)
-    for ref in request.get("references") or []:
+    for ref in [*(request.get("references") or []), *(request.get("real_audio") or [])]:
         if not Path(ref).is_file():
             raise UserError(f"{ref}: no such reference audio file")
+    if len(request.get("real_audio") or []) != len(request.get("real_texts") or []):
+        raise UserError("give one text per real recording (real_audio and real_texts differ in length)")
     points = grid.points(request)
     all_params = [grid.generation_params(request, pt) for pt in points]
     sweep_id = sweeps.start_sweep(ws, mode=request["mode"], space=request, job_id=ctx.job_id,
@@ -224,5 +226,5 @@ def sweep_job(ctx: JobContext) -> dict:
                              text=all_params[i]["text"], prosody_ref=None)
                 path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
                 made += 1
-    floors = suite.floors()
+    floors = suite.floors(request.get("real_audio") or [], request.get("real_texts") or [])
     return _finish(ctx, sweep_id, grid.swept(request), floors, request.get("flag", True))

@@ -24,7 +24,7 @@ def user_errors():
 
 def token_model_ids(model: str) -> str:
     """The ids that make a token cache entry: semantic tokenizer + codec for this model."""
-    from models.presets import PRESETS, is_tiny, preset_for
+    from models.presets import is_tiny, preset_for
 
     if is_tiny(model):
         return "tiny-hubert+tiny-quantizer|tiny-codec"

@@ -25,7 +25,8 @@ HYPERPARAMETERS = ("r", "alpha", "dropout", "targets", "lr", "batch_size", "grad
 # and after training (a fine-tune that raises their NLL a lot has forgotten how Bark speaks).
 GUARD_PROMPTS = ("Hello, how are you today?", "The weather is nice this morning.",
                  "Please read the next sentence slowly and clearly.")
-GUARD_SEMANTIC_TOKENS = 48
+GUARD_SEMANTIC_TOKENS = 64  # ~1.3 s of speech per prompt
+TINY_GUARD = (2, 16)        # the random test model: 2 prompts, 16 tokens (same code path, less CPU)
 
 
 def _config(p: dict, stages, method: str):
@@ -35,7 +36,7 @@ def _config(p: dict, stages, method: str):
     return config_from_preset(p.get("preset"), stages=stages, method=method, **overrides)
 
 
-def guard_items(bark, tokenizer, seed: int = 1234) -> list:
+def guard_items(bark, tokenizer, seed: int = 1234, tiny: bool = False) -> list:
     """TokenItems of the base model's own (seeded) outputs on GUARD_PROMPTS."""
     import torch
 
@@ -43,12 +44,14 @@ def guard_items(bark, tokenizer, seed: int = 1234) -> list:
     from models.layouts import TokenItem
     from models.text import encode_text
 
-    sampling = Sampling(semantic_max_new_tokens=GUARD_SEMANTIC_TOKENS)
+    n_prompts, n_tokens = TINY_GUARD if tiny else (len(GUARD_PROMPTS), GUARD_SEMANTIC_TOKENS)
+    prompts = GUARD_PROMPTS[:n_prompts]
+    sampling = Sampling(semantic_max_new_tokens=n_tokens)
     with torch.random.fork_rng(devices=[]):
         results = generate(BarkStages.from_bark(bark), tokenizer,
-                           [Request(text=t, seed=seed + i) for i, t in enumerate(GUARD_PROMPTS)], sampling)
+                           [Request(text=t, seed=seed + i) for i, t in enumerate(prompts)], sampling)
     items = []
-    for text, res in zip(GUARD_PROMPTS, results):
+    for text, res in zip(prompts, results):
         for sem, codes in zip(res.semantic, res.codes):
             if sem.size and codes.shape[1]:
                 items.append(TokenItem(text_ids=encode_text(tokenizer, text), semantic=sem, codes=codes,
@@ -114,7 +117,7 @@ def train_job(ctx: JobContext) -> dict:
     with user_errors():
         bark = presets.load_bark(model)
         tokenizer = presets.load_text_tokenizer(model)
-        guard = guard_items(bark, tokenizer)
+        guard = guard_items(bark, tokenizer, tiny=presets.is_tiny(model))
     started = time.monotonic()
 
     def on_progress(info: dict) -> None:

@@ -1,0 +1,51 @@
+"""Smoke run of the bench harness on tiny shapes: every section yields its ratio and the table renders."""
+
+import json
+
+import pytest
+import torch
+
+from bench import gen_bench, run_all, train_bench
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bench_harness_smoke_on_tiny_shapes(tmp_path):
+    train = train_bench.run("tiny", batch=1, n_semantic=7, steps=1, configs=("stock_full", "ours_lora"))
+    c = train["configs"]
+    assert c["ours_lora"]["positions_per_example"] == 256 + 8  # our layout: 257 + 7 targets (EOS last)
+    assert c["stock_full"]["positions_per_example"] == 513 + 7
+    assert c["ours_lora"]["trainable_params"] < c["stock_full"]["trainable_params"] / 100
+    assert all(v["trained_tokens_per_s"] > 0 and v["peak_bytes"] > 0 for v in c.values())
+
+    from bench.shapes import bark_model
+    from models import fast_generation as fg
+
+    stock = bark_model("tiny")
+    ours = fg.prepare_for_inference(bark_model("tiny"), "fp32", "sdpa")
+    sem = gen_bench.semantic_speed(stock, ours, 2, 4, "cpu")
+    sweep = gen_bench.sweep(ours, 2, 0.1, "cpu", sequential_sample=1)
+    assert sem["ours_tokens_per_s"] > 0 and sem["stock_tokens_per_s"] > 0
+    assert sweep["batched_equals_single"]
+
+    result = {"machine": "test", "load_average_at_start": 0, "load_average_at_end": 0, "command": "pytest",
+              "wall_s": 1.0, "train": train, "gen": {"semantic_b1": sem, "semantic_b8": sem, "sweep": sweep,
+                                                   "rtf": {"audio_seconds": 1.0, "ours_rtf": 1.0}}}
+    result["table"] = run_all.table(result)
+    figures = [r["figure"] for r in result["table"]]
+    assert "LoRA training, peak memory" in figures and any(f.startswith("sweep") for f in figures)
+    assert any(r["baseline"] == run_all.NO_GPU for r in result["table"])
+    md = run_all.markdown(result)
+    assert md.count("\n|") >= len(result["table"])
+    json.dumps(result)  # results are written as JSON
+
+
+def test_bench_cli_parses_its_options():
+    args = run_all.parse(["--quick", "--sections", "gen", "--threads", "1"])
+    assert args.quick and args.sections == "gen" and run_all.sizes(args)["shape"] == "tiny"

@@ -1,0 +1,43 @@
+"""The Voices and Generate tabs' domain calls: what they submit, what they play, what they stage."""
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+
+from studio import jobs
+from studio import voices as V
+from studio.ui import generate_tab, voices_tab
+
+
+def test_a_voice_from_an_upload_or_a_span_is_a_voice_job_reading_the_workspace_copy(ws, awb_wav):
+    job_id = voices_tab.make_voice(ws, "scot", None, str(awb_wav), 0.5, 3.0, "tiny")
+    job = jobs.get_job(ws.db, job_id)
+    assert job["kind"] == "voice" and job["status"] == "queued"
+    p = job["params"]
+    assert (p["name"], p["start"], p["end"], p["model"]) == ("scot", 0.5, 3.0, "tiny")
+    stored = ws.inside(p["clip"])  # the upload was copied into the workspace, by content hash
+    assert stored.read_bytes() == awb_wav.read_bytes()
+    sr, samples = voices_tab.span_audio(ws, p["clip"], 0.5, 3.0)
+    assert sr == sf.info(str(awb_wav)).samplerate and len(samples) == int(2.5 * sr)
+    with pytest.raises(Exception, match="voice name"):
+        voices_tab.make_voice(ws, "bad name!", None, str(awb_wav), 0, 0, "tiny")
+
+
+def test_generations_stage_for_listening_paired_by_text_and_seed(ws, awb_wav):
+    wav = ws.generated_dir / "job-1" / "000.wav"
+    wav.parent.mkdir(parents=True)
+    wav.write_bytes(awb_wav.read_bytes())
+    g = V.record_generation(ws, text="Hello there.", model="tiny", voice=None, adapters=[], seed=3,
+                            params={"semantic_temperature": 0.7}, audio_path=wav, duration=1.0, job_id=None)
+    first = generate_tab.send_to_listening(ws, g["id"], "base")
+    again = generate_tab.send_to_listening(ws, g["id"], "adapter-a")
+    assert first.name == again.name and first.read_bytes() == awb_wav.read_bytes()
+    assert first.parent == ws.exports_dir / "listening" / "base"
+    rows = generate_tab.history_rows(ws)
+    assert rows[0][0] == g["id"] and rows[0][5] == "base" and "semantic_temperature=0.7" in rows[0][7]
+    V.set_starred(ws, g["id"], True)
+    assert generate_tab.history_rows(ws, starred_only=True)[0][1] == "★"
+    params = generate_tab.generate_params(ws, "  Hi [laughs] ", "tiny", generate_tab.NO_VOICE, [(None, 1.0)],
+                                          {"semantic_temperature": 0.6, "top_k": None}, 5, 2)
+    assert params == {"text": "Hi [laughs]", "model": "tiny", "seed": 5, "variants": 2, "adapters": [],
+                      "semantic_temperature": 0.6}

@@ -1,0 +1,65 @@
+"""The studio side of training: checkpoint and adapter rows, promote, delete (pointers kept
+valid), and the CLI's one-line errors."""
+from __future__ import annotations
+
+import json
+
+from models import checkpoints as ckpt
+from models.presets import load_bark
+from models.training import TrainingRecipe
+from studio import jobs
+from studio import training as T
+from tests.conftest import cli
+from tests.test_training_core import NextToken, small_config, token_items
+
+
+def test_checkpoints_promote_and_delete_keep_the_run_resumable(ws):
+    job_id = jobs.create_job(ws.db, "train", {"dataset": "d"})
+    run = T.run_dir(ws, job_id)
+    cfg = small_config(stages=("semantic",), max_steps=3, save_every=1, eval_every=1, keep_last=5)
+    TrainingRecipe(cfg, load_bark("tiny"), token_items(), run, objectives={"semantic": NextToken()},
+                   on_checkpoint=lambda info: T.record_checkpoint(ws, job_id, info)).train()
+    rows = T.list_checkpoints(ws, job_id)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert sum(r["is_best"] for r in rows) == 1
+    best = next(r for r in rows if r["is_best"])
+    assert ckpt.read_pointer(run, ckpt.BEST).name == f"step-{best['step']:07d}"
+
+    adapter = T.promote_checkpoint(ws, rows[1]["id"], "mid-run")
+    assert adapter["name"] == "mid-run" and adapter["checkpoint"] == rows[1]["path"]
+    assert adapter["stages"] == ["semantic"] and adapter["base_model"] == "tiny"
+    manifest = json.loads((ws.adapters_dir / "mid-run" / "manifest.json").read_text())
+    assert manifest["name"] == "mid-run" and manifest["metrics"]["step"] == 2
+    assert T.get_adapter(ws, "latest")["name"] == "mid-run"
+    assert T.adapter_folder(ws, "mid-run") == ws.adapters_dir / "mid-run"
+    from models import adapters as A
+
+    A.load_manifest(ws.adapters_dir / "mid-run")  # checksums still hold after the copy
+
+    # deleting the newest checkpoint moves `latest` back; the run still resumes
+    T.delete_checkpoint(ws, rows[2]["id"])
+    assert ckpt.read_pointer(run).name == "step-0000002"
+    assert ckpt.read_state(run)["step"] == 2
+    assert [r["step"] for r in T.list_checkpoints(ws, job_id)] == [1, 2]
+
+    for bad, message in (("latest", "not allowed"), ("mid-run", "already exists"), ("a/b", "not allowed")):
+        try:
+            T.promote_checkpoint(ws, rows[0]["id"], bad)
+        except Exception as exc:  # noqa: BLE001
+            assert message in str(exc)
+        else:
+            raise AssertionError(f"promote to {bad!r} should fail")
+    T.delete_adapter(ws, "mid-run")
+    assert T.list_adapters(ws) == [] and not (ws.adapters_dir / "mid-run").exists()
+
+
+def test_cli_errors_are_one_line(ws):
+    for args, message in ((("train", "--dataset", "nope"), "no dataset named 'nope'"),
+                          (("adapters", "show", "ghost"), "no adapter named 'ghost'"),
+                          (("adapters", "show", "latest"), "no adapters yet"),
+                          (("checkpoints", "promote", "99", "--name", "x"), "no checkpoint 99")):
+        proc = cli(*args, home=ws.root, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert json.loads(cli("adapters", "list", "--json", home=ws.root).stdout) == []
