@@ -70,15 +70,23 @@ def run(args) -> dict:
            "command": "python -m bench.run_all " + " ".join(sys.argv[1:]), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
            "sizes": sz}
     t0 = time.perf_counter()
+    partial = args.out / "partial.json"  # each finished section lands here at once (a long run can be read early)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save():
+        partial.write_text(json.dumps(out, indent=1, default=str))
+
     if "train" in sections:
         from bench import train_bench
 
         out["train"] = train_bench.run(sz["shape"], device=args.device, precision=args.precision, **sz["train"])
+        save()
     if "gen" in sections:
         from bench import gen_bench
 
         out["gen"] = gen_bench.run(sz["shape"], device=args.device, precision=args.precision,
                                    stock_rtf=not args.no_stock_rtf, **sz["gen"])
+        save()
     if "data" in sections:
         from bench import data_bench
 

@@ -333,9 +333,11 @@ class TrainingRecipe:
         self.last_val_stages: dict = {}
         self.history: list[dict] = []
         self.last_saved_step = -1
-        self.guard_base = self._guard_nll() if self.guard_ex else {}
         if resume_state is not None:
-            self._restore(resume_state)
+            self.guard_base = {}
+            self._restore(resume_state)  # the guard's base scores come back from the checkpoint
+        else:
+            self.guard_base = self._guard_nll()  # fresh LoRA (B = 0) or untouched weights: the base model
 
     # train ---------------------------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -482,6 +484,7 @@ class TrainingRecipe:
 
         state = {"config": cfg.to_dict(), "max_steps": self.max_steps,
                  "samplers": {s: smp.state() for s, smp in self.samplers.items()},
+                 "train_examples": {s: len(v) for s, v in self.train_ex.items()},
                  "best_val": best_val, "best_path": best_path, "best_eval": self.best_eval,
                  "bad_evals": self.bad_evals,
                  "val_loss": val, "metrics": metrics, "guard_base": self.guard_base,
@@ -503,6 +506,12 @@ class TrainingRecipe:
             raise ckpt.CheckpointError(
                 f"checkpoint {str(folder)!r} trained {state['config']['method']} on {state['config']['stages']}, "
                 f"not {self.cfg.method} on {list(self.cfg.stages)}")
+        then, now = (state.get("dataset") or {}).get("hash"), self.dataset.get("hash")
+        sizes = state.get("train_examples") or {}
+        if (then and now and then != now) or any(sizes.get(s, len(v)) != len(v) for s, v in self.train_ex.items()):
+            raise ckpt.CheckpointError(
+                f"checkpoint {str(folder)!r} was trained on other data than the dataset has now; an exact resume "
+                f"needs the same data (start a new training job instead)")
         from safetensors.torch import load_file
 
         try:
@@ -541,7 +550,7 @@ class TrainingRecipe:
         self.last_val_stages = (state.get("metrics") or {}).get("val_loss_stages") or {}
         self.bad_evals = int(state.get("bad_evals", 0))
         self.history = list(state.get("history") or [])
-        self.guard_base = state.get("guard_base") or self.guard_base
+        self.guard_base = state.get("guard_base") or {}
         self.last_saved_step = self.step
 
 

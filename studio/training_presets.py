@@ -34,8 +34,10 @@ class Field:
     kind: str = "float"  # float | int | optional_int | choice
     choices: tuple = ()
 
-    def component(self):
-        common = dict(label=self.label, info=self.info, value=self.default, elem_id=f"train-adv-{self.name}")
+    def component(self, preset: str | None = None):
+        """Its input, showing the preset's value (or the recipe default the preset keeps)."""
+        value = PRESETS[preset].get(self.name, self.default) if preset else self.default
+        common = dict(label=self.label, info=self.info, value=value, elem_id=f"train-adv-{self.name}")
         if self.kind == "choice":
             return gr.Dropdown(choices=list(self.choices), **common)
         if self.kind in ("int", "optional_int"):

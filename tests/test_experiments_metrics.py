@@ -88,6 +88,7 @@ def test_f0_correlates_with_itself_and_less_with_a_shifted_or_bent_copy(clips, a
     assert up["mean_f0_generated"] > self_["mean_f0_generated"] * 1.1
 
 
+@pytest.mark.slow
 def test_eval_job_reports_metrics_with_floors_and_names_the_asr(ws, clips, awb_wav, slt_wav):
     """The real CLI: WER through (random tiny) Whisper with the real recordings' WER as floor,
     speaker similarity with its real-vs-real ceiling, prosody against same-text recordings."""

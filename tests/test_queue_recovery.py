@@ -24,7 +24,7 @@ from workers.dispatch import cancel, submit, wait_for
 from workers.gpu_lock import GpuLock
 from workers.queue import queue_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # generous: shared 2-core CI boxes are slow
 LONG = 500  # steps of a job that is always stopped before it ends
 
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from studio import voices
+from studio import jobs, voices
 from tests.conftest import Server
 from tests.queue_support import copy_template, maps_torch
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]  # a loaded 2-core box is slow
 
 
 @pytest.fixture
@@ -67,6 +67,12 @@ def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser
     _fill(page, "train-name", "browser-voice")
     page.locator("#train-estimate").get_by_text("8 optimizer steps").wait_for()
     page.locator("#train-launch").click()
+    page.locator("#train-status").get_by_text(re.compile(r"Job \d+")).wait_for()
+    (job,) = [j for j in jobs.list_jobs(ws.db, kind="train")]
+    # exactly the preset plus the fields changed here: nothing silently overridden
+    assert {k: v for k, v in job["params"].items()} == {
+        "dataset": "voice", "model": "tiny", "stages": ["semantic"], "preset": "quick", "name": "browser-voice",
+        "max_steps": 8, "batch_size": 1, "grad_accum": 1, "save_every": 2, "eval_every": 2, "precision": "fp32"}
 
     # the loss curve grows while the job runs: more points on each poll, drawn in the plot
     deadline = time.monotonic() + 400
@@ -93,7 +99,11 @@ def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser
     _fill(page, "gen-seed", 7)
     page.locator("#gen-go").click()
     page.locator("#gen-status").get_by_text("succeeded").wait_for(timeout=300_000)
-    page.locator("#gen-out-1 audio, #gen-out-1 [data-testid='waveform-controls']").first.wait_for()
+    # the result plays in the page: the player holds the generated WAV, served by the studio
+    page.wait_for_function("() => (document.querySelector('#gen-out-1 audio') || {}).src")
+    src = page.locator("#gen-out-1 audio").first.get_attribute("src")
+    wav = page.request.get(src)
+    assert wav.ok and wav.body()[:4] == b"RIFF", src
     history = page.locator("#gen-history")
     history.get_by_text("browser-voice×1").first.wait_for()
     (row,) = voices.list_generations(ws)

@@ -23,6 +23,8 @@ def test_presets_and_advanced_fields_are_the_recipes_own():
 
 
 def test_launch_settings_are_the_fields_that_differ_from_the_preset_and_the_recipe_accepts_them():
+    shown = [f.parse(f.component(PRESET_LABELS[train_tab.DEFAULT_PRESET]).value) for f in ADVANCED]
+    assert train_tab.settings_from(train_tab.DEFAULT_PRESET, shown) == {}  # the page opens on the preset's values
     values = train_tab.preset_values("Quality LoRA")
     assert train_tab.settings_from("Quality LoRA", values) == {}
     by_name = {f.name: i for i, f in enumerate(ADVANCED)}

@@ -220,6 +220,9 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_p
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path):
     cfg = small_config(stages=("semantic",), max_steps=2, save_every=2, eval_every=2)
     TrainingRecipe(cfg, load_bark("tiny"), token_items(), tmp_path, objectives={"semantic": NextToken()}).train()
+    with pytest.raises(ckpt.CheckpointError, match="trained on other data"):
+        TrainingRecipe(cfg, load_bark("tiny"), token_items(n=30), tmp_path, objectives={"semantic": NextToken()},
+                       resume_from=tmp_path).train()
     folder = ckpt.resolve(tmp_path)
     blob = bytearray((folder / "optimizer.pt").read_bytes())
     blob[len(blob) // 2] ^= 0xFF

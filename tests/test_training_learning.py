@@ -94,5 +94,6 @@ def test_lora_moves_held_out_nll_most_of_the_way_to_the_teacher(tmp_path):
     assert result.status == "completed" and result.step == 14
     trained_nll = held_out_nll(student.eval(), held)
     moved = {s: (base_nll[s] - trained_nll[s]) / (base_nll[s] - teacher_nll[s]) for s in STAGES}
+    print("share of the base-to-teacher held-out NLL gap closed:", {s: round(v, 3) for s, v in moved.items()})
     assert all(moved[s] >= 0.8 for s in STAGES), {"moved": moved, "base": base_nll, "teacher": teacher_nll,
                                                     "trained": trained_nll}

@@ -17,6 +17,7 @@ from studio.ui import job_view
 from studio.workspace import Workspace
 
 TITLE = "Train"
+DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
 
@@ -163,9 +164,9 @@ def build(ws: Workspace) -> None:
             stages = gr.CheckboxGroup(label="Stages", choices=list(STAGES), value=list(STAGES),
                                       info="semantic: what is said and how; coarse + fine: the voice and its sound.",
                                       elem_id="train-stages")
-            preset = gr.Radio(label="Preset", choices=list(PRESET_LABELS), value="Quick LoRA", elem_id="train-preset")
+            preset = gr.Radio(label="Preset", choices=list(PRESET_LABELS), value=DEFAULT_PRESET, elem_id="train-preset")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
-                advanced = [f.component() for f in ADVANCED]
+                advanced = [f.component(PRESET_LABELS[DEFAULT_PRESET]) for f in ADVANCED]
             name = gr.Textbox(label="Adapter name (optional)", info="The best checkpoint is saved under this name.",
                               elem_id="train-name")
             estimate = gr.Markdown(elem_id="train-estimate")

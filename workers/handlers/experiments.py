@@ -4,11 +4,12 @@ stored with the parameters that reproduce it, its metrics and descriptors; outli
 emergent log; each metric is plotted against each swept parameter."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.errors import UserError
 from studio.experiments import emergent, grid, plots, sweeps
-from studio.jobs import JobContext
+from studio.jobs import JobCancelled, JobContext
 
 EVAL_NEEDS = "an eval needs `audio`: a list of audio files"
 
@@ -53,6 +54,19 @@ def _measure_one(ctx: JobContext, suite, sweep_id: int, index: int, path: Path, 
     return fields
 
 
+@contextmanager
+def _closing(ws, sweep_id: int):
+    """A sweep whose job stops early says so on its row (a resumed job sets it running again)."""
+    try:
+        yield
+    except JobCancelled:
+        sweeps.finish_sweep(ws, sweep_id, status="cancelled")
+        raise
+    except BaseException:
+        sweeps.finish_sweep(ws, sweep_id, status="failed")
+        raise
+
+
 def _finish(ctx: JobContext, sweep_id: int, swept: list[str], floors: dict, flag: bool) -> dict:
     ws = ctx.workspace
     sweep = sweeps.get_sweep(ws, sweep_id)
@@ -90,19 +104,20 @@ def eval_job(ctx: JobContext) -> dict:
             raise UserError(f"{ref}: no such reference audio file")
     sweep_id = sweeps.start_sweep(ws, mode="eval", space={k: v for k, v in p.items()}, job_id=ctx.job_id,
                                   experiment_id=p.get("experiment_id"), name=p.get("name") or "")
-    ctx.progress(0.0, message="loading metric models")
-    suite = _suite(p)
-    done = sweeps.done_indexes(ws, sweep_id)
-    for i, (path, text, pref, arm) in enumerate(zip(audio, texts, pros, arms)):
-        if i in done:
-            continue
-        ctx.check_cancelled()
-        ctx.progress(step=i, total=n, message=f"measuring {Path(path).name}")
-        _measure_one(ctx, suite, sweep_id, i, Path(path), arm=arm, params={"source_file": str(path), "text": text},
-                     text=text, prosody_ref=pref)
-    floors = suite.floors(p.get("real_audio") or [], p.get("real_texts") or [])
-    swept = ["arm"] if len(set(arms)) > 1 else []
-    return _finish(ctx, sweep_id, swept, floors, p.get("flag", True))
+    with _closing(ws, sweep_id):
+        ctx.progress(0.0, message="loading metric models")
+        suite = _suite(p)
+        done = sweeps.done_indexes(ws, sweep_id)
+        for i, (path, text, pref, arm) in enumerate(zip(audio, texts, pros, arms)):
+            if i in done:
+                continue
+            ctx.check_cancelled()
+            ctx.progress(step=i, total=n, message=f"measuring {Path(path).name}")
+            _measure_one(ctx, suite, sweep_id, i, Path(path), arm=arm, params={"source_file": str(path), "text": text},
+                         text=text, prosody_ref=pref)
+        floors = suite.floors(p.get("real_audio") or [], p.get("real_texts") or [])
+        swept = ["arm"] if len(set(arms)) > 1 else []
+        return _finish(ctx, sweep_id, swept, floors, p.get("flag", True))
 
 
 # Sweeps ------------------------------------------------------------------------------------------
@@ -191,40 +206,41 @@ def sweep_job(ctx: JobContext) -> dict:
     all_params = [grid.generation_params(request, pt) for pt in points]
     sweep_id = sweeps.start_sweep(ws, mode=request["mode"], space=request, job_id=ctx.job_id,
                                   experiment_id=request.get("experiment_id"), name=request.get("name") or "")
-    done = sweeps.done_indexes(ws, sweep_id)
-    todo = [i for i in range(len(all_params)) if i not in done]
-    ctx.log(f"sweep {sweep_id}: {len(all_params)} outputs over {', '.join(grid.swept(request)) or 'no axis'}; "
-            f"{len(done)} already made")
-    ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
-    suite = _suite(request)
-    gen = _Generator(ws.root)
-    groups: dict[tuple, list[int]] = {}
-    for i in todo:
-        groups.setdefault(_model_key(all_params[i]), []).append(i)
-    folder = ws.generated_dir / "sweeps" / str(sweep_id)
-    made = len(done)
-    for key, indexes in groups.items():
-        for start in range(0, len(indexes), request["batch_size"]):
-            ctx.check_cancelled()
-            part = indexes[start: start + request["batch_size"]]
-            ctx.progress(step=made, total=len(all_params),
-                         message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
-            try:
-                gen.ready(key[0], key[1])
-                results = gen.batch([all_params[i] for i in part], request["batch_size"])
-            except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
-                for i in part:
-                    sweeps.add_output(ws, sweep_id, index=i, arm=all_params[i]["arm"], params=all_params[i],
-                                      metrics={}, descriptors={}, error=str(exc))
-                ctx.log(f"outputs {[i + 1 for i in part]}: {exc}")
-                made += len(part)
-                continue
-            for i, res in zip(part, results):
-                path = folder / f"{i:05d}.wav"
-                _write_wav(path, res.audio, res.sample_rate)
-                _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
-                             text=all_params[i]["text"], prosody_ref=None)
-                path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
-                made += 1
-    floors = suite.floors(request.get("real_audio") or [], request.get("real_texts") or [])
-    return _finish(ctx, sweep_id, grid.swept(request), floors, request.get("flag", True))
+    with _closing(ws, sweep_id):
+        done = sweeps.done_indexes(ws, sweep_id)
+        todo = [i for i in range(len(all_params)) if i not in done]
+        ctx.log(f"sweep {sweep_id}: {len(all_params)} outputs over {', '.join(grid.swept(request)) or 'no axis'}; "
+                f"{len(done)} already made")
+        ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
+        suite = _suite(request)
+        gen = _Generator(ws.root)
+        groups: dict[tuple, list[int]] = {}
+        for i in todo:
+            groups.setdefault(_model_key(all_params[i]), []).append(i)
+        folder = ws.generated_dir / "sweeps" / str(sweep_id)
+        made = len(done)
+        for key, indexes in groups.items():
+            for start in range(0, len(indexes), request["batch_size"]):
+                ctx.check_cancelled()
+                part = indexes[start: start + request["batch_size"]]
+                ctx.progress(step=made, total=len(all_params),
+                             message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
+                try:
+                    gen.ready(key[0], key[1])
+                    results = gen.batch([all_params[i] for i in part], request["batch_size"])
+                except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
+                    for i in part:
+                        sweeps.add_output(ws, sweep_id, index=i, arm=all_params[i]["arm"], params=all_params[i],
+                                          metrics={}, descriptors={}, error=str(exc))
+                    ctx.log(f"outputs {[i + 1 for i in part]}: {exc}")
+                    made += len(part)
+                    continue
+                for i, res in zip(part, results):
+                    path = folder / f"{i:05d}.wav"
+                    _write_wav(path, res.audio, res.sample_rate)
+                    _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
+                                 text=all_params[i]["text"], prosody_ref=None)
+                    path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
+                    made += 1
+        floors = suite.floors(request.get("real_audio") or [], request.get("real_texts") or [])
+        return _finish(ctx, sweep_id, grid.swept(request), floors, request.get("flag", True))

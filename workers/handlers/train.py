@@ -26,7 +26,7 @@ HYPERPARAMETERS = ("r", "alpha", "dropout", "targets", "lr", "batch_size", "grad
 GUARD_PROMPTS = ("Hello, how are you today?", "The weather is nice this morning.",
                  "Please read the next sentence slowly and clearly.")
 GUARD_SEMANTIC_TOKENS = 64  # ~1.3 s of speech per prompt
-TINY_GUARD = (2, 16)        # the random test model: 2 prompts, 16 tokens (same code path, less CPU)
+TINY_GUARD = (1, 16)        # the random test model: 1 prompt, 16 tokens (same code path, less CPU)
 
 
 def _config(p: dict, stages, method: str):
