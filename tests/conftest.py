@@ -90,7 +90,8 @@ class Consumer:
         raise AssertionError(f"worker did not come up:\n{self.output()}")
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:  # still readable after stop()
+            self.log.flush()
         return Path(self.log.name).read_text()
 
     def stop(self, sig=signal.SIGINT, timeout: float = 60) -> None:

@@ -20,7 +20,7 @@ def wait_status(ws, job_id: int, status: str, timeout: float) -> dict:
     raise AssertionError(f"job {job_id} is {jobs.get_job(ws.db, job_id)['status']}, not {status}, after {timeout}s")
 
 
-def wait_step(ws, job_id: int, step: int, timeout: float = 180) -> dict:
+def wait_step(ws, job_id: int, step: int, timeout: float = 600) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = jobs.get_job(ws.db, job_id)

@@ -50,7 +50,7 @@ def _gpu_lock_and_light_job_beside(ws, speech_dir, second_steps: int = 10) -> tu
     light = prepare_job(ws, speech_dir)
     out = json.loads(cli("jobs", "cancel", str(revoked), "--json", home=ws.root).stdout)
     assert (out["id"], out["status"]) == (revoked, "cancelled")  # queued: cancelled at once, delivery revoked
-    light_done = wait_for(ws, light, poll=0.3, timeout=240)
+    light_done = wait_for(ws, light, poll=0.3, timeout=600)
     assert light_done["status"] == "succeeded", light_done
     now = {j: jobs.get_job(ws.db, j) for j in (first, second)}
     assert now[first]["status"] == "running", "the prepare job should have ended while training ran"
@@ -63,7 +63,7 @@ def _gpu_lock_and_light_job_beside(ws, speech_dir, second_steps: int = 10) -> tu
 def _cancel_running_with_checkpoint(ws, job: int) -> dict:
     out = cancel(ws, job)
     assert out["status"] == "running" and out["cancel_requested"]
-    stopped = wait_status(ws, job, "cancelled", timeout=120)
+    stopped = wait_status(ws, job, "cancelled", timeout=300)
     assert stopped["step"] < LONG and max(checkpoints_of(ws, job, rows_too=True)) == stopped["step"]  # saved there
     return stopped
 
@@ -109,7 +109,7 @@ def test_gpu_lock_cancel_sigkill_and_resume_on_sqlite(tws, speech_dir):
             assert s.get(jobs.Job, second).started_at >= s.get(jobs.Job, first).finished_at
         c, saved, killed_step = _sigkill_and_restart(ws, c, second)
         _resume_once(ws, second, saved, killed_step)
-        done = wait_for(ws, second, poll=0.3, timeout=300)
+        done = wait_for(ws, second, poll=0.3, timeout=600)
     finally:
         c.stop()
     assert done["status"] == "succeeded", done
@@ -131,7 +131,7 @@ def test_gpu_lock_cancel_sigkill_resume_and_sigint_on_redis(tws, speech_dir, tmp
         c, saved, killed_step = _sigkill_and_restart(ws, c, second)
         _resume_once(ws, second, saved, killed_step)
         os.killpg(c.proc.pid, signal.SIGINT)  # Ctrl-C in the worker's terminal
-        c.proc.wait(timeout=120)
+        c.proc.wait(timeout=300)
     finally:
         c.stop()
         server.stop()
@@ -148,7 +148,7 @@ def test_out_of_memory_fails_the_job_readably_and_the_worker_carries_on(tws, mon
     c = Consumer(ws, workers=1)
     try:
         job = train_job(ws, 20)
-        failed = wait_for(ws, job, poll=0.3, timeout=300)
+        failed = wait_for(ws, job, poll=0.3, timeout=600)
         after = wait_for(ws, submit(ws, "noop")["id"], poll=0.3, timeout=60)
     finally:
         c.stop()

@@ -100,8 +100,9 @@ def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser
     page.locator("#gen-go").click()
     page.locator("#gen-status").get_by_text("succeeded").wait_for(timeout=300_000)
     # the result plays in the page: the player holds the generated WAV, served by the studio
-    page.wait_for_function("() => (document.querySelector('#gen-out-1 audio') || {}).src")
-    src = page.locator("#gen-out-1 audio").first.get_attribute("src")
+    link = page.locator("#gen-out-1 a[data-testid='download-link']")
+    link.wait_for()
+    src = link.get_attribute("href")
     wav = page.request.get(src)
     assert wav.ok and wav.body()[:4] == b"RIFF", src
     history = page.locator("#gen-history")

@@ -116,7 +116,9 @@ def test_train_cancel_resume_then_generate_through_the_adapter(ws, awb_wav, slt_
     without, _ = sf.read(str(ws.generated_dir / f"job-{base['id']}" / "000.wav"))
     assert len(without) != len(with_adapter) or not (without == with_adapter).all()  # the adapter is applied
     again = _generate(home, tmp_path / "again.wav", "arctic-voice")
-    assert len(again) == len(with_adapter) and (again == with_adapter).all()
+    # the same sampled tokens (same length), and the same samples up to the codec's float rounding,
+    # which differs in the last bits between processes (thread pools pick different kernels)
+    assert len(again) == len(with_adapter) and abs(again - with_adapter).max() < 1e-5
 
     # export: a copy plain PEFT loads; then deleting a checkpoint (pointers move) and the adapter
     copied = _json(cli("adapters", "export", "arctic-voice", "--out", str(tmp_path / "copy"), "--json", home=home))
