@@ -15,6 +15,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# One torch/BLAS thread per process: tests run many processes (server, worker, job children) on
+# 2 cores, and oversubscribed threads made generation ~10x slower here.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BARK_STUDIO_SHARED", REPO.parent / "shared"))

@@ -113,22 +113,24 @@ def send_to_listening(ws: Workspace, generation_id: int, system: str) -> Path:
     return target
 
 
-def result_files(ws: Workspace, job_id):
-    """When the generate job has ended: its files for the players (and stop watching it)."""
+def result_files(ws: Workspace, job_id, shown):
+    """Once the generate job has ended: its files for the players, once (`shown` remembers the
+    job whose files are in the players, so a clip that is playing is not reset by the next poll)."""
     job = job_view.load_job(ws.db, job_id)
-    if job is None or job["status"] in ("queued", "running"):
+    if job is None or job["status"] in ("queued", "running") or job["id"] == shown:
         return [gr.skip()] * (PLAYERS + 1)
     if job["status"] != "succeeded":
         gr.Warning(f"generate job {job['id']} {job['status']}: {job['error'] or ''}")
-        return [None] * (PLAYERS + 1)
+        return [*([None] * PLAYERS), job["id"]]
     files = ((job.get("result") or {}).get("files") or []) + [None] * PLAYERS
-    return [*files[:PLAYERS], None]
+    return [*files[:PLAYERS], job["id"]]
 
 
 # The tab -----------------------------------------------------------------------------------------
 
 def build(ws: Workspace) -> None:
-    job_state = gr.State(None)
+    job_state = gr.State(None)  # the generate job this browser started last
+    shown_state = gr.State(None)  # the job whose files are in the players
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(label="Text", lines=3, elem_id="gen-text",
@@ -211,7 +213,8 @@ def build(ws: Workspace) -> None:
 
     timer = gr.Timer(1.5)
     timer.tick(poll, inputs=[job_state, starred_only], outputs=[status, history])
-    timer.tick(lambda j: result_files(ws, j), inputs=job_state, outputs=[*players, job_state])
+    timer.tick(lambda j, shown: result_files(ws, j, shown), inputs=[job_state, shown_state],
+               outputs=[*players, shown_state])
     starred_only.change(lambda s: history_rows(ws, s), inputs=starred_only, outputs=history)
 
     def pick(evt: gr.SelectData):
