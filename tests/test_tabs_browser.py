@@ -105,8 +105,7 @@ def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser
     src = link.get_attribute("href")
     wav = page.request.get(src)
     assert wav.ok and wav.body()[:4] == b"RIFF", src
-    history = page.locator("#gen-history")
-    history.get_by_text("browser-voice×1").first.wait_for()
+    page.wait_for_function("() => document.querySelector('#gen-history').innerText.includes('browser-voice×1')")
     (row,) = voices.list_generations(ws)
     assert row["text"] == "Hello from the studio." and row["seed"] == 7 and row["model"] == "tiny"
     assert [a["name"] for a in row["adapters"]] == ["browser-voice"]

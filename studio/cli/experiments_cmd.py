@@ -371,7 +371,7 @@ def experiment_create(ctx, name, hypothesis, dataset, arms, prompts, prompts_fil
     emit(exp, as_json, _experiment_text)
 
 
-@experiment_group.command("list")
+@experiment_group.command("list", help="Experiments with their hypotheses and status.")
 @json_option
 @pass_ctx
 def experiment_list(ctx, as_json):
@@ -405,7 +405,7 @@ def experiment_link(ctx, ref, sessions, as_json):
     emit(update_experiment(ctx.ws, ref, add_listening=list(sessions)), as_json, _experiment_text)
 
 
-@experiment_group.command("conclude")
+@experiment_group.command("conclude", help="Write the experiment's conclusion.")
 @click.argument("ref")
 @click.argument("conclusion")
 @json_option
@@ -457,7 +457,7 @@ def emergent_list(ctx, tag, min_stars, source, experiment, sweep_id, as_json):
     emit(rows, as_json, lambda rs: "\n".join(_entry_line(e) for e in rs) or "the log is empty")
 
 
-@emergent_group.command("add")
+@emergent_group.command("add", help="Add a generation, sweep output or audio file to the log by hand.")
 @click.option("--output", "output_id", type=int, help="A sweep/eval output id.")
 @click.option("--generation", "generation_id", type=int, help="A generation from the history.")
 @click.option("--audio", type=click.Path(dir_okay=False), help="Any audio file (copied into the workspace).")
@@ -487,7 +487,7 @@ def emergent_star(ctx, entry_id, stars, as_json):
     emit(update_entry(ctx.ws, entry_id, stars=stars), as_json, _entry_line)
 
 
-@emergent_group.command("tag")
+@emergent_group.command("tag", help="Set an entry's tags.")
 @click.argument("entry_id", type=int)
 @click.option("--add", "add", multiple=True)
 @click.option("--remove", "remove", multiple=True)
@@ -499,7 +499,7 @@ def emergent_tag(ctx, entry_id, add, remove, as_json):
     emit(update_entry(ctx.ws, entry_id, add_tags=list(add), remove_tags=list(remove)), as_json, _entry_line)
 
 
-@emergent_group.command("note")
+@emergent_group.command("note", help="Set an entry's notes.")
 @click.argument("entry_id", type=int)
 @click.argument("notes")
 @json_option

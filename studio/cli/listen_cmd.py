@@ -101,7 +101,7 @@ def create(ctx, name, systems, references, generated, prompts, generation_seed, 
     emit(get_session(ctx.ws, job["result"]["session_id"]), as_json, _session_detail)
 
 
-@listen.command("list")
+@listen.command("list", help="Listening sessions with their vote counts.")
 @json_option
 @pass_ctx
 def list_(ctx, as_json):
@@ -110,7 +110,7 @@ def list_(ctx, as_json):
     emit(list_sessions(ctx.ws), as_json, lambda rows: "\n".join(_session_line(r) for r in rows) or "no sessions")
 
 
-@listen.command("show")
+@listen.command("show", help="A session: systems, items, raters and progress.")
 @click.argument("session_id", type=int)
 @json_option
 @pass_ctx

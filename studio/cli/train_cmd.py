@@ -100,7 +100,7 @@ def adapters_list(ctx, as_json):
     emit(T.list_adapters(ctx.ws), as_json, lambda rows: "\n".join(map(_adapter_line, rows)) or "no adapters")
 
 
-@adapters.command("show")
+@adapters.command("show", help="An adapter's manifest: base model, stages, dataset, hyperparameters, metrics.")
 @click.argument("name")
 @json_option
 @pass_ctx
@@ -110,7 +110,7 @@ def adapters_show(ctx, name, as_json):
          f"hyperparameters: {d['manifest'].get('hyperparameters')}\nmetrics: {d['manifest'].get('metrics')}")
 
 
-@adapters.command("delete")
+@adapters.command("delete", help="Delete an adapter (its folder and row).")
 @click.argument("name")
 @json_option
 @pass_ctx
@@ -176,7 +176,7 @@ def checkpoints_promote(ctx, checkpoint_id, name, as_json):
     emit(T.promote_checkpoint(ctx.ws, checkpoint_id, name), as_json, _adapter_line)
 
 
-@checkpoints.command("delete")
+@checkpoints.command("delete", help="Delete a checkpoint; the run's latest/best pointers move to one that remains.")
 @click.argument("checkpoint_id", type=int)
 @json_option
 @pass_ctx
