@@ -366,6 +366,8 @@ def generate_batch(bark, text_ids: list, voices: list | None = None, seeds: list
     voices = list(voices) if voices is not None else [None] * n
     if len(voices) != n:
         raise ModelInputError(f"got {len(voices)} voice prompts for {n} prompts")
+    if seeds is not None and len(seeds) != n:
+        raise ModelInputError(f"got {len(seeds)} seeds for {n} prompts")
     device = bark.semantic.lm_head.weight.device
     results: list[Generated] = []
     for lo in range(0, n, max(1, s.batch_size)):

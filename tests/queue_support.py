@@ -7,7 +7,7 @@ from pathlib import Path
 from studio import jobs
 from workers.dispatch import submit
 
-HEARTBEAT_S = 2.0  # 1 s is too tight on a loaded 2-core box: a busy light job can miss two beats
+HEARTBEAT_S = 4.0  # shorter is too tight on a loaded 2-core box: a starved job can miss beats and lose its GPU lock
 
 
 def wait_status(ws, job_id: int, status: str, timeout: float) -> dict:
