@@ -89,6 +89,16 @@ def check_base(manifest: dict, bark, path: Path, base_model: str | None = None) 
 
 # --- files -------------------------------------------------------------------------------------
 
+def verify_files(folder: Path, files: dict | None, error: type[Exception], what: str) -> None:
+    """Every file a manifest lists is present with its recorded SHA-256, else `error` naming it."""
+    for rel, digest in (files or {}).items():
+        f = Path(folder) / rel
+        if not f.is_file():
+            raise error(f"{what} {str(folder)!r} is incomplete: {rel} is missing")
+        if _sha256(f) != digest:
+            raise error(f"{what} {str(folder)!r} is corrupt: {rel} does not match its checksum")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -245,12 +255,7 @@ def load_manifest(path, verify: bool = True) -> dict:
     except ModelInputError as exc:
         raise AdapterError(f"{str(mpath)!r}: {exc}") from None
     if verify:
-        for rel, digest in (manifest.get("files") or {}).items():
-            f = path / rel
-            if not f.is_file():
-                raise AdapterError(f"adapter {str(path)!r} is incomplete: {rel} is missing")
-            if _sha256(f) != digest:
-                raise AdapterError(f"adapter {str(path)!r} is corrupt: {rel} does not match its checksum")
+        verify_files(path, manifest.get("files"), AdapterError, "adapter")
         for stage in manifest["stages"]:
             need = [FULL_WEIGHTS] if manifest["method"] == "full" else ["adapter_config.json"]
             for name in need:

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.adapters import fsync_dir, publish_folder, write_json_atomic
+from models.adapters import fsync_dir, publish_folder, verify_files, write_json_atomic
 from models.errors import ModelInputError
 
 STATE = "state.json"
@@ -162,12 +162,7 @@ def read_state(path, verify: bool = True) -> dict:
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"checkpoint {str(folder)!r}: {STATE} is not a training state")
     if verify:
-        for rel, digest in (state.get("files") or {}).items():
-            f = folder / rel
-            if not f.is_file():
-                raise CheckpointError(f"checkpoint {str(folder)!r} is incomplete: {rel} is missing")
-            if _sha256(f) != digest:
-                raise CheckpointError(f"checkpoint {str(folder)!r} is corrupt: {rel} does not match its checksum")
+        verify_files(folder, state.get("files"), CheckpointError, "checkpoint")
     state["path"] = str(folder)
     return state
 
