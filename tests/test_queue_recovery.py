@@ -44,9 +44,9 @@ def _gpu_lock_and_light_job_beside(ws, speech_dir, second_steps: int = 10) -> tu
     """Two training jobs and a prepare job: the second training job waits for the GPU lock while
     the prepare job runs and ends beside the first. A third, queued, is cancelled (revoked)."""
     first = train_job(ws, LONG)
+    wait_step(ws, first, 1)  # first holds the GPU before the others queue (two workers would race for it)
     second = train_job(ws, second_steps)
     revoked = train_job(ws, LONG)
-    wait_step(ws, first, 1)
     light = prepare_job(ws, speech_dir)
     out = json.loads(cli("jobs", "cancel", str(revoked), "--json", home=ws.root).stdout)
     assert (out["id"], out["status"]) == (revoked, "cancelled")  # queued: cancelled at once, delivery revoked
