@@ -62,16 +62,23 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
 
 
 def start_embedded_worker(ws: Workspace, workers: int) -> subprocess.Popen:
+    # Same process group as the server: Ctrl-C in the terminal reaches the worker too, and it
+    # checkpoints and stops; a worker in its own session outlived the studio.
     proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(ws.root), "worker",
-                             "--workers", str(workers)], start_new_session=True)
+                             "--workers", str(workers)])
 
     def _stop() -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        for sig, grace in ((None, 5), (signal.SIGINT, 30)):  # a second SIGINT would stop it mid-step
+            if proc.poll() is not None:
+                return
+            if sig is not None:
+                proc.send_signal(sig)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=grace)
+                return
             except subprocess.TimeoutExpired:
-                proc.kill()
+                pass
+        proc.kill()
 
     atexit.register(_stop)
     return proc

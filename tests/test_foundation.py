@@ -115,3 +115,38 @@ def test_store_is_content_addressed_and_never_overwrites(ws, awb_wav):
 
     with pytest.raises(UserError):
         ws.inside("../outside")
+
+
+def test_stopping_serve_stops_its_embedded_worker(ws):
+    """Ctrl-C on `bark-studio serve` must not leave its worker running on its own."""
+    import os
+    import signal
+    import time
+
+    from tests.conftest import Server
+
+    server = Server(ws, embedded_workers=1)
+    try:
+        deadline = time.monotonic() + 120
+        while not jobs.live_workers(ws.db):
+            assert time.monotonic() < deadline, "the embedded worker never came up"
+            time.sleep(0.5)
+        (worker_id,) = jobs.live_workers(ws.db)
+        pid = int(worker_id.rsplit(":", 1)[1])
+        # Ctrl-C reaches the terminal's whole process group; the server may then die before its
+        # exit hooks run (killed here), so the worker must have had the signal itself.
+        os.killpg(server.proc.pid, signal.SIGINT)
+        server.proc.kill()
+    finally:
+        server.stop()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().split()[2] == "Z":  # exited, waiting to be reaped
+                break
+        assert time.monotonic() < deadline, "the embedded worker outlived the studio"
+        time.sleep(0.5)
