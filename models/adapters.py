@@ -95,11 +95,11 @@ def verify_files(folder: Path, files: dict | None, error: type[Exception], what:
         f = Path(folder) / rel
         if not f.is_file():
             raise error(f"{what} {str(folder)!r} is incomplete: {rel} is missing")
-        if _sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise error(f"{what} {str(folder)!r} is corrupt: {rel} does not match its checksum")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -179,7 +179,7 @@ def write_adapter(bark, folder: Path, manifest: dict, adapter_name: str = "defau
             save_file({n: p.detach().contiguous().cpu() for n, p in module.named_parameters()}, out / FULL_WEIGHTS)
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_iso(),
             "studio_version": studio_version(), **manifest, "stages": list(stages)}
-    full["files"] = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*"))
+    full["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
                      if p.is_file() and p.name != MANIFEST}
     with open(folder / MANIFEST, "w") as f:
         json.dump(full, f, indent=2, default=str)

@@ -17,7 +17,6 @@ checkpoint as `latest` plus a `.tmp-` folder (cleaned up on the next save), or t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,7 +24,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.adapters import fsync_dir, publish_folder, verify_files, write_json_atomic
+from models.adapters import fsync_dir, publish_folder, sha256_file, verify_files, write_json_atomic
 from models.errors import ModelInputError
 
 STATE = "state.json"
@@ -42,14 +41,6 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:07d}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_checkpoint(run_dir, step: int, write_files, state: dict, *, is_best: bool = False,
                      keep_last: int = 2) -> Path:
     """Write one checkpoint: `write_files(folder)` fills a temporary folder, `state` (JSON) goes in
@@ -62,7 +53,7 @@ def write_checkpoint(run_dir, step: int, write_files, state: dict, *, is_best: b
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=run_dir))
     try:
         write_files(tmp)
-        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         with open(tmp / STATE, "w") as f:
             json.dump({**state, "step": step, "files": files}, f, indent=2, default=str)
         if final.exists():  # the same step saved again (e.g. stopped right after a periodic save)
