@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bench.measure import Timer
+from bench.measure import Timer, load_average
 
 SPEECH = Path(os.environ.get("BARK_STUDIO_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "fixtures" / "speech"
 
@@ -60,7 +60,7 @@ def prepare_throughput(audio_seconds: float = 60.0, clip_seconds: float = 12.0) 
         with Timer() as t:
             report = prepare_dataset(ws, "bench")
     return {"audio_seconds": x.size / sr, "wall_s": t.seconds, "x_real_time": (x.size / sr) / t.seconds,
-            "segments": report.get("segments"), "clips": len(files)}
+            "segments": report.get("segments"), "clips": len(files), "load_average": load_average()}
 
 
 def tokenize_throughput(audio_seconds: float = 20.0, real_shapes: bool = True) -> dict:

@@ -68,28 +68,77 @@ def real_time_factor(stock, ours, seconds: float, device: str, run_stock: bool =
     return res
 
 
-def sweep(ours, variants: int, seconds: float, device: str, sequential_sample: int = 3) -> dict:
+class StageClock:
+    """Wall seconds per stage of fast_generation's pipeline while active (wraps the module's stage
+    functions, which _generate_chunk looks up by name): shows where a take's time goes."""
+
+    STAGES = ("semantic_tokens", "coarse_tokens", "fine_codes", "decode")
+
+    def __init__(self, device: str):
+        self.device = device
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+
+    def __enter__(self):
+        self._real = {name: getattr(fg, name) for name in self.STAGES}
+        for name, fn in self._real.items():
+            setattr(fg, name, self._timed(name, fn))
+        return self
+
+    def _timed(self, name, fn):
+        def run(*a, **kw):
+            with Timer(self.device) as t:
+                out = fn(*a, **kw)
+            self.seconds[name] += t.seconds
+            return out
+
+        return run
+
+    def __exit__(self, *exc):
+        for name, fn in self._real.items():
+            setattr(fg, name, fn)
+        return False
+
+
+def sweep(ours, variants: int, seconds: float, device: str, sequential_sample: int = 2, stock=None,
+          stock_sample: int = 1) -> dict:
     """Outputs/minute for `variants` takes of one prompt (different seeds, suno's temperatures):
-    all in one batch, against one at a time (the rate of `sequential_sample` single runs)."""
+    all in one batch, against ours one at a time (the rate of `sequential_sample` single runs) and,
+    when `stock` is given, against `BarkModel.generate` one take at a time (`stock_sample` runs).
+    Stage seconds show the ceiling of batching: the fine stage's 1024-frame windows cost the same
+    per take at any batch size on a CPU, so its share of a take bounds the speed-up."""
     n_sem = max(2, int(round(seconds * C.SEMANTIC_RATE_HZ)))
     ids, _, _ = _ours_prefix(1, 20)
     settings = fg.GenerationSettings(min_eos_p=None, max_semantic_tokens=n_sem, min_semantic_tokens=n_sem,
                                      batch_size=variants)
     seeds = list(range(variants))
-    with Timer(device) as tb:
+    fg.generate_batch(ours, ids, seeds=[0], settings=fg.GenerationSettings(min_eos_p=None, max_semantic_tokens=2))  # warm-up
+    with StageClock(device) as clock_b, Timer(device) as tb:
         batched = fg.generate_batch(ours, ids * variants, seeds=seeds, settings=settings)
     k = min(sequential_sample, variants)
-    with Timer(device) as t1:
+    with StageClock(device) as clock_1, Timer(device) as t1:
         single = [fg.generate_batch(ours, ids, seeds=[s], settings=settings)[0] for s in seeds[:k]]
     same = all(torch.equal(a.codes, b.codes) for a, b in zip(batched[:k], single))
-    return {"variants": variants, "seconds_each": seconds, "batched_wall_s": tb.seconds,
-            "batched_outputs_per_min": 60 * variants / tb.seconds, "sequential_measured": k,
-            "sequential_outputs_per_min": 60 * k / t1.seconds, "batched_equals_single": same}
+    res = {"variants": variants, "seconds_each": seconds, "batched_wall_s": tb.seconds,
+           "batched_outputs_per_min": 60 * variants / tb.seconds, "sequential_measured": k,
+           "sequential_outputs_per_min": 60 * k / t1.seconds, "batched_equals_single": same,
+           "batched_stage_s_per_take": {n: v / variants for n, v in clock_b.seconds.items()},
+           "sequential_stage_s_per_take": {n: v / k for n, v in clock_1.seconds.items()}}
+    if stock is not None:
+        inputs = {kk: v.to(device) for kk, v in text_inputs(1, 20).items()}
+        with torch.no_grad(), Timer(device) as ts:
+            for s in seeds[:stock_sample]:
+                torch.manual_seed(s)
+                stock.generate(**inputs, semantic_max_new_tokens=n_sem, semantic_min_new_tokens=n_sem, do_sample=True,
+                               semantic_temperature=C.DEFAULT_SEMANTIC_TEMPERATURE,
+                               coarse_temperature=C.DEFAULT_COARSE_TEMPERATURE,
+                               fine_temperature=C.DEFAULT_FINE_TEMPERATURE)
+        res.update({"stock_measured": stock_sample, "stock_outputs_per_min": 60 * stock_sample / ts.seconds})
+    return res
 
 
 def run(shape: str = "bark-small", device: str = "cpu", precision: str = "auto", n_tokens_b1: int = 64,
         n_tokens_b8: int = 32, rtf_seconds: float = 10.0, stock_rtf: bool = True, sweep_variants: int = 8,
-        sweep_seconds: float = 1.0) -> dict:
+        sweep_seconds: float = 4.0) -> dict:
     precision = resolve_precision(precision, device)
     stock = bark_model(shape, full_codec=shape != "tiny").to(device)
     ours = fg.prepare_for_inference(copy.deepcopy(stock), precision, "sdpa", device)
@@ -97,7 +146,7 @@ def run(shape: str = "bark-small", device: str = "cpu", precision: str = "auto",
            "semantic_b1": semantic_speed(stock, ours, 1, n_tokens_b1, device),
            "semantic_b8": semantic_speed(stock, ours, 8, n_tokens_b8, device),
            "rtf": real_time_factor(stock, ours, rtf_seconds, device, stock_rtf),
-           "sweep": sweep(ours, sweep_variants, sweep_seconds, device)}
+           "sweep": sweep(ours, sweep_variants, sweep_seconds, device, stock=stock if stock_rtf else None)}
     del stock, ours
     release_memory()
     return res

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from models import constants as C
-from models.attention import enable_sdpa, maybe_compile, resolve_precision
+from models.attention import cpu_attention_upcast, enable_sdpa, maybe_compile, resolve_precision
 from models.errors import ModelInputError
 from models.layouts import (
     MAX_SEMANTIC_HISTORY_FOR_COARSE,
@@ -64,12 +64,15 @@ class StaticKVCache:
         cfg = stage.config
         p = stage.lm_head.weight
         shape = (cfg.num_layers, batch, cfg.num_heads, max_len, cfg.hidden_size // cfg.num_heads)
-        self.k = torch.empty(shape, dtype=p.dtype, device=p.device)
-        self.v = torch.empty(shape, dtype=p.dtype, device=p.device)
+        # bf16 weights on CPU keep an fp32 cache: torch's CPU attention kernels read it faster
+        dtype = torch.float32 if cpu_attention_upcast(p) else p.dtype
+        self.k = torch.empty(shape, dtype=dtype, device=p.device)
+        self.v = torch.empty(shape, dtype=dtype, device=p.device)
         self.length = 0
 
     def keep(self, rows: torch.Tensor) -> None:
-        """Drop the other batch rows (finished sequences stop costing compute)."""
+        """Keep only `rows`, in that order (finished sequences stop costing compute; a shared
+        prefill is copied out to the rows that share it)."""
         self.k = self.k[:, rows]
         self.v = self.v[:, rows]
 
@@ -83,13 +86,14 @@ def causal_forward(stage, embeds: torch.Tensor, cache: StaticKVCache) -> torch.T
     if end > stage.config.block_size:
         raise ModelInputError(f"sequence of {end} positions exceeds the model's {stage.config.block_size}")
     pos = torch.arange(start, end, device=embeds.device)
-    h = embeds.to(cache.k.dtype) + stage.position_embeds_layer(pos)[None]
+    dtype = stage.lm_head.weight.dtype
+    h = embeds.to(dtype) + stage.position_embeds_layer(pos)[None]
     for i, block in enumerate(stage.layers):
         attn = block.attn
         x = block.layernorm_1(h)
         # (b, t, 3h) -> 3 x (b, heads, t, head_dim)
         q, k, v = attn.att_proj(x).split(attn.embed_dim, dim=2)
-        q = q.view(b, t, attn.num_heads, attn.head_dim).transpose(1, 2)
+        q = q.view(b, t, attn.num_heads, attn.head_dim).transpose(1, 2).to(cache.k.dtype)
         cache.k[i, :, :, start:end] = k.view(b, t, attn.num_heads, attn.head_dim).transpose(1, 2)
         cache.v[i, :, :, start:end] = v.view(b, t, attn.num_heads, attn.head_dim).transpose(1, 2)
         keys, values = cache.k[i, :, :, :end], cache.v[i, :, :, :end]
@@ -99,7 +103,7 @@ def causal_forward(stage, embeds: torch.Tensor, cache: StaticKVCache) -> torch.T
             o = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
         else:  # a chunk after a cached prefix: bottom-right causal
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn.bias[0, 0, start:end, :end])
-        h = h + attn.out_proj(o.transpose(1, 2).reshape(b, t, attn.embed_dim))  # (b, t, h)
+        h = h + attn.out_proj(o.to(dtype).transpose(1, 2).reshape(b, t, attn.embed_dim))  # (b, t, h)
         h = h + block.mlp(block.layernorm_2(h))
     cache.length = end
     return stage.lm_head(stage.layernorm_final(h[:, -1])).float()
@@ -162,11 +166,17 @@ def semantic_tokens(stage, text: torch.Tensor, history: torch.Tensor, *, max_new
     max_new_tokens = min(max_new_tokens, stage.config.block_size - C.MAX_INPUT_SEMANTIC_LENGTH)
     emb = stage.input_embeds_layer
     text, history = text.to(device), history.to(device)
-    infer = torch.full((b, 1), C.SEMANTIC_INFER_TOKEN, dtype=torch.long, device=device)
-    embeds = torch.cat([emb(text) + emb(history), emb(infer)], dim=1)  # (B, 257, h)
-    cache = StaticKVCache(stage, b, C.MAX_INPUT_SEMANTIC_LENGTH + 1 + max_new_tokens)
+    # variants of one prompt (a sweep's takes) share their prefill: encode each distinct prompt once
+    distinct, row_of = torch.unique(torch.cat([text, history], dim=1), dim=0, return_inverse=True)
+    text, history = distinct[:, : text.shape[1]], distinct[:, text.shape[1] :]
+    infer = torch.full((len(distinct), 1), C.SEMANTIC_INFER_TOKEN, dtype=torch.long, device=device)
+    embeds = torch.cat([emb(text) + emb(history), emb(infer)], dim=1)  # (distinct, 257, h)
+    cache = StaticKVCache(stage, len(distinct), C.MAX_INPUT_SEMANTIC_LENGTH + 1 + max_new_tokens)
     step = _decoder(stage, compile_step)
     logits = causal_forward(stage, embeds, cache)
+    if len(distinct) < b:
+        cache.keep(row_of)
+    logits = logits[row_of]
     out = torch.full((b, max_new_tokens), C.SEMANTIC_PAD_TOKEN, dtype=torch.long)
     lengths = torch.full((b,), max_new_tokens, dtype=torch.long)
     alive = torch.arange(b)  # original row index of each live cache row

@@ -4,8 +4,9 @@ stages, per-row seeds, voice prompts, batching, and long text split at sentence 
 It builds inputs with models/layouts.py (the builders training uses) and applies transformers'
 own logits processors in transformers' order, so with the same seed (one row) or greedy settings
 it gives transformers' BarkModel.generate output token for token (tests/test_models_generation.py).
-Two deliberate differences: every row samples from its own seeded generator (a variant
-regenerated alone sounds the same as in its batch), and the fine stage runs each row at its own
+Two deliberate differences: every row samples from its own seeded generator and draws nothing
+once it has ended (EOS, or its own coarse length) while batch mates go on, so a variant
+regenerated alone sounds the same as in any batch; and the fine stage runs each row at its own
 length (transformers pads the batch to its longest row first).
 
 Stage modules come in already loaded (`BarkStages.from_bark(bark)`), adapters already applied by
@@ -122,12 +123,17 @@ def _process(processors: list, input_ids: torch.Tensor, logits: torch.Tensor) ->
     return logits
 
 
-def _choose(scores: torch.Tensor, sample: bool, generators: list[torch.Generator]) -> torch.Tensor:
-    """(B, V) scores -> (B,) tokens: argmax, or one multinomial draw per row from its generator."""
+def _choose(scores: torch.Tensor, sample: bool, generators: list[torch.Generator],
+            active: list[bool] | None = None) -> torch.Tensor:
+    """(B, V) scores -> (B,) tokens: argmax, or one multinomial draw per row from its generator.
+    Rows marked inactive (past EOS or their own length, kept only while batch mates go on) take
+    the argmax and leave their generator alone: a row's draws never depend on its batch mates'
+    lengths, so it gives the same tokens alone as in any batch."""
     if not sample:
         return torch.argmax(scores, dim=-1)
     probs = F.softmax(scores, dim=-1)
     return torch.cat([torch.multinomial(probs[i:i + 1], 1, generator=g)[:, 0]
+                      if active is None or active[i] else torch.argmax(probs[i:i + 1], dim=-1)
                       for i, g in enumerate(generators)])
 
 
@@ -197,7 +203,7 @@ def semantic_tokens(module, text_ids: list[list[int]], histories: list[np.ndarra
         if not bool(unfinished.any()):
             return None
         tokens = (teacher(step, logits) if teacher is not None
-                  else _choose(_process(processors, seq, logits), sample, generators))
+                  else _choose(_process(processors, seq, logits), sample, generators, unfinished.tolist()))
         tokens = torch.where(unfinished, tokens, torch.full_like(tokens, C.SEMANTIC_PAD_TOKEN))
         seq = torch.cat([seq, tokens[:, None]], dim=1)
         unfinished = unfinished & (tokens != C.SEMANTIC_EOS_TOKEN)
@@ -240,10 +246,11 @@ def coarse_tokens(module, semantic: list[torch.Tensor], history: VoicePrompt | N
                                                           C.CODEBOOK_SIZE)] + warpers
         seq = prompt
 
-        def choose(step, logits, n_window=n_window):
+        def choose(step, logits, n_window=n_window, start=total):
             nonlocal seq
+            active = [start + step < n for n in lengths]  # rows past their own length draw nothing
             tokens = (teacher(n_window, step, logits) if teacher is not None
-                      else _choose(_process(processors, seq, logits), sample, generators))
+                      else _choose(_process(processors, seq, logits), sample, generators, active))
             seq = torch.cat([seq, tokens[:, None]], dim=1)
             return tokens
 

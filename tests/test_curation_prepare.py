@@ -234,3 +234,19 @@ def test_segment_text_follows_word_times_through_user_edits():
     assert segment_text(text, words, 2.95, 6.0, whole_clip=False) == "FOUR five six!"
     assert segment_text(text, [], 0.0, 3.0, whole_clip=False) is None  # unknown without word times
     assert segment_text(text, [], 0.0, 3.0, whole_clip=True) == text
+
+
+def test_prepared_segments_land_within_a_hundredth_lu_of_the_target(ws, awb_wav, slt_wav, audio):
+    """Every segment as stored (16-bit) reads within 0.01 LU of the target on pyloudnorm's meter, and
+    its row records that loudness (normalize measures it once; prepare does not measure again)."""
+    import pyloudnorm
+
+    store.create_dataset(ws.db, "b")
+    import_paths(ws, "b", [awb_wav, audio["long"], slt_wav, audio["quiet"]])
+    assert prepare_dataset(ws, "b", {"min_snr_db": 0, "target_lufs": -18.0})["status"] == "ready"
+    segments = prepared_segments(ws.db, "b")
+    assert len(segments) >= 5
+    for g in segments:
+        x, sr = sf.read(g["path"], dtype="float64")
+        lufs = pyloudnorm.Meter(sr).integrated_loudness(x)
+        assert abs(lufs + 18.0) < 0.01 and g["lufs"] == pytest.approx(lufs, abs=0.01), g

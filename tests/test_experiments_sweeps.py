@@ -101,3 +101,75 @@ def test_tiny_sweep_makes_the_full_grid_with_metrics_and_plots(ws, consumer, awb
     stored, sr = sf.read(ws.root / first["audio_path"], dtype="float32")
     assert sr == 24_000 and stored.shape == again.shape
     assert np.allclose(stored, np.clip(again, -1, 1), atol=2 / 32768)
+
+
+# --- engine and precision of stored outputs ------------------------------------------------------
+
+def _params(**kw):
+    return {"model": "tiny", "voice": None, "adapters": [], "text": "Hello there.", "seed": 2, "arm": "",
+            "max_new_semantic": 16, "semantic_temperature": 0.7, "coarse_temperature": 0.7,
+            "fine_temperature": 0.5, **kw}
+
+
+def _lora(folder, seed):
+    import torch
+
+    from models import adapters as A
+    from models.lora import LoraSettings, add_lora, trainable_parameters
+    from models.presets import load_bark
+
+    bark = load_bark("tiny")
+    sig = A.base_signature(bark, ("semantic", "coarse"))
+    add_lora(bark, ("semantic", "coarse"), LoraSettings(r=4, alpha=8, dropout=0.0))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # a non-zero update without training (fresh LoRA B is zero)
+        for p in trainable_parameters(bark).values():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    A.save_adapter(bark, folder, method="lora", stages=("semantic", "coarse"), base_model="tiny",
+                   base_signature=sig, dataset={"name": "d", "hash": "abc"}, hyperparameters={"r": 4})
+    return str(folder)
+
+
+def test_stored_params_without_engine_regenerate_with_the_reference_engine_in_fp32():
+    """Outputs stored before the fast engine carry no engine/precision: they were made by the model
+    core's loop in fp32, and a generator that has since cast its model to bf16 reloads it."""
+    import torch
+
+    from models import generation as G
+    from models.presets import load_bark, load_text_tokenizer
+    from workers.handlers.experiments import _Generator
+
+    core = G.generate(G.BarkStages.from_bark(load_bark("tiny")), load_text_tokenizer("tiny"),
+                      [G.Request("Hello there.", None, 2)], G.Sampling(semantic_max_new_tokens=16))[0].audio
+    gen = _Generator()
+    assert np.array_equal(gen.batch([_params()], 1)[0].audio, core)
+    fast = gen.batch([_params(engine="fast", precision="bf16")], 1)[0].audio
+    assert gen.form == ("bf16", "fast") and gen.bark.semantic.lm_head.weight.dtype == torch.bfloat16
+    assert len(fast) > 0 and np.isfinite(fast).all()
+    assert np.array_equal(gen.batch([_params()], 1)[0].audio, core)          # back to fp32 weights, exactly
+
+
+def test_lora_at_a_scale_and_mixed_work_in_bf16_and_reproduce(tmp_path):
+    """Adapters go onto the fp32 weights, then the model (LoRA layers with it) is cast to bf16: a
+    scale of 0 is the base exactly, a mix changes the output, and a generator that swapped adapters
+    in between gives what a fresh one gives (what regenerating one stored output does)."""
+    import torch
+
+    from workers.handlers.experiments import _Generator
+
+    a, b = _lora(tmp_path / "a", 1), _lora(tmp_path / "b", 2)
+    fast16 = {"engine": "fast", "precision": "bf16"}
+    base = _params(**fast16)
+    off = _params(adapters=[{"path": a, "scale": 0.0}], **fast16)
+    mix = _params(adapters=[{"path": a, "scale": 0.5}, {"path": b, "scale": 1.0}], **fast16)
+
+    gen = _Generator()
+    out_base = gen.batch([base], 1)[0]
+    out_mix = gen.batch([mix], 1)[0]
+    lora = [p for n, p in gen.bark.semantic.named_parameters() if "lora_" in n]
+    assert lora and all(p.dtype == torch.bfloat16 for p in lora)              # cast along with the stage
+    out_off = gen.batch([off], 1)[0]
+    assert np.array_equal(out_off.codes[0], out_base.codes[0])
+    assert not np.array_equal(out_mix.codes[0], out_base.codes[0])         # the mix is in effect
+    again = _Generator().batch([mix], 1)[0]
+    assert np.array_equal(again.codes[0], out_mix.codes[0]) and np.array_equal(again.audio, out_mix.audio)

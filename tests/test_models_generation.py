@@ -91,6 +91,24 @@ def test_a_variant_is_the_same_alone_and_in_a_batch(bark, tok):
     assert all(r.sample_rate == C.SAMPLE_RATE and r.audio.dtype == np.float32 and len(r.audio) > 0 for r in batch)
 
 
+def test_a_row_that_ends_early_is_the_same_alone_and_in_a_batch(bark, tok):
+    """Sampled rows of very different lengths: the short one reaches EOS while its batch mate goes
+    on (semantic stage) and then ends its coarse codes first. Its draws must stop with it, or its
+    later coarse/fine samples shift with the mate's length."""
+    stages = G.BarkStages.from_bark(bark)
+    # tiny's EOS probability hovers near 1e-4: at 1.35e-4 "Hi." (seed 5) ends at step 6 (p=1.39e-4)
+    # while the long text (seed 9) peaks at 1.28e-4 and runs to the cap
+    sampling = G.Sampling(semantic_max_new_tokens=24, min_eos_p=1.35e-4)
+    short, long = G.Request("Hi.", None, 5), G.Request("The weather is nice this morning, is it not?", None, 9)
+    batch = G.generate(stages, tok, [short, long], sampling)
+    assert len(batch[0].semantic[0]) < 10 and len(batch[1].semantic[0]) == 24   # one row really ends early
+    for i, req in enumerate((short, long)):
+        alone = G.generate(stages, tok, [req], sampling)[0]
+        assert np.array_equal(batch[i].semantic[0], alone.semantic[0])
+        assert np.array_equal(batch[i].codes[0], alone.codes[0]), f"row {i} changed with its batch mate"
+        assert np.allclose(batch[i].audio, alone.audio, atol=1e-5)
+
+
 def test_long_text_is_split_at_sentence_ends_and_joined(bark, tok):
     text = "One two three four five. Six seven eight nine ten!"
     assert split_for_generation(text, max_words=5) == ["One two three four five.", "Six seven eight nine ten!"]

@@ -30,16 +30,22 @@ def test_bench_harness_smoke_on_tiny_shapes(tmp_path):
     stock = bark_model("tiny")
     ours = fg.prepare_for_inference(bark_model("tiny"), "fp32", "sdpa")
     sem = gen_bench.semantic_speed(stock, ours, 2, 4, "cpu")
-    sweep = gen_bench.sweep(ours, 2, 0.1, "cpu", sequential_sample=1)
+    sweep = gen_bench.sweep(ours, 2, 0.1, "cpu", sequential_sample=1, stock=stock)
     assert sem["ours_tokens_per_s"] > 0 and sem["stock_tokens_per_s"] > 0
     assert sweep["batched_equals_single"]
+    assert sweep["stock_outputs_per_min"] > 0
+    stages = sweep["sequential_stage_s_per_take"]
+    assert set(stages) == {"semantic_tokens", "coarse_tokens", "fine_codes", "decode"} and all(stages.values())
+    assert gen_bench.fg.fine_codes.__name__ == "fine_codes"  # the stage clock put the real functions back
 
     result = {"machine": "test", "load_average_at_start": 0, "load_average_at_end": 0, "command": "pytest",
               "wall_s": 1.0, "train": train, "gen": {"semantic_b1": sem, "semantic_b8": sem, "sweep": sweep,
                                                    "rtf": {"audio_seconds": 1.0, "ours_rtf": 1.0}}}
     result["table"] = run_all.table(result)
     figures = [r["figure"] for r in result["table"]]
-    assert "LoRA training, peak memory" in figures and any(f.startswith("sweep") for f in figures)
+    assert "LoRA training, peak memory" in figures
+    sweeps = [r for r in result["table"] if r["figure"].startswith("sweep")]
+    assert [r["baseline"].split()[0] for r in sweeps] == ["ours", "stock"]
     assert any(r["baseline"] == run_all.NO_GPU for r in result["table"])
     md = run_all.markdown(result)
     assert md.count("\n|") >= len(result["table"])

@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers.models.bark.generation_configuration_bark import BarkSemanticGenerationConfig
 
+from models import constants as C
 from models import fast_generation as fg
 from models.layouts import semantic_prefix
 from models.presets import load_bark
@@ -139,6 +140,57 @@ def test_coarse_windows_reuse_the_cache_instead_of_re_encoding(bark, monkeypatch
     fg.coarse_tokens(bark.coarse_acoustics, sem, [None], temperature=0)
     prefills = [n for n in calls if n > 1]
     assert prefills == [257]  # one prompt encoding; windows 2 and 3 continue from the cache
+
+
+def test_variants_of_one_prompt_share_one_prefill(bark, monkeypatch):
+    """A sweep's takes repeat one prompt: its 257 prefix positions are encoded once, not per take."""
+    rows = []
+    real = fg.causal_forward
+
+    def spy(stage, embeds, cache):
+        if embeds.shape[1] > 1:
+            rows.append(embeds.shape[0])
+        return real(stage, embeds, cache)
+
+    monkeypatch.setattr(fg, "causal_forward", spy)
+    prefix = semantic_prefix(texts(1, seed=5)[0])
+    text = torch.stack([prefix[0]] * 3 + [semantic_prefix(texts(1, seed=6)[0])[0]])
+    hist = torch.stack([prefix[1]] * 4)
+    gens = fg._generators([1, 2, 3, 4], 4, "cpu")
+    out = fg.semantic_tokens(bark.semantic, text, hist, max_new_tokens=6, min_new_tokens=6, generators=gens)
+    assert rows == [2]  # two distinct prompts among four rows
+    alone = fg.semantic_tokens(bark.semantic, text[1:2], hist[1:2], max_new_tokens=6, min_new_tokens=6,
+                               generators=fg._generators([2], 1, "cpu"))
+    assert torch.equal(out[1], alone[0])
+
+
+def test_bf16_inference_keeps_an_fp32_cache_on_cpu_and_stays_close_to_fp32(bark):
+    """bf16 weights halve the bytes each decode step reads; on CPU the KV cache and attention stay
+    fp32 (torch's CPU attention is faster there). The logits stay near the fp32 model's."""
+    import copy
+
+    low = fg.prepare_for_inference(copy.deepcopy(bark), "bf16", "sdpa", "cpu")
+    ids = semantic_prefix(texts(1, seed=8)[0])
+
+    def embeds_of(m):  # the semantic prefix [text + history | infer], as semantic_tokens builds it
+        emb = m.semantic.input_embeds_layer
+        return torch.cat([(emb(ids[0]) + emb(ids[1]))[None], emb(torch.tensor([[C.SEMANTIC_INFER_TOKEN]]))], dim=1)
+
+    with torch.no_grad():
+        ref_cache, low_cache = fg.StaticKVCache(bark.semantic, 1, 300), fg.StaticKVCache(low.semantic, 1, 300)
+        assert low.semantic.lm_head.weight.dtype == torch.bfloat16 and low_cache.k.dtype == torch.float32
+        ref = fg.causal_forward(bark.semantic, embeds_of(bark), ref_cache)
+        got = fg.causal_forward(low.semantic, embeds_of(low).float(), low_cache)
+        for tok in (5, 17, 230):
+            step = torch.tensor([[tok]])
+            ref = fg.causal_forward(bark.semantic, bark.semantic.input_embeds_layer(step), ref_cache)
+            got = fg.causal_forward(low.semantic, low.semantic.input_embeds_layer(step), low_cache)
+            assert (got - ref).abs().max() < 0.05 * ref.std() + 1e-3
+    fine_in = torch.randint(0, 1024, (1, 1024, 8))
+    with torch.no_grad():
+        a = bark.fine_acoustics(3, fine_in).logits
+        b = low.fine_acoustics(3, fine_in).logits.float()
+    assert (a - b).abs().max() < 0.05 * a.std() + 1e-3
 
 
 def test_seed_count_must_match_prompts(bark):

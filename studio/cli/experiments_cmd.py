@@ -220,14 +220,18 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
 @click.option("--batch-size", default=4, show_default=True, type=int, help="Generations per batch.")
 @click.option("--max-new-semantic", type=int, help="Cap on semantic tokens per output (short trials).")
+@click.option("--engine", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
+              help="fast: batched engine (static KV cache, SDPA); reference: the model core's plain loop.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="Inference weights: auto = bf16 on GPUs and bf16-capable CPUs, else fp32 (fp16: CUDA only).")
 @click.option("--name", default="")
 @click.option("--no-flag", is_flag=True, help="Do not flag outliers into the emergent log.")
 @click.option("--wait", is_flag=True, help="Block until the job ends (runs it here if no worker is alive).")
 @json_option
 @pass_ctx
 def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, seeds, n_random, random_seed,
-              references, real_audio, real_texts, asr, f0_method, batch_size, max_new_semantic, name, no_flag, wait,
-              as_json):
+              references, real_audio, real_texts, asr, f0_method, batch_size, max_new_semantic, engine, precision, name,
+              no_flag, wait, as_json):
     """Generate over a grid (or random draw) of parameters, measure every output, plot each metric."""
     from studio.experiments import grid
     from studio.experiments.records import get_experiment
@@ -243,7 +247,8 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
                "adapter": _adapter_specs(adapter, "--adapter", ctx.ws)[0]["path"] if adapter else None,
                "references": _audio_files(references) if references else [], "asr": asr, "f0_method": f0_method,
                "real_audio": _audio_files(real_audio) if real_audio else [], "real_texts": list(real_texts),
-               "batch_size": batch_size, "max_new_semantic": max_new_semantic, "name": name, "flag": not no_flag,
+               "batch_size": batch_size, "max_new_semantic": max_new_semantic, "engine": engine,
+               "precision": precision, "name": name, "flag": not no_flag,
                "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else []}
     if exp and exp["arms"] and "arm" not in axes_d:
         chosen = list(arms) or [a["name"] for a in exp["arms"]]

@@ -158,11 +158,15 @@ def resolve_adapter(ws, spec: str) -> dict:
 @click.option("--top-k", type=int)
 @click.option("--top-p", type=float)
 @click.option("--max-semantic-tokens", type=int, help="Cap on semantic tokens per chunk (768 = ~15 s).")
+@click.option("--engine", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
+              help="fast: batched engine (static KV cache, SDPA); reference: the model core's plain loop.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+              help="Inference weights: auto = bf16 on GPUs and bf16-capable CPUs, else fp32 (fp16: CUDA only).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Copy the (first) WAV here.")
 @json_option
 @pass_ctx
 def generate_cmd(ctx, texts, model, voice, adapters, seed, variants, semantic_temp, coarse_temp, fine_temp,
-                 min_eos_p, top_k, top_p, max_semantic_tokens, out, as_json):
+                 min_eos_p, top_k, top_p, max_semantic_tokens, engine, precision, out, as_json):
     """Text to a 24 kHz WAV (base model, a voice, adapters at scales); recorded in the history."""
     from studio import voices as V
     from workers.dispatch import submit
@@ -173,7 +177,7 @@ def generate_cmd(ctx, texts, model, voice, adapters, seed, variants, semantic_te
               "adapters": [resolve_adapter(ctx.ws, a) for a in adapters],
               "semantic_temperature": semantic_temp, "coarse_temperature": coarse_temp,
               "fine_temperature": fine_temp, "min_eos_p": min_eos_p, "top_k": top_k, "top_p": top_p,
-              "semantic_max_new_tokens": max_semantic_tokens}
+              "semantic_max_new_tokens": max_semantic_tokens, "engine": engine, "precision": precision}
     job = submit(ctx.ws, "generate", params, wait=True)
     _fail_if_failed(job, as_json)
     result = {**job["result"], "job_id": job["id"]}

@@ -171,14 +171,15 @@ def _prepare_clip(ws: Workspace, clip_id: int, blob: str, parent_sha: str, t0: f
         snr = wada_snr(speech_only(seg, TARGET_RATE, inside))
         clip_facts = clipping(x[int(a * sr):int(b * sr)])
         if gain is None:
-            out, _ = loudness.normalize(seg, TARGET_RATE, settings["target_lufs"], settings["peak_dbfs"])
+            out, facts = loudness.normalize(seg, TARGET_RATE, settings["target_lufs"], settings["peak_dbfs"])
+            lufs = facts["output_lufs"]  # measured on `out` by normalize; not measured twice
         else:
             out = loudness.apply_gain(seg, gain)
             if loudness.peak_dbfs(out) > settings["peak_dbfs"]:
                 out = loudness.limit_peaks(out, TARGET_RATE, settings["peak_dbfs"])
+            lufs = loudness.measure_lufs(out, TARGET_RATE)
         data = wav_bytes(out, TARGET_RATE)
         sha, path = ws.store_bytes(data, ".wav")
-        lufs = loudness.measure_lufs(out, TARGET_RATE)
         reason = None
         if math.isfinite(snr) and snr < settings["min_snr_db"]:
             reason = f"snr {snr:.1f} dB is under {settings['min_snr_db']:.0f} dB"

@@ -16,6 +16,8 @@ AXES = (*TEMPERATURES, "adapter_scale", "adapter_mix", "prompt", "seed", "arm")
 NUMERIC = (*TEMPERATURES, "adapter_scale", "seed")
 DEFAULTS = {"semantic_temperature": 0.7, "coarse_temperature": 0.7, "fine_temperature": 0.5}  # suno's defaults
 MAX_POINTS = 2000
+ENGINES = ("fast", "reference")                 # models.fast_generation, or the model core's own loop
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")   # models.attention.resolve_precision's names
 
 
 def _check_value(axis: str, value: Any) -> Any:
@@ -77,10 +79,17 @@ def normalize(request: dict) -> dict:
         missing = [a for a in axes["arm"] if a not in arms]
         if missing:
             raise UserError(f"arms {missing} are not arms of the experiment ({', '.join(arms) or 'none'})")
+    engine = request.get("engine") or "fast"
+    if engine not in ENGINES:
+        raise UserError(f"engine {engine!r}: use {' or '.join(ENGINES)}")
+    precision = request.get("precision") or "auto"
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
     n = int(request.get("n") or 0)
     if mode == "random" and n < 1:
         raise UserError("a random sweep needs n >= 1 points")
     out = {**request, "mode": mode, "axes": axes, "ranges": ranges, "mixes": mixes, "n": n,
+           "engine": engine, "precision": precision,
            "model": request.get("model") or "tiny", "batch_size": max(1, int(request.get("batch_size") or 4))}
     if len(points(out)) > MAX_POINTS:
         raise UserError(f"the sweep makes {len(points(out))} outputs; the limit is {MAX_POINTS}")
@@ -109,7 +118,9 @@ def points(request: dict) -> list[dict]:
 
 
 def generation_params(request: dict, point: dict) -> dict:
-    """Everything that reproduces one output: model, voice, adapters with scales, text, seed, temperatures."""
+    """Everything that reproduces one output: model, voice, adapters with scales, text, seed, temperatures,
+    engine and precision (the sweep job stores the precision 'auto' resolved to). Stored params
+    without engine/precision (older sweeps) were made by the reference engine in fp32."""
     arm = next((a for a in request.get("arms") or [] if a["name"] == point.get("arm")), None)
     model = (arm or {}).get("model") or request["model"]
     voice = (arm or {}).get("voice") if arm else request.get("voice")
@@ -122,7 +133,8 @@ def generation_params(request: dict, point: dict) -> dict:
         adapters = [dict(a) for a in request["mixes"][point["adapter_mix"]]]
     params = {"model": model, "voice": voice, "adapters": adapters, "text": point["prompt"],
               "seed": int(point["seed"]), "arm": point.get("arm") or (arm or {}).get("name") or "",
-              "max_new_semantic": request.get("max_new_semantic")}
+              "max_new_semantic": request.get("max_new_semantic"),
+              "engine": request.get("engine") or "fast", "precision": request.get("precision") or "auto"}
     for t in TEMPERATURES:
         params[t] = float(point.get(t, request.get(t, DEFAULTS[t])))
     for axis in ("adapter_scale", "adapter_mix"):

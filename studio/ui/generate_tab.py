@@ -24,6 +24,8 @@ ADAPTER_SLOTS = 3
 PLAYERS = 4
 HISTORY_COLUMNS = ["id", "★", "text", "model", "voice", "adapters", "seed", "settings", "seconds", "created_at"]
 NO_VOICE = "(no voice)"
+ENGINES = [("Fast (batched, KV cache)", "fast"), ("Reference (model core loop)", "reference")]
+PRECISIONS = ["auto", "bf16", "fp16", "fp32"]
 
 
 # Domain calls -------------------------------------------------------------------------------------
@@ -39,8 +41,9 @@ def adapter_choices(ws: Workspace) -> list[str]:
 
 
 def generate_params(ws: Workspace, text: str, model: str, voice: str | None, adapters: list[tuple[str | None, float]],
-                    sampling: dict, seed, variants) -> dict:
-    """The `generate` job's parameters: everything needed to reproduce the result."""
+                    sampling: dict, seed, variants, engine: str = "fast", precision: str = "auto") -> dict:
+    """The `generate` job's parameters: everything needed to reproduce the result (the job stores
+    the precision `auto` resolves to)."""
     from studio import training
 
     if not (text or "").strip():
@@ -50,10 +53,17 @@ def generate_params(ws: Workspace, text: str, model: str, voice: str | None, ada
         if name:
             mix.append({"name": name, "path": str(training.adapter_folder(ws, name)), "scale": float(scale)})
     params = {"text": text.strip(), "model": model or "tiny", "seed": int(seed or 0), "variants": int(variants or 1),
-              "adapters": mix, **{k: v for k, v in sampling.items() if v not in (None, "")}}
+              "adapters": mix, "engine": engine or "fast", "precision": precision or "auto",
+              **{k: v for k, v in sampling.items() if v not in (None, "")}}
     if voice and voice != NO_VOICE:
         params["voice"] = voice
     return params
+
+
+def reuse_engine(params: dict) -> tuple[str, str]:
+    """A stored generation's (engine, precision); rows from before the fast engine have neither
+    and were made by the reference loop in fp32."""
+    return params.get("engine") or "reference", params.get("precision") or "fp32"
 
 
 def submit_generation(ws: Workspace, params: dict) -> int:
@@ -164,6 +174,12 @@ def build(ws: Workspace) -> None:
                     max_tokens = gr.Number(label="Max semantic tokens", value=768, precision=0,
                                            info="About 50 per second of speech; caps each sentence's length.",
                                            elem_id="gen-max-tokens")
+                with gr.Row():
+                    engine = gr.Dropdown(label="Engine", choices=ENGINES, value="fast", elem_id="gen-engine",
+                                         info="Fast: same tokens as the reference when greedy in fp32.")
+                    precision = gr.Dropdown(label="Precision", choices=PRECISIONS, value="auto",
+                                            elem_id="gen-precision",
+                                            info="auto = bf16 on GPUs and bf16-capable CPUs, else fp32.")
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0, elem_id="gen-seed")
                 variants = gr.Slider(1, 8, value=1, step=1, label="Variants (seeds seed, seed+1, …)",
@@ -193,19 +209,19 @@ def build(ws: Workspace) -> None:
     for name in adapter_inputs[::2]:
         name.focus(lambda: gr.update(choices=adapter_choices(ws)), outputs=name)
 
-    def on_generate(t, m, v, st, ct, ft, me, tk, tp, mt, sd, n, *adapters):
+    def on_generate(t, m, v, st, ct, ft, me, tk, tp, mt, eng, prec, sd, n, *adapters):
         sampling = {"semantic_temperature": st, "coarse_temperature": ct, "fine_temperature": ft, "min_eos_p": me,
                     "top_k": int(tk) if tk else None, "top_p": float(tp) if tp else None,
                     "semantic_max_new_tokens": int(mt) if mt else None}
         pairs = list(zip(adapters[::2], adapters[1::2]))
         try:
-            job_id = submit_generation(ws, generate_params(ws, t, m, v, pairs, sampling, sd, n))
+            job_id = submit_generation(ws, generate_params(ws, t, m, v, pairs, sampling, sd, n, eng, prec))
         except UserError as exc:
             raise gr.Error(str(exc)) from None
         return job_id
 
-    go.click(on_generate, inputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k, top_p, max_tokens, seed,
-                                  variants, *adapter_inputs], outputs=job_state)
+    go.click(on_generate, inputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k, top_p, max_tokens,
+                                  engine, precision, seed, variants, *adapter_inputs], outputs=job_state)
 
     def poll(job_id, only_starred):
         job = job_view.load_job(ws.db, job_id)
@@ -249,8 +265,8 @@ def build(ws: Workspace) -> None:
             slots += [a["name"] if a else None, a.get("scale", 1.0) if a else 1.0]
         return [g["text"], g["model"], g["voice"] or NO_VOICE, p.get("semantic_temperature", 0.7),
                 p.get("coarse_temperature", 0.7), p.get("fine_temperature", 0.5), p.get("min_eos_p", 0.2),
-                p.get("top_k") or 0, p.get("top_p") or 0, p.get("semantic_max_new_tokens") or 768, g["seed"], 1,
-                *slots]
+                p.get("top_k") or 0, p.get("top_p") or 0, p.get("semantic_max_new_tokens") or 768,
+                *reuse_engine(p), g["seed"], 1, *slots]
 
     def on_emergent(gid):
         try:
@@ -268,7 +284,8 @@ def build(ws: Workspace) -> None:
 
     star_btn.click(on_star, inputs=[chosen, starred_only], outputs=history)
     reuse_btn.click(on_reuse, inputs=chosen, outputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k,
-                                                      top_p, max_tokens, seed, variants, *adapter_inputs])
+                                                      top_p, max_tokens, engine, precision, seed, variants,
+                                                      *adapter_inputs])
     emergent_btn.click(on_emergent, inputs=chosen)
     listen_btn.click(on_listening, inputs=[chosen, system])
 

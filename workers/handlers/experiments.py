@@ -1,7 +1,8 @@
 """Experiment jobs: `eval` (metrics for a set of audio against references) and `sweep` (a grid
-or random sweep of generations, in batches through models/generation.py). Every output is
-stored with the parameters that reproduce it, its metrics and descriptors; outliers go into the
-emergent log; each metric is plotted against each swept parameter."""
+or random sweep of generations, in batches through models/generation.py, by default on the fast
+engine). Every output is stored with the parameters that reproduce it (engine and precision
+included), its metrics and descriptors; outliers go into the emergent log; each metric is plotted
+against each swept parameter."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -122,32 +123,55 @@ def eval_job(ctx: JobContext) -> dict:
 
 # Sweeps ------------------------------------------------------------------------------------------
 
+def _adapter_key(params: dict) -> tuple:
+    return tuple((a["path"], float(a["scale"])) for a in params["adapters"])
+
+
+def _inference(params: dict) -> tuple[str, str]:
+    """(engine, precision) of stored params; older params without them were made by the reference
+    engine in fp32, and regenerate that way."""
+    from workers.handlers.generate import LEGACY_ENGINE, LEGACY_PRECISION
+
+    return params.get("engine") or LEGACY_ENGINE, params.get("precision") or LEGACY_PRECISION
+
+
 def _model_key(params: dict) -> tuple:
-    """Outputs that share a model, adapters and sampling settings generate in one batch."""
-    adapters = tuple((a["path"], float(a["scale"])) for a in params["adapters"])
+    """Outputs that share a model, adapters, sampling settings, engine and precision generate in one batch."""
     temps = tuple(params[t] for t in grid.TEMPERATURES)
-    return params["model"], adapters, temps, params.get("max_new_semantic")
+    return params["model"], _adapter_key(params), temps, params.get("max_new_semantic"), *_inference(params)
 
 
 class _Generator:
-    """Loads a Bark model once per model name and puts the right adapters on it per group.
-    Adapter and voice paths may be workspace-relative (what the CLI stores for files inside it)."""
+    """Loads a Bark model once per model name and puts the right adapters on it per group, then
+    casts it to the group's precision (models.fast_generation.prepare_for_inference).
+    Adapter and voice paths may be workspace-relative (what the CLI stores for files inside it).
 
-    def __init__(self, root: Path | None = None):
+    Adapters always go onto fp32 weights, as they do when one output is regenerated alone: once the
+    model is cast (bf16/fp16) or switched to SDPA, a change of adapters, precision or engine loads
+    the base again rather than undoing a lossy cast."""
+
+    FRESH = ("fp32", "reference")  # what presets.load_bark gives: fp32 weights, eager attention
+
+    def __init__(self, root: Path | None = None, device: str = "cpu"):
         self.name, self.bark, self.tokenizer, self.adapters = None, None, None, None
+        self.form = self.FRESH  # (precision, engine) the loaded weights are prepared for
         self.voices: dict = {}
         self.root = root
+        self.device = device
 
     def _path(self, path: str) -> str:
         p = Path(path)
         return str(p if p.is_absolute() or self.root is None else self.root / p)
 
-    def ready(self, model: str, adapters: tuple):
+    def ready(self, model: str, adapters: tuple, precision: str = "fp32", engine: str = "reference"):
         from models import presets
 
-        if model != self.name:
-            self.bark, self.tokenizer = presets.load_bark(model), presets.load_text_tokenizer(model)
-            self.name, self.adapters = model, ()
+        form = (precision, engine)
+        stale = self.form != self.FRESH and (adapters, form) != (self.adapters, self.form)
+        if model != self.name or stale:
+            self.bark = presets.load_bark(model, device=self.device)
+            self.tokenizer = presets.load_text_tokenizer(model)
+            self.name, self.adapters, self.form = model, (), self.FRESH
         if adapters != self.adapters:
             from models import adapters as adapter_io  # imports peft: only when adapters are in play
 
@@ -157,6 +181,11 @@ class _Generator:
             else:
                 adapter_io.remove_adapters(self.bark)
             self.adapters = adapters
+        if form != self.form:
+            from workers.handlers.generate import prepare_model
+
+            prepare_model(self.bark, engine, precision, self.device)
+            self.form = form
 
     def voice(self, path: str | None):
         from models import voice_prompt
@@ -168,16 +197,20 @@ class _Generator:
         return self.voices[path]
 
     def batch(self, params_list: list[dict], batch_size: int) -> list:
+        """Generate outputs that share a _model_key, with the model in the form their params name."""
         from models.generation import BarkStages, Request, Sampling, generate
 
         first = params_list[0]
+        engine, precision = _inference(first)
+        self.ready(first["model"], _adapter_key(first), precision, engine)
         cap = first.get("max_new_semantic")
         sampling = Sampling(semantic_temperature=first["semantic_temperature"],
                             coarse_temperature=first["coarse_temperature"],
                             fine_temperature=first["fine_temperature"],
                             **({"semantic_max_new_tokens": int(cap)} if cap else {}))
         requests = [Request(p["text"], self.voice(p.get("voice")), int(p["seed"])) for p in params_list]
-        return generate(BarkStages.from_bark(self.bark), self.tokenizer, requests, sampling, batch_size=batch_size)
+        return generate(BarkStages.from_bark(self.bark), self.tokenizer, requests, sampling, batch_size=batch_size,
+                        fast=engine == "fast")
 
 
 def _write_wav(path: Path, audio, sample_rate: int) -> None:
@@ -192,7 +225,8 @@ def _write_wav(path: Path, audio, sample_rate: int) -> None:
 def sweep_job(ctx: JobContext) -> dict:
     """params: a request grid.normalize accepts (axes, ranges, prompts, seeds, model, voice,
     adapter, mixes, arms, references, asr, f0_method, batch_size, max_new_semantic, flag,
-    experiment_id). Resumes where it stopped: outputs already stored are not generated again."""
+    experiment_id, engine (fast | reference), precision (auto | bf16 | fp16 | fp32), device). Resumes
+    where it stopped: outputs already stored are not generated again."""
     from models.errors import ModelInputError
 
     ws = ctx.workspace
@@ -203,7 +237,11 @@ def sweep_job(ctx: JobContext) -> dict:
     if len(request.get("real_audio") or []) != len(request.get("real_texts") or []):
         raise UserError("give one text per real recording (real_audio and real_texts differ in length)")
     points = grid.points(request)
-    all_params = [grid.generation_params(request, pt) for pt in points]
+    device = request.get("device") or "cpu"
+    from workers.handlers.generate import resolve
+
+    precision = resolve(request["precision"], device)  # stored resolved: reruns match
+    all_params = [{**grid.generation_params(request, pt), "precision": precision} for pt in points]
     sweep_id = sweeps.start_sweep(ws, mode=request["mode"], space=request, job_id=ctx.job_id,
                                   experiment_id=request.get("experiment_id"), name=request.get("name") or "")
     with _closing(ws, sweep_id):
@@ -213,7 +251,7 @@ def sweep_job(ctx: JobContext) -> dict:
                 f"{len(done)} already made")
         ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
         suite = _suite(request)
-        gen = _Generator(ws.root)
+        gen = _Generator(ws.root, device)
         groups: dict[tuple, list[int]] = {}
         for i in todo:
             groups.setdefault(_model_key(all_params[i]), []).append(i)
@@ -226,7 +264,8 @@ def sweep_job(ctx: JobContext) -> dict:
                 ctx.progress(step=made, total=len(all_params),
                              message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
                 try:
-                    gen.ready(key[0], key[1])
+                    engine, precision = _inference(all_params[part[0]])
+                    gen.ready(key[0], key[1], precision, engine)
                     results = gen.batch([all_params[i] for i in part], request["batch_size"])
                 except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
                     for i in part:

@@ -10,6 +10,43 @@ from workers.handlers.tokens import user_errors
 
 SAMPLING_KEYS = ("semantic_temperature", "coarse_temperature", "fine_temperature", "min_eos_p", "top_k", "top_p",
                  "semantic_max_new_tokens")
+ENGINES = ("fast", "reference")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+# What a stored generation without engine/precision keys was made with (before the fast engine).
+LEGACY_ENGINE, LEGACY_PRECISION = "reference", "fp32"
+
+
+def inference_options(p: dict) -> tuple[str, str]:
+    """The job's `engine` (fast: models.fast_generation; reference: the model core's own loop;
+    default fast) and `precision` (auto, bf16, fp16, fp32; default auto), checked."""
+    engine = p.get("engine") or "fast"
+    if engine not in ENGINES:
+        raise UserError(f"engine {engine!r}: use {' or '.join(ENGINES)}")
+    precision = p.get("precision") or "auto"
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
+    return engine, precision
+
+
+def resolve(precision: str, device) -> str:
+    """'auto' -> bf16 on GPUs (fp16 on pre-Ampere ones) and on CPUs with bf16 instructions, else fp32."""
+    from models.attention import resolve_precision
+
+    try:
+        return resolve_precision(precision, device)
+    except ValueError as exc:  # e.g. fp16 on a CPU
+        raise UserError(str(exc)) from None
+
+
+def prepare_model(bark, engine: str, precision: str, device) -> str:
+    """Put a loaded Bark (adapters already applied: their LoRA layers are cast along) in inference
+    form: weights in `precision` ('auto' resolved for the device), SDPA attention for the fast
+    engine; the reference engine keeps the attention it was loaded with. Returns the precision used."""
+    from models.fast_generation import prepare_for_inference
+
+    resolved = resolve(precision, device)
+    prepare_for_inference(bark, resolved, "sdpa" if engine == "fast" else "eager", device)
+    return resolved
 
 
 def _write_wav(path: Path, audio, sample_rate: int) -> None:
@@ -24,7 +61,9 @@ def _write_wav(path: Path, audio, sample_rate: int) -> None:
 def generate_job(ctx: JobContext) -> dict:
     """params: texts (list) or text; model (default tiny); voice (name); adapters
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
-    any of SAMPLING_KEYS; batch_size. Resumable: outputs already written are kept."""
+    any of SAMPLING_KEYS; batch_size; engine (fast | reference, default fast); precision
+    (auto | bf16 | fp16 | fp32, default auto); device. Resumable: outputs already written are kept.
+    Each generation row stores the engine and the precision actually used."""
     from studio import voices as V
 
     ws = ctx.workspace
@@ -37,6 +76,7 @@ def generate_job(ctx: JobContext) -> dict:
     variants = int(p.get("variants") or 1)
     if variants < 1:
         raise UserError(f"variants must be at least 1, got {variants}")
+    engine, precision = inference_options(p)
     adapters = list(p.get("adapters") or [])
     voice_name = p.get("voice") or None
     voice_file = V.voice_path(ws, voice_name) if voice_name else None
@@ -52,11 +92,13 @@ def generate_job(ctx: JobContext) -> dict:
     with user_errors():
         sampling = Sampling(**{k: p[k] for k in SAMPLING_KEYS if p.get(k) is not None})
         voice = voice_prompt.load(voice_file) if voice_file else None
-        bark = presets.load_bark(model, device=p.get("device") or "cpu")
+        device = p.get("device") or "cpu"
+        bark = presets.load_bark(model, device=device)
         tokenizer = presets.load_text_tokenizer(model)
         if adapters:
             A.apply_adapters(bark, [(a["path"], float(a.get("scale", 1.0))) for a in adapters], base_model=model)
-    params = {**sampling.to_dict(), "variants": variants}
+        precision = prepare_model(bark, engine, precision, device)
+    params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
     batch = int(p.get("batch_size") or 4)
     rows = []
     for start in range(0, len(todo), batch):
@@ -64,7 +106,8 @@ def generate_job(ctx: JobContext) -> dict:
         part = todo[start: start + batch]
         with user_errors():
             results = generate(BarkStages.from_bark(bark), tokenizer,
-                               [Request(t, voice, s) for _, (_, t, s) in part], sampling, batch_size=batch)
+                               [Request(t, voice, s) for _, (_, t, s) in part], sampling, batch_size=batch,
+                               fast=engine == "fast")
         for (k, (_, text, s)), res in zip(part, results):
             path = folder / f"{k:03d}.wav"
             _write_wav(path, res.audio, res.sample_rate)
