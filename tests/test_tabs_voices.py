@@ -40,4 +40,4 @@ def test_generations_stage_for_listening_paired_by_text_and_seed(ws, awb_wav):
     params = generate_tab.generate_params(ws, "  Hi [laughs] ", "tiny", generate_tab.NO_VOICE, [(None, 1.0)],
                                           {"semantic_temperature": 0.6, "top_k": None}, 5, 2)
     assert params == {"text": "Hi [laughs]", "model": "tiny", "seed": 5, "variants": 2, "adapters": [],
-                      "semantic_temperature": 0.6}
+                      "engine": "fast", "precision": "auto", "semantic_temperature": 0.6}
