@@ -66,6 +66,18 @@ def _our_step(model, opt, batch, device, precision):
     return n, batch["text"].shape[0] * (256 + batch["input_ids"].shape[1])
 
 
+def training_flops(config, positions: int, batch: int, lora: bool) -> float:
+    """Model FLOPs of one training step of a causal Bark stage over `batch` x `positions`.
+    Matmuls: forward 2 FLOPs per weight per position; backward 2 more for input gradients, and 2
+    more for weight gradients only when the weights train (full fine-tune; LoRA's own are negligible).
+    Causal attention: 2 T^2 d per layer forward (the kernels skip the masked half), 3x with backward."""
+    d, layers, vocab = config.hidden_size, config.num_layers, config.output_vocab_size
+    weights = layers * 12 * d * d + d * vocab  # qkv 3d^2 + out d^2 + mlp 8d^2 per layer, and lm_head
+    matmul = 2 * weights * positions * batch * (2 if lora else 3)
+    attention = 3 * layers * 2 * positions * positions * d * batch
+    return float(matmul + attention)
+
+
 def _peft(model):
     from peft import get_peft_model
 
@@ -115,6 +127,9 @@ def run(shape: str = "bark-small", batch: int = 2, n_semantic: int = 255, steps:
             "attention": "sdpa" if name.startswith("ours") else "eager",
             "positions_per_example": (256 + ours["input_ids"].shape[1]) if name.startswith("ours") else stock[0].shape[1],
         }
+        r = results[name]
+        r["model_flops_per_s"] = training_flops(base.config, r["positions_per_example"], batch,
+                                                name.endswith("lora")) / r["step_s"]
         del model, opt, params, step
     release_memory()
     return {"shape": shape, "batch": batch, "semantic_tokens": n_semantic, "steps": steps, "configs": results}

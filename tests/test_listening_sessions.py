@@ -49,7 +49,7 @@ def test_stimuli_are_blind_loudness_matched_and_bad_files_are_named(ws, tmp_path
                                    voice_label="the speaker of the reference clip")
     assert made["n_items"] == 4
     assert made["question"] == "Which sounds more like the speaker of the reference clip?"
-    assert any(f"{STEM}09.wav" in n and "cannot decode" in n for n in made["notes"]), made["notes"]
+    assert any(f"{first / STEM}09.wav: corrupt or unreadable WAV audio" in n for n in made["notes"]), made["notes"]
     assert any("only_here" in n for n in made["notes"])
 
     with ws.db.read() as s:
@@ -72,6 +72,37 @@ def test_stimuli_are_blind_loudness_matched_and_bad_files_are_named(ws, tmp_path
     assert abs(np.mean(levels) - made["target_lufs"]) < 0.3
     assert len({st.opaque_id for st in stimuli}) == len(stimuli)
 
+
+
+def test_stereo_44k_and_short_clips_become_mono_at_the_session_rate_and_loudness(ws, tmp_path, awb_wav):
+    import pyloudnorm
+    import soxr
+
+    folders = make_folders(tmp_path / "src", awb_wav, n_items=3, names=SYSTEM_NAMES[:2])
+    first, second = folders[SYSTEM_NAMES[0]], folders[SYSTEM_NAMES[1]]
+    x, sr = sf.read(str(first / f"{STEM}00.wav"))
+    y = soxr.resample(x, sr, 44_100)
+    sf.write(first / f"{STEM}00.wav", np.stack([y, 0.3 * y], axis=1), 44_100)  # (T, 2), channels unequal
+    sf.write(second / f"{STEM}02.wav", x[:int(0.3 * sr)], sr)  # under BS.1770's 400 ms block
+
+    made = sessions.create_session(ws, name="formats", systems=_systems(folders, False), seed=3)
+    assert made["n_items"] == 3 and made["target_lufs"] == audio.DEFAULT_TARGET_LUFS == -23.0, made["notes"]
+
+    def stimulus(folder, stem):
+        with ws.db.read() as s:
+            path = s.scalar(select(ListenStimulus.path).where(ListenStimulus.source_path == str((folder / stem).resolve())))
+        stim, stim_sr = sf.read(str(ws.root / path))
+        assert stim_sr == 24_000 and stim.ndim == 1
+        return stim
+
+    stim = stimulus(first, f"{STEM}00.wav")
+    assert abs(len(stim) - len(y) * 24_000 / 44_100) <= 2
+    lufs = pyloudnorm.Meter(24_000).integrated_loudness(stim)  # an independent meter
+    assert abs(lufs - made["target_lufs"]) < 0.1, lufs
+    short = stimulus(second, f"{STEM}02.wav")  # measured tiled to one gating block
+    assert abs(len(short) - 0.3 * 24_000) <= 2
+    lufs = pyloudnorm.Meter(24_000).integrated_loudness(np.tile(short, 2))
+    assert abs(lufs - made["target_lufs"]) < 0.1, lufs
 
 def test_each_raters_trials_are_randomised_stored_and_cover_the_pool(ws, tmp_path, awb_wav):
     folders = make_folders(tmp_path / "src", awb_wav, n_items=4)  # 3 systems x 4 items -> 12 A/B pairs

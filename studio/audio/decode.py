@@ -58,8 +58,10 @@ def display_name(path: Path | str) -> str:
     return printable(Path(path).name, 120)
 
 
-def decode_file(path: Path | str, *, max_bytes: int | None = None, label: str | None = None) -> Decoded:
-    """Decode and validate one file. `label` is the name used in messages (the uploaded name)."""
+def decode_file(path: Path | str, *, max_bytes: int | None = None, label: str | None = None,
+                min_seconds: float = MIN_SECONDS) -> Decoded:
+    """Decode and validate one file. `label` is the name used in messages (the uploaded name);
+    `min_seconds` is the shortest clip accepted."""
     import soundfile as sf
 
     path = Path(path)
@@ -98,8 +100,8 @@ def decode_file(path: Path | str, *, max_bytes: int | None = None, label: str | 
     if not np.isfinite(audio).all():
         raise AudioError(f"{who}: holds NaN or infinite samples (corrupt float data)")
     decoded = Decoded(np.clip(audio, -1.0, 1.0), int(sr), fmt, subtype)
-    if decoded.duration < MIN_SECONDS:
-        raise AudioError(f"{who}: {decoded.duration:.2f} s is shorter than the {MIN_SECONDS} s minimum")
+    if decoded.duration < min_seconds:
+        raise AudioError(f"{who}: {decoded.duration:.2f} s is shorter than the {min_seconds} s minimum")
     if float(np.abs(decoded.audio).max()) < SILENCE_PEAK:
         raise AudioError(f"{who}: silent (no sample above -60 dBFS)")
     return decoded

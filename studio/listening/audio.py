@@ -2,60 +2,46 @@
 
 Everything a rater could use to tell systems apart other than how they sound is removed: every
 stimulus has the same sample rate, channel count, sample format and integrated loudness (ITU-R
-BS.1770 via pyloudnorm), and the WAV holds only its `fmt ` and `data` chunks under a random name."""
+BS.1770, studio.audio.loudness's meter), and the WAV holds only its `fmt ` and `data` chunks under a
+random name. Decoding, resampling and metering are studio.audio's; what is here is the listening
+test's own part: one common level for every stimulus, trap stimuli and the stimulus files."""
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import wave
 from pathlib import Path
 
 import numpy as np
 
+from studio.audio.decode import AUDIO_EXTENSIONS, decode_file, printable
+from studio.audio.loudness import measure_lufs
+from studio.audio.resample import TARGET_RATE, resample
 from studio.errors import UserError
+from studio.workspace import atomic_write_bytes
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-DEFAULT_SAMPLE_RATE = 24_000  # Bark's rate; real recordings are resampled to it too
+AUDIO_SUFFIXES = AUDIO_EXTENSIONS  # what the decoder reads
+DEFAULT_SAMPLE_RATE = TARGET_RATE  # Bark's rate; real recordings are resampled to it too
 DEFAULT_TARGET_LUFS = -23.0  # EBU R128 programme loudness
 PEAK_CEILING_DBFS = -1.0  # the common target is lowered until no stimulus clips
 LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block; shorter clips are measured tiled to this length
 
 
 def load_mono(path: Path, sample_rate: int) -> np.ndarray:
-    """Decode `path` to mono float64 at `sample_rate`; a clear one-line error per bad file."""
-    import soundfile as sf
-    import soxr
-
-    path = Path(path)
-    try:
-        data, sr = sf.read(str(path), dtype="float64", always_2d=True)  # (T, C)
-    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
-        raise UserError(f"{path}: cannot decode audio ({str(exc).strip().splitlines()[0]})") from None
-    if data.shape[0] == 0:
-        raise UserError(f"{path}: the file holds no samples")
-    x = data.mean(axis=1)  # (T,)
-    if not np.all(np.isfinite(x)):
-        raise UserError(f"{path}: the audio holds NaN or infinite samples")
-    if sr != sample_rate:
-        x = soxr.resample(x, sr, sample_rate, quality="HQ")
-    return np.ascontiguousarray(x, dtype=np.float64)
+    """Decode `path` to mono float32 at `sample_rate`. A bad file (undecodable, empty, non-finite,
+    silent) raises studio.audio's one-line AudioError naming the file by its full path (systems'
+    folders share file names). Short clips are kept: a short generation is still a stimulus."""
+    decoded = decode_file(path, label=printable(str(path)), min_seconds=0.0)
+    return resample(decoded.mono(), decoded.sample_rate, sample_rate)
 
 
 def loudness_lufs(x: np.ndarray, sample_rate: int, name: str = "audio") -> float:
-    import pyloudnorm
-
     need = int(LOUDNESS_BLOCK_S * sample_rate) + 1
     if len(x) < need:  # too short for one gating block: measure the clip repeated
         x = np.tile(x, int(np.ceil(need / len(x))))
-    lufs = float(pyloudnorm.Meter(sample_rate).integrated_loudness(x))
+    lufs = measure_lufs(x, sample_rate)
     if not np.isfinite(lufs):
         raise UserError(f"{name}: the audio is silent (no measurable loudness)")
     return lufs
-
-
-def peak_dbfs(x: np.ndarray) -> float:
-    peak = float(np.max(np.abs(x)))
-    return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
 def common_target(measured: list[tuple[float, float]], target_lufs: float) -> float:
@@ -65,11 +51,6 @@ def common_target(measured: list[tuple[float, float]], target_lufs: float) -> fl
     for lufs, peak in measured:
         target = min(target, lufs + (PEAK_CEILING_DBFS - peak))
     return target
-
-
-def gain_to(x: np.ndarray, lufs: float, target: float) -> tuple[np.ndarray, float]:
-    gain_db = target - lufs
-    return x * 10 ** (gain_db / 20), gain_db
 
 
 def degrade(x: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
@@ -88,21 +69,13 @@ def degrade(x: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
 def write_wav(target: Path, x: np.ndarray, sample_rate: int) -> None:
     """16-bit PCM mono WAV with only `fmt ` and `data` chunks, written atomically."""
     pcm = (np.clip(x, -1.0, 1.0) * 32767).round().astype("<i2")
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=".stim.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with wave.open(f, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(sample_rate)
-                w.writeframes(pcm.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    atomic_write_bytes(Path(target), buf.getvalue())
 
 
 def wav_chunks(data: bytes) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
+from studio.audio.loudness import apply_gain, peak_dbfs
 from studio.db import utcnow
 from studio.errors import NotFound, UserError
 from studio.listening import audio
@@ -150,7 +151,7 @@ def create_session(ws: Workspace, *, name: str, systems: list[SystemSource], tes
 
     # One common loudness for everything a rater hears.
     clips = list(decoded.values()) + list(traps.values()) + ([ref_clip] if ref_clip is not None else [])
-    measured = [(audio.loudness_lufs(x, sample_rate), audio.peak_dbfs(x)) for x in clips]
+    measured = [(audio.loudness_lufs(x, sample_rate), peak_dbfs(x)) for x in clips]
     target = audio.common_target(measured, target_lufs)
     if target < target_lufs - 0.05:
         notes.append(f"loudness target lowered from {target_lufs:.1f} to {target:.1f} LUFS so that no stimulus clips")
@@ -160,7 +161,8 @@ def create_session(ws: Workspace, *, name: str, systems: list[SystemSource], tes
 
     def write(x) -> dict:
         lufs = audio.loudness_lufs(x, sample_rate)
-        y, gain_db = audio.gain_to(x, lufs, target)
+        gain_db = target - lufs
+        y = apply_gain(x, gain_db)
         path = out_dir / f"{secrets.token_hex(12)}.wav"
         audio.write_wav(path, y, sample_rate)
         return {"path": ws.relative(path), "duration_s": len(y) / sample_rate, "source_lufs": lufs, "gain_db": gain_db,

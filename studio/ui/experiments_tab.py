@@ -218,28 +218,29 @@ def build(ws: Workspace) -> None:
     gr.Markdown("## Emergent-behaviour log")
     with gr.Row():
         f_tag = gr.Textbox(label="Tag")
-        f_stars = gr.Slider(0, 5, value=0, step=1, label="At least stars")
+        f_stars = gr.Slider(0, 5, value=0, step=1, label="At least stars", elem_id="emergent-min-stars")
         f_source = gr.Dropdown(["any", "auto", "manual"], value="any", label="Source")
         f_only_exp = gr.Checkbox(label="Only this experiment", value=False)
     table = gr.Dataframe(headers=GALLERY_COLUMNS, value=lambda: gallery_rows(ws, None, 0, None, None),
                          interactive=False, elem_id="emergent-table")
     with gr.Row():
-        entry_id = gr.Number(label="Entry id", precision=0)
-        open_btn = gr.Button("Open")
+        entry_id = gr.Number(label="Entry id", precision=0, elem_id="emergent-entry-id")
+        open_btn = gr.Button("Open", elem_id="emergent-open")
     with gr.Row():
-        audio = gr.Audio(label="Playback", type="filepath", interactive=False)
-        image = gr.Image(label="Waveform and spectrogram", type="filepath", interactive=False)
-    params = gr.JSON(label="Parameters to reproduce, descriptors, metrics")
+        audio = gr.Audio(label="Playback", type="filepath", interactive=False, elem_id="emergent-audio")
+        image = gr.Image(label="Waveform and spectrogram", type="filepath", interactive=False,
+                         elem_id="emergent-image")
+    params = gr.JSON(label="Parameters to reproduce, descriptors, metrics", elem_id="emergent-params")
     with gr.Row():
-        tags = gr.Textbox(label="Tags (comma-separated)")
-        notes = gr.Textbox(label="Notes")
-        stars = gr.Slider(0, 5, value=0, step=1, label="Stars")
-        save_btn = gr.Button("Save")
+        tags = gr.Textbox(label="Tags (comma-separated)", elem_id="emergent-tags")
+        notes = gr.Textbox(label="Notes", elem_id="emergent-notes")
+        stars = gr.Slider(0, 5, value=0, step=1, label="Stars", elem_id="emergent-stars")
+        save_btn = gr.Button("Save", elem_id="emergent-save")
     with gr.Row():
         add_id = gr.Number(label="Add a sweep output by id", precision=0)
         add_btn = gr.Button("Add to log")
         export_btn = gr.Button("Export filtered")
-    status = gr.Markdown()
+    status = gr.Markdown(elem_id="emergent-status")
     exported = gr.File(label="Export")
 
     def filters_exp(only, exp_id):
@@ -257,7 +258,13 @@ def build(ws: Workspace) -> None:
     conclude_btn.click(lambda e, t: conclude(ws, e, t), inputs=[exp, conclusion], outputs=[page, plots])
     for f in (f_tag, f_stars, f_source, f_only_exp):
         f.change(reload, inputs=filter_inputs, outputs=table)
-    open_btn.click(lambda i: open_entry(ws, i), inputs=entry_id, outputs=[audio, image, params, tags, notes, stars])
+    entry_outputs = [audio, image, params, tags, notes, stars]
+    open_btn.click(lambda i: open_entry(ws, i), inputs=entry_id, outputs=entry_outputs)
+
+    def pick(evt: gr.SelectData):  # clicking a row opens that entry
+        return evt.row_value[0] if evt.row_value else None
+
+    table.select(pick, outputs=entry_id).then(lambda i: open_entry(ws, i), inputs=entry_id, outputs=entry_outputs)
     save_btn.click(lambda i, t, n, s: save_entry(ws, i, t, n, s), inputs=[entry_id, tags, notes, stars],
                    outputs=status).then(reload, inputs=filter_inputs, outputs=table)
     add_btn.click(lambda i, e: add_output(ws, i, e), inputs=[add_id, exp], outputs=status).then(

@@ -32,6 +32,14 @@ def source_path(ws: Workspace, clip: str | None, upload: str | None) -> str:
     if upload:
         from pathlib import Path
 
+        from studio.audio.decode import AudioError, decode_file, display_name
+
+        # Check here, while the upload still has its own name: the job reads the content-hash copy,
+        # and an error naming that hash would not tell the user which file was wrong.
+        try:
+            decode_file(upload, label=display_name(upload))
+        except AudioError as exc:
+            raise gr.Error(str(exc)) from None
         _, stored = ws.store_file(Path(upload))
         return str(stored)
     if clip:
