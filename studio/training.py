@@ -158,6 +158,15 @@ def delete_checkpoint(ws, checkpoint_id: int) -> dict:
     return ck
 
 
+def forget_checkpoint_row(ws, checkpoint_id: int) -> None:
+    """Drop the row of a checkpoint whose folder is already gone (pruned by a run killed before it
+    could say so); delete_checkpoint is for folders that exist."""
+    with ws.db.write() as s:
+        row = s.get(Checkpoint, checkpoint_id)
+        if row is not None:
+            s.delete(row)
+
+
 def _write_pointer(target: Path, name: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     with os.fdopen(fd, "w") as f:

@@ -75,3 +75,29 @@ def test_cli_errors_are_one_line(ws):
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_resumed_job_lists_exactly_the_checkpoints_on_disk(ws):
+    """A worker SIGKILLed between writing a checkpoint and recording its row leaves a folder the
+    studio does not list (and a pruned folder whose row stays): the resumed job reconciles both."""
+    import shutil
+
+    from workers.handlers.train import reconcile_checkpoints
+
+    job_id = jobs.create_job(ws.db, "train", {"dataset": "d"})
+    run = T.run_dir(ws, job_id)
+    cfg = small_config(stages=("semantic",), max_steps=3, save_every=1, eval_every=1, keep_last=5)
+    recorded = []
+    TrainingRecipe(cfg, load_bark("tiny"), token_items(), run, objectives={"semantic": NextToken()},
+                   on_checkpoint=lambda info: recorded.append(info) or (
+                       T.record_checkpoint(ws, job_id, info) if info["step"] != 3 else None)).train()
+    assert [r["step"] for r in T.list_checkpoints(ws, job_id)] == [1, 2]  # step 3 "killed" before its row
+    shutil.rmtree(run / "step-0000001")  # pruned on disk, row left behind
+    (run / ".tmp-step-0000004").mkdir()  # a half-written one: not a checkpoint
+    reconcile_checkpoints(ws, job_id, run)
+    rows = T.list_checkpoints(ws, job_id)
+    assert [r["step"] for r in rows] == [2, 3]
+    assert rows[1]["path"] == ws.relative(run / "step-0000003")
+    assert rows[1]["val_loss"] == recorded[-1]["val_loss"]
+    reconcile_checkpoints(ws, job_id, run)  # idempotent
+    assert [r["step"] for r in T.list_checkpoints(ws, job_id)] == [2, 3]

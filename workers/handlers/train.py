@@ -71,6 +71,28 @@ def _resume_point(ws, ctx: JobContext, run: Path) -> Path | None:
     return read_pointer(run) if run.is_dir() else None
 
 
+def reconcile_checkpoints(ws, job_id: int, run: Path) -> None:
+    """Make the job's checkpoint rows list exactly its checkpoint folders. A worker killed between
+    writing a checkpoint and recording it leaves a folder no row lists (the resume may even start
+    from it), or a pruned folder whose row remains; a resumed job puts that right first."""
+    from models import checkpoints as ckpt
+
+    rows = {c["path"]: c for c in T.list_checkpoints(ws, job_id)}
+    folders = {ws.relative(f): f for f in ckpt.list_checkpoints(run)}
+    for rel, folder in folders.items():
+        if rel not in rows:
+            try:
+                state = ckpt.read_state(folder)
+            except ckpt.CheckpointError:
+                continue  # incomplete: not a checkpoint anyone can resume from or promote
+            T.record_checkpoint(ws, job_id, {"path": str(folder), "step": state["step"],
+                                             "val_loss": state.get("val_loss"), "is_best": False,
+                                             "forgetting": (state.get("metrics") or {}).get("forgetting")})
+    for rel, row in rows.items():
+        if rel not in folders:
+            T.forget_checkpoint_row(ws, row["id"])
+
+
 def train_job(ctx: JobContext) -> dict:
     """params: dataset, model (tiny|small|large|hub id), stages ("semantic,coarse,fine" or a list),
     method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS,
@@ -112,6 +134,7 @@ def train_job(ctx: JobContext) -> dict:
     from models.training import TrainingRecipe, describe
 
     run = T.run_dir(ws, ctx.job_id)
+    reconcile_checkpoints(ws, ctx.job_id, run)
     resume = _resume_point(ws, ctx, run)
     ctx.progress(message=f"loading {model}")
     with user_errors():
