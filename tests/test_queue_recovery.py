@@ -83,8 +83,16 @@ def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int]
     saved = checkpoints_of(ws, job)
     assert saved and lock.holder() == job  # the killed consumer left its lock behind
     c = Consumer(ws, workers=2)
-    assert re.search(r"Found stale locks: .*gpu:", c.output()), c.output()
-    assert lock.holder() is None
+    try:
+        # the worker registers as live before Huey's consumer flushes stale locks: wait for the flush
+        deadline = time.monotonic() + 60
+        while not re.search(r"Found stale locks: .*gpu:", c.output()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert re.search(r"Found stale locks: .*gpu:", c.output()), c.output()
+        assert lock.holder() is None
+    except BaseException:
+        c.stop()  # the caller still holds the killed consumer: do not leave this one running
+        raise
     return c, saved, row["step"]
 
 
