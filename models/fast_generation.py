@@ -174,9 +174,9 @@ def semantic_tokens(stage, text: torch.Tensor, history: torch.Tensor, *, max_new
     cache = StaticKVCache(stage, len(distinct), C.MAX_INPUT_SEMANTIC_LENGTH + 1 + max_new_tokens)
     step = _decoder(stage, compile_step)
     logits = causal_forward(stage, embeds, cache)
-    if len(distinct) < b:
+    if not torch.equal(row_of, torch.arange(b, device=row_of.device)):  # unique() sorts: back to row order
         cache.keep(row_of)
-    logits = logits[row_of]
+        logits = logits[row_of]
     out = torch.full((b, max_new_tokens), C.SEMANTIC_PAD_TOKEN, dtype=torch.long)
     lengths = torch.full((b,), max_new_tokens, dtype=torch.long)
     alive = torch.arange(b)  # original row index of each live cache row

@@ -151,10 +151,7 @@ def delete_checkpoint(ws, checkpoint_id: int) -> dict:
             else:
                 pfile.unlink()
     shutil.rmtree(trash, ignore_errors=True)
-    with ws.db.write() as s:
-        row = s.get(Checkpoint, checkpoint_id)
-        if row is not None:
-            s.delete(row)
+    forget_checkpoint_row(ws, checkpoint_id)
     return ck
 
 

@@ -164,6 +164,28 @@ def test_variants_of_one_prompt_share_one_prefill(bark, monkeypatch):
     assert torch.equal(out[1], alone[0])
 
 
+def test_distinct_prompts_keep_their_own_cache_rows_in_any_order(bark, monkeypatch):
+    """The prefill encodes distinct prompts in sorted order; every row must still decode from its
+    own cache row (the tiny model's tokens barely depend on the prompt, so compare the caches)."""
+    first_step = []
+    real = fg.causal_forward
+
+    def spy(stage, embeds, cache):
+        if embeds.shape[1] == 1 and not first_step:
+            first_step.append(cache.k[:, :, :, : cache.length].clone())
+        return real(stage, embeds, cache)
+
+    monkeypatch.setattr(fg, "causal_forward", spy)
+    rows = [semantic_prefix([25_000, 26_000, 27_000]), semantic_prefix([1_000, 2_000])]  # sorted: 2nd first
+    text, hist = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    fg.semantic_tokens(bark.semantic, text, hist, max_new_tokens=2, min_new_tokens=2, temperature=0)
+    together = first_step.pop()
+    for i in range(2):
+        fg.semantic_tokens(bark.semantic, text[i : i + 1], hist[i : i + 1], max_new_tokens=2, min_new_tokens=2,
+                           temperature=0)
+        assert torch.allclose(together[:, i], first_step.pop()[:, 0], atol=1e-5)
+
+
 def test_bf16_inference_keeps_an_fp32_cache_on_cpu_and_stays_close_to_fp32(bark):
     """bf16 weights halve the bytes each decode step reads; on CPU the KV cache and attention stay
     fp32 (torch's CPU attention is faster there). The logits stay near the fp32 model's."""

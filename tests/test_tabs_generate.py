@@ -87,7 +87,8 @@ def test_fast_and_reference_jobs_give_the_same_greedy_fp32_audio(ws):
 
 
 def test_reuse_restores_engine_and_precision_and_old_rows_mean_reference_fp32(ws):
-    from studio.ui.generate_tab import generate_params, reuse_engine
+    from studio.inference import stored_inference as reuse_engine
+    from studio.ui.generate_tab import generate_params
 
     assert reuse_engine({"semantic_temperature": 0.7}) == ("reference", "fp32")    # made before the fast engine
     assert reuse_engine({"engine": "fast", "precision": "bf16"}) == ("fast", "bf16")

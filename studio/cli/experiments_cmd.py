@@ -8,6 +8,7 @@ import click
 
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
+from studio.inference import ENGINES, PRECISIONS
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -220,9 +221,9 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
 @click.option("--batch-size", default=4, show_default=True, type=int, help="Generations per batch.")
 @click.option("--max-new-semantic", type=int, help="Cap on semantic tokens per output (short trials).")
-@click.option("--engine", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default="fast", show_default=True,
               help="fast: batched engine (static KV cache, SDPA); reference: the model core's plain loop.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="Inference weights: auto = bf16 on GPUs and bf16-capable CPUs, else fp32 (fp16: CUDA only).")
 @click.option("--name", default="")
 @click.option("--no-flag", is_flag=True, help="Do not flag outliers into the emergent log.")

@@ -12,6 +12,7 @@ import click
 
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
+from studio.inference import ENGINES, PRECISIONS
 
 
 def register(main: click.Group) -> None:
@@ -158,9 +159,9 @@ def resolve_adapter(ws, spec: str) -> dict:
 @click.option("--top-k", type=int)
 @click.option("--top-p", type=float)
 @click.option("--max-semantic-tokens", type=int, help="Cap on semantic tokens per chunk (768 = ~15 s).")
-@click.option("--engine", type=click.Choice(["fast", "reference"]), default="fast", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default="fast", show_default=True,
               help="fast: batched engine (static KV cache, SDPA); reference: the model core's plain loop.")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="Inference weights: auto = bf16 on GPUs and bf16-capable CPUs, else fp32 (fp16: CUDA only).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Copy the (first) WAV here.")
 @json_option

@@ -10,14 +10,13 @@ import random
 from typing import Any
 
 from studio.errors import UserError
+from studio.inference import inference_options
 
 TEMPERATURES = ("semantic_temperature", "coarse_temperature", "fine_temperature")
 AXES = (*TEMPERATURES, "adapter_scale", "adapter_mix", "prompt", "seed", "arm")
 NUMERIC = (*TEMPERATURES, "adapter_scale", "seed")
 DEFAULTS = {"semantic_temperature": 0.7, "coarse_temperature": 0.7, "fine_temperature": 0.5}  # suno's defaults
 MAX_POINTS = 2000
-ENGINES = ("fast", "reference")                 # models.fast_generation, or the model core's own loop
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")   # models.attention.resolve_precision's names
 
 
 def _check_value(axis: str, value: Any) -> Any:
@@ -79,12 +78,7 @@ def normalize(request: dict) -> dict:
         missing = [a for a in axes["arm"] if a not in arms]
         if missing:
             raise UserError(f"arms {missing} are not arms of the experiment ({', '.join(arms) or 'none'})")
-    engine = request.get("engine") or "fast"
-    if engine not in ENGINES:
-        raise UserError(f"engine {engine!r}: use {' or '.join(ENGINES)}")
-    precision = request.get("precision") or "auto"
-    if precision not in PRECISIONS:
-        raise UserError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
+    engine, precision = inference_options(request)
     n = int(request.get("n") or 0)
     if mode == "random" and n < 1:
         raise UserError("a random sweep needs n >= 1 points")

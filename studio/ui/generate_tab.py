@@ -13,6 +13,7 @@ import gradio as gr
 
 from studio import voices as V
 from studio.errors import UserError
+from studio.inference import PRECISIONS, stored_inference
 from studio.training_presets import BASE_MODELS
 from studio.ui import job_view
 from studio.workspace import Workspace
@@ -25,7 +26,6 @@ PLAYERS = 4
 HISTORY_COLUMNS = ["id", "★", "text", "model", "voice", "adapters", "seed", "settings", "seconds", "created_at"]
 NO_VOICE = "(no voice)"
 ENGINES = [("Fast (batched, KV cache)", "fast"), ("Reference (model core loop)", "reference")]
-PRECISIONS = ["auto", "bf16", "fp16", "fp32"]
 
 
 # Domain calls -------------------------------------------------------------------------------------
@@ -58,12 +58,6 @@ def generate_params(ws: Workspace, text: str, model: str, voice: str | None, ada
     if voice and voice != NO_VOICE:
         params["voice"] = voice
     return params
-
-
-def reuse_engine(params: dict) -> tuple[str, str]:
-    """A stored generation's (engine, precision); rows from before the fast engine have neither
-    and were made by the reference loop in fp32."""
-    return params.get("engine") or "reference", params.get("precision") or "fp32"
 
 
 def submit_generation(ws: Workspace, params: dict) -> int:
@@ -266,7 +260,7 @@ def build(ws: Workspace) -> None:
         return [g["text"], g["model"], g["voice"] or NO_VOICE, p.get("semantic_temperature", 0.7),
                 p.get("coarse_temperature", 0.7), p.get("fine_temperature", 0.5), p.get("min_eos_p", 0.2),
                 p.get("top_k") or 0, p.get("top_p") or 0, p.get("semantic_max_new_tokens") or 768,
-                *reuse_engine(p), g["seed"], 1, *slots]
+                *stored_inference(p), g["seed"], 1, *slots]
 
     def on_emergent(gid):
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio.errors import UserError
 from studio.experiments import emergent, grid, plots, sweeps
+from studio.inference import stored_inference
 from studio.jobs import JobCancelled, JobContext
 
 EVAL_NEEDS = "an eval needs `audio`: a list of audio files"
@@ -127,18 +128,10 @@ def _adapter_key(params: dict) -> tuple:
     return tuple((a["path"], float(a["scale"])) for a in params["adapters"])
 
 
-def _inference(params: dict) -> tuple[str, str]:
-    """(engine, precision) of stored params; older params without them were made by the reference
-    engine in fp32, and regenerate that way."""
-    from workers.handlers.generate import LEGACY_ENGINE, LEGACY_PRECISION
-
-    return params.get("engine") or LEGACY_ENGINE, params.get("precision") or LEGACY_PRECISION
-
-
 def _model_key(params: dict) -> tuple:
     """Outputs that share a model, adapters, sampling settings, engine and precision generate in one batch."""
     temps = tuple(params[t] for t in grid.TEMPERATURES)
-    return params["model"], _adapter_key(params), temps, params.get("max_new_semantic"), *_inference(params)
+    return params["model"], _adapter_key(params), temps, params.get("max_new_semantic"), *stored_inference(params)
 
 
 class _Generator:
@@ -201,7 +194,7 @@ class _Generator:
         from models.generation import BarkStages, Request, Sampling, generate
 
         first = params_list[0]
-        engine, precision = _inference(first)
+        engine, precision = stored_inference(first)
         self.ready(first["model"], _adapter_key(first), precision, engine)
         cap = first.get("max_new_semantic")
         sampling = Sampling(semantic_temperature=first["semantic_temperature"],
@@ -257,15 +250,13 @@ def sweep_job(ctx: JobContext) -> dict:
             groups.setdefault(_model_key(all_params[i]), []).append(i)
         folder = ws.generated_dir / "sweeps" / str(sweep_id)
         made = len(done)
-        for key, indexes in groups.items():
+        for indexes in groups.values():
             for start in range(0, len(indexes), request["batch_size"]):
                 ctx.check_cancelled()
                 part = indexes[start: start + request["batch_size"]]
                 ctx.progress(step=made, total=len(all_params),
                              message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
-                try:
-                    engine, precision = _inference(all_params[part[0]])
-                    gen.ready(key[0], key[1], precision, engine)
+                try:  # batch() readies the model for the group's key: model, adapters, engine, precision
                     results = gen.batch([all_params[i] for i in part], request["batch_size"])
                 except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
                     for i in part:

@@ -5,27 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.errors import UserError
+from studio.inference import inference_options
 from studio.jobs import JobContext
 from workers.handlers.tokens import user_errors
 
 SAMPLING_KEYS = ("semantic_temperature", "coarse_temperature", "fine_temperature", "min_eos_p", "top_k", "top_p",
                  "semantic_max_new_tokens")
-ENGINES = ("fast", "reference")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-# What a stored generation without engine/precision keys was made with (before the fast engine).
-LEGACY_ENGINE, LEGACY_PRECISION = "reference", "fp32"
-
-
-def inference_options(p: dict) -> tuple[str, str]:
-    """The job's `engine` (fast: models.fast_generation; reference: the model core's own loop;
-    default fast) and `precision` (auto, bf16, fp16, fp32; default auto), checked."""
-    engine = p.get("engine") or "fast"
-    if engine not in ENGINES:
-        raise UserError(f"engine {engine!r}: use {' or '.join(ENGINES)}")
-    precision = p.get("precision") or "auto"
-    if precision not in PRECISIONS:
-        raise UserError(f"precision {precision!r}: use {', '.join(PRECISIONS)}")
-    return engine, precision
 
 
 def resolve(precision: str, device) -> str:
