@@ -203,7 +203,7 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.command("sweep")
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
 @click.option("--experiment", help="Experiment (id or name): its prompts and arms are used.")
-@click.option("--model", default=None, help="Bark model: tiny, small, large, a hub id or folder (default tiny).")
+@click.option("--model", default=None, help="Bark model: small, large, a hub id or folder (default small; tiny = random test weights).")
 @click.option("--voice", help="Voice prompt (.npz) for every output.")
 @click.option("--adapter", help="Adapter folder whose scale `--axis adapter_scale=...` sweeps.")
 @click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,...: semantic_temperature, coarse_temperature, "

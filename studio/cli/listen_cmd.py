@@ -50,7 +50,7 @@ def listen() -> None:
               help="Real recordings as a hidden reference, shown blind like any system.")
 @click.option("--generated", "generated", multiple=True, metavar="NAME=JSON",
               help='A system the model core generates for --prompt texts, e.g. '
-                   '\'prompt={"model": "tiny", "voice": "alice"}\' (the generate job\'s parameters).')
+                   '\'prompt={"model": "small", "voice": "alice"}\' (the generate job\'s parameters).')
 @click.option("--prompt", "prompts", multiple=True, help="A text to generate (one item each). Repeat.")
 @click.option("--generation-seed", default=0, show_default=True, type=int, help="Seed of every generated stimulus.")
 @click.option("--type", "test_type", type=click.Choice(["ab", "mos"]), default="ab", show_default=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from models.asr import RANDOM_PRESET
 from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
@@ -22,7 +23,10 @@ TITLE = "Dataset"
 CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint"]
 HISTORY_COLUMNS = ["#", "when", "by", "before", "after", "undone"]
 UPLOAD_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".zip", ".csv", ".tsv", ".txt", ".lab", ".list"]
-WHISPER_SIZES = ["tiny", "whisper-tiny", "base", "small", "medium", "large-v3", "turbo"]
+# OpenAI's real Whisper sizes, then the random-weight one, labelled as the test model it is.
+WHISPER_SIZES = [(s, s) for s in ("tiny", "base", "small", "medium", "large-v3", "turbo")] + [
+    (f"{RANDOM_PRESET} (test model: random weights, transcribes nothing)", RANDOM_PRESET)]
+DEFAULT_WHISPER = "base"
 _SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 # Palette: (label, js action). Tags insert at the caret; ♪ wraps the selection (a sung line);
@@ -229,7 +233,7 @@ def build(ws: Workspace) -> None:
 
     with gr.Accordion("Transcribe and prepare (jobs)", open=False):
         with gr.Row():
-            model_size = gr.Dropdown(WHISPER_SIZES, value="base", label="Whisper size ('tiny' = offline random test preset)",
+            model_size = gr.Dropdown(WHISPER_SIZES, value=DEFAULT_WHISPER, label="Whisper size",
                                      elem_id="ds-whisper-size")
             redo = gr.Checkbox(label="Redo clips already transcribed")
             transcribe_btn = gr.Button("Transcribe", elem_id="ds-transcribe")

@@ -13,7 +13,7 @@ import gradio as gr
 
 from studio import voices as V
 from studio.errors import UserError
-from studio.inference import PRECISIONS, stored_inference
+from studio.inference import DEFAULT_MODEL, PRECISIONS, stored_inference
 from studio.training_presets import BASE_MODELS
 from studio.ui import job_view
 from studio.workspace import Workspace
@@ -52,7 +52,7 @@ def generate_params(ws: Workspace, text: str, model: str, voice: str | None, ada
     for name, scale in adapters:
         if name:
             mix.append({"name": name, "path": str(training.adapter_folder(ws, name)), "scale": float(scale)})
-    params = {"text": text.strip(), "model": model or "tiny", "seed": int(seed or 0), "variants": int(variants or 1),
+    params = {"text": text.strip(), "model": model or DEFAULT_MODEL, "seed": int(seed or 0), "variants": int(variants or 1),
               "adapters": mix, "engine": engine or "fast", "precision": precision or "auto",
               **{k: v for k, v in sampling.items() if v not in (None, "")}}
     if voice and voice != NO_VOICE:
@@ -142,7 +142,7 @@ def build(ws: Workspace) -> None:
             with gr.Row(elem_id="gen-markers"):
                 marker_btns = [gr.Button(m, size="sm", min_width=40) for m in MARKERS]
             with gr.Row():
-                model = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=BASE_MODELS[0][1],
+                model = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=DEFAULT_MODEL,
                                     allow_custom_value=True, elem_id="gen-model")
                 voice = gr.Dropdown(label="Voice", choices=voice_choices(ws), value=NO_VOICE, elem_id="gen-voice")
             gr.Markdown("Adapters: one, or a weighted mix (scale 1 = as trained, 0 = off, negative = away from it).")

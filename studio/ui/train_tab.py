@@ -11,6 +11,7 @@ import gradio as gr
 
 from studio import jobs, train_cost
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 from studio.training_presets import (ADVANCED, BASE_MODELS, EVAL_SEED, EVAL_SENTENCES, PRESET_LABELS, PRESETS,
                                      STAGES)
 from studio.ui import job_view
@@ -126,7 +127,7 @@ def render_eval_audio(ws: Workspace, checkpoint_id) -> int:
     ck = _checkpoint(ws, checkpoint_id)
     adapter = ws.inside(ck["path"]) / "adapter"
     with ws.db.read() as s:
-        model = (s.get(jobs.Job, ck["job_id"]).params or {}).get("model") or "tiny"
+        model = (s.get(jobs.Job, ck["job_id"]).params or {}).get("model") or DEFAULT_MODEL
     try:
         return submit(ws, "generate", {"texts": list(EVAL_SENTENCES), "seed": EVAL_SEED, "model": model,
                                        "adapters": [{"name": f"job {ck['job_id']} step {ck['step']}",
@@ -158,7 +159,7 @@ def build(ws: Workspace) -> None:
         with gr.Column(scale=2):
             dataset = gr.Dropdown(label="Dataset", choices=dataset_choices(ws), value=None, elem_id="train-dataset")
             dataset_md = gr.Markdown(elem_id="train-dataset-report")
-            base = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=BASE_MODELS[0][1], allow_custom_value=True,
+            base = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=DEFAULT_MODEL, allow_custom_value=True,
                                info="A preset, a hub id or a local folder. `tiny` is a random test model, never a voice.",
                                elem_id="train-base")
             stages = gr.CheckboxGroup(label="Stages", choices=list(STAGES), value=list(STAGES),

@@ -8,6 +8,7 @@ import numpy as np
 
 from studio import voices as V
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 from studio.training_presets import BASE_MODELS
 from studio.ui import job_view
 from studio.workspace import Workspace
@@ -85,7 +86,7 @@ def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -
 
     try:
         V.check_name(name)
-        params = {"name": name.strip(), "clip": source_path(ws, clip, upload), "model": model or "tiny"}
+        params = {"name": name.strip(), "clip": source_path(ws, clip, upload), "model": model or DEFAULT_MODEL}
         if start not in (None, ""):
             params["start"] = float(start)
         if end not in (None, "", 0):
@@ -126,7 +127,7 @@ def build(ws: Workspace) -> None:
             preview_btn = gr.Button("Listen to the span", elem_id="voices-preview")
             preview = gr.Audio(label="Span", interactive=False, elem_id="voices-preview-audio")
             name = gr.Textbox(label="Voice name", elem_id="voices-name")
-            model = gr.Dropdown(label="Token models", choices=BASE_MODELS, value=BASE_MODELS[0][1],
+            model = gr.Dropdown(label="Token models", choices=BASE_MODELS, value=DEFAULT_MODEL,
                                 info="Use the model family you will generate with.", elem_id="voices-model")
             make_btn = gr.Button("Make voice", variant="primary", elem_id="voices-make")
             status = gr.Markdown(elem_id="voices-status")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.errors import UserError
-from studio.inference import inference_options
+from studio.inference import DEFAULT_MODEL, inference_options
 from studio.jobs import JobContext
 from workers.handlers.tokens import user_errors
 
@@ -44,7 +44,7 @@ def _write_wav(path: Path, audio, sample_rate: int) -> None:
 
 
 def generate_job(ctx: JobContext) -> dict:
-    """params: texts (list) or text; model (default tiny); voice (name); adapters
+    """params: texts (list) or text; model (default small); voice (name); adapters
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
     any of SAMPLING_KEYS; batch_size; engine (fast | reference, default fast); precision
     (auto | bf16 | fp16 | fp32, default auto); device. Resumable: outputs already written are kept.
@@ -56,7 +56,7 @@ def generate_job(ctx: JobContext) -> dict:
     texts = p.get("texts") or ([p["text"]] if p.get("text") else [])
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise UserError("generate needs non-empty text")
-    model = p.get("model") or "tiny"
+    model = p.get("model") or DEFAULT_MODEL
     seed = int(p.get("seed") or 0)
     variants = int(p.get("variants") or 1)
     if variants < 1:
@@ -124,7 +124,7 @@ def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
 
 def voice_job(ctx: JobContext) -> dict:
     """params: name, clip (path or clip id), start, end (seconds; default the whole clip, first 12 s),
-    model (token models; default tiny)."""
+    model (token models; default small)."""
     import soundfile as sf
 
     from studio import voices as V
@@ -132,7 +132,7 @@ def voice_job(ctx: JobContext) -> dict:
     ws = ctx.workspace
     p = ctx.params
     name = V.check_name(p.get("name", ""))
-    model = p.get("model") or "tiny"
+    model = p.get("model") or DEFAULT_MODEL
     with ws.db.read() as s:
         if s.query(V.Voice).filter(V.Voice.name == name).first() is not None:
             raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio import training as T
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 from studio.jobs import JobCancelled, JobContext
 from workers.handlers.tokens import user_errors
 
@@ -94,7 +95,7 @@ def reconcile_checkpoints(ws, job_id: int, run: Path) -> None:
 
 
 def train_job(ctx: JobContext) -> dict:
-    """params: dataset, model (tiny|small|large|hub id), stages ("semantic,coarse,fine" or a list),
+    """params: dataset, model (small|large|hub id|tiny; default small), stages ("semantic,coarse,fine" or a list),
     method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS,
     resume_from (a checkpoint path inside the workspace)."""
     from studio.datasets.api import dataset_hash
@@ -104,7 +105,7 @@ def train_job(ctx: JobContext) -> dict:
     dataset = p.get("dataset")
     if not dataset:
         raise UserError("train needs a dataset name")
-    model = p.get("model") or "tiny"
+    model = p.get("model") or DEFAULT_MODEL
     method = p.get("method") or ("full" if p.get("preset") == "full" else "lora")
     name = T.check_name(p.get("name") or f"{dataset}-{ctx.job_id}")
     with ws.db.read() as s:
