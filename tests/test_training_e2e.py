@@ -38,7 +38,7 @@ def _dataset(ws, awb_wav, slt_wav):
 
 
 def _generate(home, out, *adapter):
-    args = ["generate", "--text", "Hello there.", "--seed", "7", "--max-semantic-tokens", "24", "--out", str(out),
+    args = ["generate", "--text", "Hello there.", "--model", "tiny", "--seed", "7", "--max-semantic-tokens", "24", "--out", str(out),
             "--json"]
     for a in adapter:
         args += ["--adapter", a]
