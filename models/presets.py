@@ -9,38 +9,16 @@ from __future__ import annotations
 import copy
 import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from models import constants as C
+from models.catalog import PRESETS, TINY, Preset, preset_for  # noqa: F401 - the facts live in the catalog
+from models.catalog import looks_like_path as _looks_like_path
 from models.errors import MissingWeightsError, ModelInputError
 
-TINY = "tiny"
 TINY_SEED = 1234
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Everything one preset needs, by hub id (the `models download` prefetch list)."""
-    name: str
-    bark: str                        # Bark checkpoint (also holds the text tokenizer)
-    hubert: str                      # HuBERT base for semantic tokens from audio
-    quantizer_repo: str              # hub repo holding the 10k-cluster quantizer
-    quantizer_file: str              # file name inside it
-    codec: str                       # EnCodec 24 kHz (Bark's own codec_model is the same weights)
-
-
-PRESETS: dict[str, Preset] = {
-    TINY: Preset(TINY, TINY, TINY, TINY, TINY, TINY),
-    "small": Preset("small", "suno/bark-small", "facebook/hubert-base-ls960",
-                    "GitMylo/bark-voice-cloning", "quantifier_hubert_base_ls960_14.pth",
-                    "facebook/encodec_24khz"),
-    "large": Preset("large", "suno/bark", "facebook/hubert-base-ls960",
-                    "GitMylo/bark-voice-cloning", "quantifier_hubert_base_ls960_14.pth",
-                    "facebook/encodec_24khz"),
-}
 
 
 def resolve(name_or_path: str) -> str:
@@ -53,27 +31,8 @@ def resolve(name_or_path: str) -> str:
     return name
 
 
-def preset_for(name_or_path: str) -> Preset:
-    """The preset whose helper models (HuBERT, quantizer, codec) go with this Bark model.
-
-    Any model other than `tiny` uses the real English HuBERT + quantizer and EnCodec."""
-    name = str(name_or_path).strip()
-    if name in PRESETS:
-        return PRESETS[name]
-    for p in PRESETS.values():
-        if p.bark == name:
-            return p
-    base = PRESETS["small"]
-    return Preset(name, name, base.hubert, base.quantizer_repo, base.quantizer_file, base.codec)
-
-
 def is_tiny(name_or_path: str) -> bool:
     return str(name_or_path).strip() == TINY
-
-
-def _looks_like_path(name: str) -> bool:
-    """Hub ids are `owner/name`; anything else with a slash, or that exists on disk, is a folder."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
 
 
 # --- tiny -----------------------------------------------------------------------------------
