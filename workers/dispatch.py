@@ -1,6 +1,6 @@
-"""Starting, resuming and cancelling jobs: the one path the CLI and the UI use. Writes the row,
-then enqueues it; with `wait`, blocks until it ends, running it in this process when no worker
-is alive."""
+"""Starting, resuming and cancelling jobs: the one path the CLI and the UI use. Checks that the
+weights the job will load are local (studio.weights), writes the row, then enqueues it; with
+`wait`, blocks until it ends, running it in this process when no worker is alive."""
 from __future__ import annotations
 
 import time
@@ -8,6 +8,8 @@ import time
 from sqlalchemy import update
 
 from studio import jobs
+from studio.errors import UserError
+from studio.weights import missing_weights
 from studio.workspace import Workspace
 from workers.queue import enqueue, revoke
 
@@ -17,6 +19,9 @@ def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: in
     from workers.handlers import handler_for
 
     handler_for(kind)  # an unknown kind fails here, before a row is written
+    missing = missing_weights(kind, params)  # so does a real model whose weights are not local
+    if missing:
+        raise UserError(missing)
     job_id = jobs.create_job(ws.db, kind, params, priority=priority)
     if wait and not jobs.live_workers(ws.db):
         from workers.runner import execute
