@@ -8,7 +8,7 @@ import click
 
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
-from studio.inference import ENGINES, PRECISIONS
+from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -203,7 +203,8 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.command("sweep")
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
 @click.option("--experiment", help="Experiment (id or name): its prompts and arms are used.")
-@click.option("--model", default=None, help="Bark model: small, large, a hub id or folder (default small; tiny = random test weights).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Bark model: small, large, a hub id or folder (tiny = random test weights).")
 @click.option("--voice", help="Voice prompt (.npz) for every output.")
 @click.option("--adapter", help="Adapter folder whose scale `--axis adapter_scale=...` sweeps.")
 @click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,...: semantic_temperature, coarse_temperature, "
