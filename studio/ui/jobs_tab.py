@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import jobs
 from studio.errors import UserError
-from studio.ui import job_view
+from studio.ui import job_view, models_panel
 from studio.workspace import Workspace
 
 TITLE = "Jobs"
@@ -66,6 +66,7 @@ def build(ws: Workspace) -> None:
     timer = gr.Timer(2.0)
     timer.tick(lambda: rows(ws), outputs=table)
     timer.tick(show, inputs=job_id, outputs=[summary, trace, log_tail])
+    models_panel.build()  # every preset: present or missing, size, where
 
 
 if __name__ == "__main__":
