@@ -15,7 +15,7 @@ from studio import voices as V
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, PRECISIONS, stored_inference
 from studio.training_presets import BASE_MODELS
-from studio.ui import job_view
+from studio.ui import builtin_voices, job_view
 from studio.workspace import Workspace
 
 TITLE = "Generate"
@@ -30,8 +30,10 @@ ENGINES = [("Fast (batched, KV cache)", "fast"), ("Reference (model core loop)",
 
 # Domain calls -------------------------------------------------------------------------------------
 
-def voice_choices(ws: Workspace) -> list[str]:
-    return [NO_VOICE] + [v["name"] for v in V.list_voices(ws)]
+def voice_choices(ws: Workspace, model: str | None = None) -> list[tuple[str, str]]:
+    """(label, voice): no voice, the user's saved voices, then the model's downloaded built-in voices."""
+    own = [NO_VOICE] + [v["name"] for v in V.list_voices(ws)]
+    return [(name, name) for name in own] + builtin_voices.choices(model)
 
 
 def adapter_choices(ws: Workspace) -> list[str]:
@@ -144,7 +146,8 @@ def build(ws: Workspace) -> None:
             with gr.Row():
                 model = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=DEFAULT_MODEL,
                                     allow_custom_value=True, elem_id="gen-model")
-                voice = gr.Dropdown(label="Voice", choices=voice_choices(ws), value=NO_VOICE, elem_id="gen-voice")
+                voice = gr.Dropdown(label="Voice", choices=voice_choices(ws, DEFAULT_MODEL), value=NO_VOICE,
+                                    elem_id="gen-voice")
             gr.Markdown("Adapters: one, or a weighted mix (scale 1 = as trained, 0 = off, negative = away from it).")
             adapter_inputs = []
             for i in range(ADAPTER_SLOTS):
@@ -199,7 +202,7 @@ def build(ws: Workspace) -> None:
 
     for btn, marker in zip(marker_btns, MARKERS):
         btn.click(lambda t, m=marker: f"{(t or '').rstrip()} {m} ".lstrip(), inputs=text, outputs=text)
-    voice.focus(lambda: gr.update(choices=voice_choices(ws)), outputs=voice)
+    voice.focus(lambda m: gr.update(choices=voice_choices(ws, m)), inputs=model, outputs=voice)
     for name in adapter_inputs[::2]:
         name.focus(lambda: gr.update(choices=adapter_choices(ws)), outputs=name)
 
