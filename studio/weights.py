@@ -35,10 +35,11 @@ def _needs(kind: str, p: dict) -> tuple[list[tuple[str, tuple[str, ...]]], list[
             generation(p)
         else:
             bark.append((_bark(p), catalog.JOB_NEEDS[kind]))
-    elif kind == "sweep":
-        generation(p)
-        for arm in p.get("arms") or []:
-            generation({"model": arm.get("model") or p.get("model"), "voice": arm.get("voice")})
+    elif kind == "sweep":  # an arm's model and voice replace the sweep's own (studio.experiments.grid)
+        swept_arms = (p.get("axes") or {}).get("arm") or []
+        arms = [a for a in p.get("arms") or [] if a.get("name") in swept_arms]
+        for arm in arms or [{}]:
+            generation({"model": arm.get("model") or p.get("model"), "voice": arm.get("voice") or p.get("voice")})
         whisper.append(p.get("asr") or "")
     elif kind == "eval":
         whisper.append(p.get("asr") or "")

@@ -67,6 +67,8 @@ def test_the_test_model_and_present_weights_pass_the_check(empty_cache, tmp_path
     root.mkdir()
     (root / "base.pt").write_bytes(b"weights")
     assert missing_weights("transcribe", {"dataset": "d", "model_size": "base"}) is None
-    # a sweep checks each arm's model too
-    line = missing_weights("sweep", {"model": "tiny", "arms": [{"name": "a", "model": "large"}]})
+    # a sweep over an experiment's arms checks the arms' models, which replace the sweep's own
+    arms = [{"name": "a", "model": "tiny"}, {"name": "b", "model": "large"}]
+    line = missing_weights("sweep", {"model": "small", "arms": arms, "axes": {"arm": ["a", "b"]}})
     assert line and "suno/bark" in line and "download large" in line
+    assert missing_weights("sweep", {"model": "small", "arms": arms, "axes": {"arm": ["a"]}}) is None
