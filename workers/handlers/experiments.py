@@ -230,8 +230,12 @@ def sweep_job(ctx: JobContext) -> dict:
     if len(request.get("real_audio") or []) != len(request.get("real_texts") or []):
         raise UserError("give one text per real recording (real_audio and real_texts differ in length)")
     points = grid.points(request)
-    device = request.get("device") or "cpu"
+    from models.attention import resolve_device
     from workers.handlers.generate import resolve
+    from workers.handlers.tokens import user_errors
+
+    with user_errors():
+        device = resolve_device(request.get("device"))  # auto: the worker's GPU when there is one
 
     precision = resolve(request["precision"], device)  # stored resolved: reruns match
     all_params = [{**grid.generation_params(request, pt), "precision": precision} for pt in points]
