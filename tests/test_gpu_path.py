@@ -142,3 +142,18 @@ def test_devices_resolve_to_what_is_there_with_clear_errors():
         assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(ModelInputError, match="torch sees no CUDA GPU"):
             resolve_device("cuda:1")
+
+
+# --- make gpu-check ---------------------------------------------------------------------------
+
+def test_gpu_check_refuses_in_one_line_without_cuda():
+    """An empty CUDA_VISIBLE_DEVICES hides every card, so this holds on GPU machines too."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ngpu-check:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/gpu_check.py" in recipe and "gpu-check" in makefile.split(".PHONY:", 1)[1].splitlines()[0]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "scripts/gpu_check.py"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode != 0
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1 and "no CUDA GPU" in lines[0], lines

@@ -245,7 +245,7 @@ def sweep_job(ctx: JobContext) -> dict:
         done = sweeps.done_indexes(ws, sweep_id)
         todo = [i for i in range(len(all_params)) if i not in done]
         ctx.log(f"sweep {sweep_id}: {len(all_params)} outputs over {', '.join(grid.swept(request)) or 'no axis'}; "
-                f"{len(done)} already made")
+                f"{len(done)} already made; generating on {device} ({precision})")
         ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
         suite = _suite(request)
         gen = _Generator(ws.root, device)

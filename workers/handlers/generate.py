@@ -85,6 +85,7 @@ def generate_job(ctx: JobContext) -> dict:
         if adapters:
             A.apply_adapters(bark, [(a["path"], float(a.get("scale", 1.0))) for a in adapters], base_model=model)
         precision = prepare_model(bark, engine, precision, device)
+    ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
     params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
     batch = int(p.get("batch_size") or 4)
     rows = []
