@@ -200,16 +200,18 @@ def lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
     return f
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
+    """CPU, Python and, when training on a GPU, that card's RNG state (dropout there draws from the
+    card's own generator). Only the training card: asking every visible card would start CUDA on each."""
     return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
             "python": random.getstate()}
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"][0], device)
     if state.get("python") is not None:
         random.setstate(state["python"])
 
@@ -274,9 +276,9 @@ class TrainingRecipe:
     # setup -------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if cfg.device == "auto" else cfg.device))
-        from models.attention import autocast, make_grad_scaler, resolve_precision, set_attention
+        from models.attention import autocast, make_grad_scaler, resolve_device, resolve_precision, set_attention
+
+        self.device = resolve_device(cfg.device)
 
         self.precision = resolve_precision(cfg.precision, self.device)
         self._autocast = lambda: autocast(self.device, self.precision)
@@ -479,7 +481,7 @@ class TrainingRecipe:
                           folder / "trainable.safetensors")
             torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                         "scaler": self.scaler.state_dict()}, folder / "optimizer.pt")
-            torch.save(rng_state(), folder / "rng.pt")
+            torch.save(rng_state(self.device), folder / "rng.pt")
             A.write_adapter(self.bark, folder / "adapter", manifest)
 
         state = {"config": cfg.to_dict(), "max_steps": self.max_steps,
@@ -523,7 +525,9 @@ class TrainingRecipe:
                     prefix = STAGE_ATTRS[stage]
                     for n, t in load_file(str(folder / "adapter" / stage / A.FULL_WEIGHTS)).items():
                         weights[f"{prefix}.{n}"] = t
-            opt = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
+            # on the CPU, as a fresh optimizer keeps its step counts: load_state_dict moves the
+            # moments to their parameters' device and leaves `step` where it is
+            opt = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
             rng = torch.load(folder / "rng.pt", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many kinds
             raise ckpt.CheckpointError(f"checkpoint {str(folder)!r} cannot be read: {exc}") from exc
@@ -540,7 +544,7 @@ class TrainingRecipe:
         self.optimizer.load_state_dict(opt["optimizer"])
         self.scheduler.load_state_dict(opt["scheduler"])
         self.scaler.load_state_dict(opt["scaler"])
-        set_rng_state(rng)
+        set_rng_state(rng, self.device)
         for s, smp in self.samplers.items():
             smp.load(state["samplers"][s])
         self.step = int(state["step"])

@@ -16,20 +16,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from studio.limits import max_upload_bytes
 from studio.workspace import Workspace
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-MAX_UPLOAD_BYTES_ENV = "BARK_STUDIO_MAX_UPLOAD_MB"
-DEFAULT_MAX_UPLOAD_MB = 500
 
 # Modules that add routes to the app before the studio is mounted (each defines `install(app, ws)`).
 ROUTE_MODULES: list[str] = [
     "studio.listening.web",  # rater pages: outside the owner login, addressed by random tokens
+    "studio.login_links",  # the owner's one-time login links
 ]
-
-
-def max_upload_bytes() -> int:
-    return int(float(os.environ.get(MAX_UPLOAD_BYTES_ENV, DEFAULT_MAX_UPLOAD_MB)) * 1024 * 1024)
 
 
 def create_app(ws: Workspace, auth=None) -> FastAPI:
@@ -42,13 +38,13 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
     if auth is None:
         auth = security.OwnerAuth(security.owner_password(ws)[0])
     app = FastAPI(title="Bark Studio", docs_url=None, redoc_url=None, openapi_url=None)
-    security.install(app)  # deny-all CORS, rate-limited owner login
+    security.install(app)  # body limits, the owner gate, rate-limited login, deny-all CORS
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for name in ROUTE_MODULES:
         importlib.import_module(name).install(app, ws)
     blocks = build_studio(ws)
-    return gr.mount_gradio_app(
+    gr.mount_gradio_app(
         app, blocks, path="/",
         auth=auth,
         max_file_size=max_upload_bytes(),
@@ -56,9 +52,16 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
         blocked_paths=[str(ws.db_path), str(ws.queue_path), str(ws.checkpoints_dir),
                        str(ws.adapters_dir), str(ws.tokens_dir), str(ws.models_dir)],
         ssr_mode=False,  # SSR had a forged-Host auth bypass (6.27-6.31); the studio needs none
-        show_error=True,  # shows gr.Error messages; handlers never raise raw tracebacks to users
+        show_error=False,  # gr.Error messages still show; other errors (paths, SQL) stay in the log
         footer_links=[],
     )
+    # mount_gradio_app never marks the Blocks launched, and Gradio checks file paths sent as handler
+    # inputs (upload folder only, blocked_paths) only for a launched Blocks: without this any server
+    # file could be copied into Gradio's cache through a handler input.
+    blocks.has_launched = True
+    app.state.gradio_app = next(r.app for r in app.routes if getattr(r, "app", None) is not None
+                                and getattr(r.app, "get_blocks", None) is not None)
+    return app
 
 
 def start_embedded_worker(ws: Workspace, workers: int) -> subprocess.Popen:
@@ -87,6 +90,10 @@ def start_embedded_worker(ws: Workspace, workers: int) -> subprocess.Popen:
 def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedded_workers: int = 2, auth=None) -> None:
     import uvicorn
 
+    from studio import login_links
+    from studio.listening.sessions import PUBLIC_URL_ENV
+    from studio.security import trusted_proxies
+
     if embedded_workers:
         start_embedded_worker(ws, embedded_workers)
     print(f"Bark Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
@@ -97,4 +104,8 @@ def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedde
         shown = password if not source.startswith("$") else f"(from {source})"
         print(f"Owner login: user {OWNER_USER!r}, password {shown}" +
               (f"  (saved in {source})" if not source.startswith("$") else ""), flush=True)
-    uvicorn.run(create_app(ws, auth=auth), host=host, port=port, log_level="warning")
+        base = os.environ.get(PUBLIC_URL_ENV) or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        print(f"One-time owner login link (10 min): {login_links.link(base, login_links.issue(ws))}", flush=True)
+    proxies = trusted_proxies()  # X-Forwarded-For is believed from these peers only (default: none)
+    uvicorn.run(create_app(ws, auth=auth), host=host, port=port, log_level="warning",
+                proxy_headers=bool(proxies), forwarded_allow_ips=",".join(proxies) or "")

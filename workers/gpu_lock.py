@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Callable
 
 from huey.api import Huey
 
@@ -19,10 +20,52 @@ from studio.db import Database
 GPU_ENV = "BARK_STUDIO_GPU"  # which GPU this worker drives (one `bark-studio worker` per GPU)
 
 
+VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
+
+
 def gpu_name() -> str:
     """host:gpu, e.g. 'box1:0'. The GPU index comes from BARK_STUDIO_GPU, else the first visible device."""
-    gpu = os.environ.get(GPU_ENV) or (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
+    gpu = os.environ.get(GPU_ENV) or (os.environ.get(VISIBLE_ENV) or "0").split(",")[0].strip() or "0"
     return f"{socket.gethostname()}:{gpu}"
+
+
+def visible_devices_for(gpu: str | None, visible: str | None, count: Callable[[], int]) -> str | None:
+    """The CUDA_VISIBLE_DEVICES that leaves only the card BARK_STUDIO_GPU names (`gpu`, an index
+    among the cards this process may use), so that a job's "cuda" (cuda:0) is that card; None to
+    leave the environment as it is. `visible` is the current CUDA_VISIBLE_DEVICES; `count()` the
+    number of cards this process sees (asked only when `visible` is unset).
+
+    One visible card is left alone whatever its number: a container started with one GPU, or a
+    scheduler that handed out one, already chose it. Raises ValueError when `gpu` is not a card
+    this process can see."""
+    if gpu is None or not gpu.strip():
+        return None
+    gpu = gpu.strip()
+    if not gpu.isdigit():
+        raise ValueError(f"{GPU_ENV}={gpu!r} is not a GPU index (0, 1, ...)")
+    index = int(gpu)
+    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible is not None else None
+    n = len(entries) if entries is not None else count()
+    if n <= 1:
+        return None
+    if index >= n:
+        raise ValueError(f"{GPU_ENV}={gpu}, but this process sees {n} GPUs (0..{n - 1})")
+    return entries[index] if entries is not None else str(index)
+
+
+def pin_job_gpu(env=os.environ) -> str | None:
+    """In a job's own process, before CUDA initialises: make the worker's GPU the only visible one.
+    Returns the CUDA_VISIBLE_DEVICES it set (None when it left the environment alone)."""
+
+    def count() -> int:
+        import torch  # counts through NVML: CUDA itself stays uninitialised, so the setting below holds
+
+        return torch.cuda.device_count()
+
+    value = visible_devices_for(env.get(GPU_ENV), env.get(VISIBLE_ENV), count)
+    if value is not None:
+        env[VISIBLE_ENV] = value
+    return value
 
 
 class GpuLock:

@@ -303,6 +303,9 @@ def build(ws: Workspace) -> None:
             raise gr.Error("pick or create a dataset first")
         if not files:
             raise gr.Error("choose files or zips to upload first")
+        from studio.ui.uploads import uploaded_files
+
+        files = uploaded_files(files)  # never a server path sent in place of an upload
         try:
             paths, staged_root = stage_uploads(ws, files)
             labels = {p: ("upload" if p.endswith("/upload") else Path(p).name) for p in paths}

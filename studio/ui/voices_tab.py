@@ -70,8 +70,8 @@ def span_audio(ws: Workspace, source: str, start, end):
         a = int(float(start or 0) * info.samplerate)
         b = int(float(end) * info.samplerate) if end not in (None, "", 0) else info.frames
         data, sr = sf.read(str(path), start=max(0, a), stop=min(info.frames, max(a + 1, b)), dtype="float32")
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise gr.Error(f"{path.name}: cannot read audio ({exc})") from None
+    except (OSError, RuntimeError, ValueError):
+        raise gr.Error(f"{path.name}: cannot read audio") from None  # the library's text names server paths
     if data.ndim > 1:
         data = data.mean(axis=1)
     return sr, np.asarray(data, dtype=np.float32)
@@ -182,15 +182,17 @@ def build(ws: Workspace) -> None:
 
     clip.focus(lambda: gr.update(choices=clip_choices(ws)), outputs=clip)
 
+    from studio.ui.uploads import uploaded_file
+
     def on_preview(c, u, a, b):
         if u:
-            return span_audio(ws, u, a, b)
+            return span_audio(ws, uploaded_file(u), a, b)
         if not c:
             raise gr.Error("choose a dataset clip or upload a recording")
         return span_audio(ws, c, a, b)
 
     preview_btn.click(on_preview, inputs=[clip, upload, start, end], outputs=preview)
-    make_btn.click(lambda n, c, u, a, b, m: make_voice(ws, n, c, u, a, b, m),
+    make_btn.click(lambda n, c, u, a, b, m: make_voice(ws, n, c, u and uploaded_file(u), a, b, m),
                    inputs=[name, clip, upload, start, end, model], outputs=job_state)
 
     def poll(job_id):

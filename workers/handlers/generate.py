@@ -47,7 +47,8 @@ def generate_job(ctx: JobContext) -> dict:
     """params: texts (list) or text; model (default small); voice (name); adapters
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
     any of SAMPLING_KEYS; batch_size; engine (fast | reference, default fast); precision
-    (auto | bf16 | fp16 | fp32, default auto); device. Resumable: outputs already written are kept.
+    (auto | bf16 | fp16 | fp32, default auto); device (default auto: the worker's GPU when there is
+    one, else the CPU). Resumable: outputs already written are kept.
     Each generation row stores the engine and the precision actually used."""
     from studio import voices as V
 
@@ -72,17 +73,19 @@ def generate_job(ctx: JobContext) -> dict:
 
     from models import adapters as A
     from models import presets, voice_prompt
+    from models.attention import resolve_device
     from models.generation import BarkStages, Request, Sampling, generate
 
     with user_errors():
         sampling = Sampling(**{k: p[k] for k in SAMPLING_KEYS if p.get(k) is not None})
         voice = voice_prompt.load(voice_file) if voice_file else None
-        device = p.get("device") or "cpu"
+        device = resolve_device(p.get("device"))
         bark = presets.load_bark(model, device=device)
         tokenizer = presets.load_text_tokenizer(model)
         if adapters:
             A.apply_adapters(bark, [(a["path"], float(a.get("scale", 1.0))) for a in adapters], base_model=model)
         precision = prepare_model(bark, engine, precision, device)
+    ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
     params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
     batch = int(p.get("batch_size") or 4)
     rows = []
