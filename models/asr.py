@@ -1,27 +1,31 @@
 """Whisper for transcription (dataset curation) and for WER (experiments).
 
-    model = load_model("base")                # openai-whisper by size name (downloads on first use)
-    model = load_model("tiny")                # random weights, a tiny Whisper shape, seeded: offline
+    model = load_model("base")                # OpenAI's checkpoint (`tiny`, `base`, ... `large-v3`, `turbo`)
+    model = load_model("test-random")         # random weights, a small Whisper shape, seeded: offline
     out = transcribe("clip.wav", model)       # {"text", "language", "words": [{word, start, end}]}
 
-`tiny` follows the studio's preset convention: random-init and Bark-shaped (here Whisper-shaped),
-for tests and offline trials. It exercises the real decoding and word-timestamp code paths and
-transcribes nothing meaningful. The real tiny checkpoint is `whisper-tiny`.
+Real sizes are OpenAI's names and load from the whisper download root (models.catalog.whisper_root)
+by path, through openai-whisper's public `load_model(path)`: its by-name loader insists on its URL
+and checksum. `test-random` is for tests and offline trials: it exercises the real decoding and
+word-timestamp code paths and transcribes nothing meaningful; no real size is called that.
 faster-whisper is an optional backend, used only when it is importable."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.catalog import WHISPER_FILES, whisper_file, whisper_root
+
 SAMPLE_RATE = 16_000
-RANDOM_PRESET = "tiny"
-# Names openai-whisper knows, plus `whisper-tiny` for the real tiny checkpoint.
-REAL_SIZES = ("whisper-tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-              "large-v1", "large-v2", "large-v3", "large", "turbo", "large-v3-turbo")
-MODEL_SIZES = (RANDOM_PRESET, *REAL_SIZES)
+RANDOM_PRESET = "test-random"
+# OpenAI's checkpoint names (openai-whisper's own list); `whisper-tiny` is an old alias of `tiny`.
+REAL_SIZES = tuple(WHISPER_FILES)
+ALIASES = {"whisper-tiny": "tiny"}
+MODEL_SIZES = (*REAL_SIZES, RANDOM_PRESET)
 
 
 class ASRUnavailable(RuntimeError):
@@ -71,26 +75,49 @@ def load_model(size: str = "base", *, device: str | None = None, download_root: 
     if size == RANDOM_PRESET:
         model = random_whisper(seed)
         return model.to(device) if device else model
-    if size not in REAL_SIZES:
+    name = ALIASES.get(size, size)
+    if name not in REAL_SIZES:
         raise ASRUnavailable(f"unknown Whisper size {size!r}; choose one of {', '.join(MODEL_SIZES)}")
-    name = "tiny" if size == "whisper-tiny" else size
     if backend == "faster-whisper":
         return _load_faster_whisper(name, device, download_root)
     if backend != "openai-whisper":
         raise ASRUnavailable(f"unknown ASR backend {backend!r}; use openai-whisper or faster-whisper")
     import whisper
 
-    root = str(download_root) if download_root else None
+    path = local_checkpoint(name, download_root)
     try:
-        model = whisper.load_model(name, device=device, download_root=root)
-    except (OSError, RuntimeError) as exc:  # URLError is an OSError: no network and no cached file
-        where = root or os.path.join(os.path.expanduser("~"), ".cache", "whisper")
-        raise ASRUnavailable(f"Whisper {name!r} weights are not in {where} and could not be downloaded "
-                             f"({type(exc).__name__}: {exc}); fetch them on a machine with internet, "
-                             f"or use the offline test preset 'tiny'") from exc
-    model.name = size
+        if path is not None:
+            model = whisper.load_model(str(path), device=device or "cpu")
+            # By path, openai-whisper cannot know the size: give word timing its alignment heads.
+            model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
+        elif _offline():
+            raise ASRUnavailable(f"Whisper {name!r} is not downloaded ({WHISPER_FILES[name][0]} is not in "
+                                 f"{whisper_root()}); run `bark-studio models download small` on a machine "
+                                 f"with internet, or name the offline test model {RANDOM_PRESET!r}")
+        else:
+            model = whisper.load_model(name, device=device or "cpu", download_root=str(whisper_root()))
+    except (OSError, RuntimeError, KeyError) as exc:  # URLError is an OSError: no network, no file
+        raise ASRUnavailable(f"Whisper {name!r} could not load from {path or whisper_root()} "
+                             f"({type(exc).__name__}: {exc})".splitlines()[0]) from exc
+    model.name = name
     model.backend = "openai-whisper"
     return model
+
+
+def local_checkpoint(size: str, download_root: str | os.PathLike | None = None) -> Path | None:
+    """`<size>.pt` in `download_root` (a workspace's own copy) or the shared whisper root."""
+    name = ALIASES.get(size, size)
+    if name not in WHISPER_FILES:
+        return None
+    if download_root:
+        path = Path(download_root) / WHISPER_FILES[name][0]
+        if path.is_file():
+            return path
+    return whisper_file(name)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _load_faster_whisper(name: str, device: str | None, download_root) -> Any:
@@ -132,7 +159,10 @@ def transcribe(audio_16k_or_path: np.ndarray | str | os.PathLike, model, *, lang
     import torch
     import whisper
 
-    extra = getattr(model, "decode_overrides", None) or {}
+    extra = dict(getattr(model, "decode_overrides", None) or {})
+    # A guard against Whisper's repetition loops (noise, music, an untrained checkpoint): no window
+    # may decode more tokens than fast speech in that much audio needs (~8 a second, plus room).
+    extra.setdefault("sample_len", min(model.dims.n_text_ctx // 2, 24 + 8 * math.ceil(len(audio) / SAMPLE_RATE)))
     with torch.inference_mode():
         out = whisper.transcribe(model, audio, language=language, word_timestamps=word_timestamps,
                                  temperature=temperature, condition_on_previous_text=False,

@@ -80,7 +80,7 @@ PROMPT_PARTS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 MB = 1_000_000
 # Sizes as the hub lists them (bytes, approximate).
 _BARK_BYTES = {"suno/bark-small": 1_680 * MB + 4 * MB, "suno/bark": 4_490 * MB + 4 * MB}
-_VOICES_BYTES = 13 * MB          # ~780 small .npy prompt files + the 61 kB index
+_VOICES_BYTES = 11 * MB          # 783 small .npy prompt files (261 voices) + the 61 kB index
 _HUBERT_BYTES = 378 * MB
 _QUANTIZER_BYTES = 104 * MB      # 2-layer LSTM 768->1024 + Linear 1024->10000, fp32
 _CODEC_BYTES = 93 * MB
@@ -170,7 +170,14 @@ def _voice_files(repo: str) -> list[str] | None:
     index = voice_index(repo)
     if index is None:
         return None
-    return [path for entry in index.values() for path in entry.values()]
+    return [entry[k] for entry in index.values() for k in PROMPT_PARTS]
+
+
+def voices_folder(repo: str) -> Path | None:
+    """The snapshot folder holding the repo's cached speaker index: prompt paths are relative to it
+    (one hub-cache lookup instead of one per prompt file)."""
+    index = cached_file(repo, VOICES_INDEX)
+    return None if index is None else index.parent
 
 
 def voice_index(repo: str) -> dict[str, dict[str, str]] | None:
@@ -191,9 +198,9 @@ def builtin_voices(model: str = "small") -> list[str]:
     p = preset_for(model)
     if p.bark == TINY or looks_like_path(p.bark):
         return []
-    index = voice_index(p.bark) or {}
+    index, folder = voice_index(p.bark) or {}, voices_folder(p.bark)
     return sorted(name for name, entry in index.items()
-                  if all(cached_file(p.bark, entry[k]) is not None for k in PROMPT_PARTS))
+                  if all((folder / entry[k]).is_file() for k in PROMPT_PARTS))
 
 
 def is_builtin_voice_name(name: str) -> bool:
@@ -219,10 +226,9 @@ def component_state(c: Component) -> dict:
             hit = next((p for p in (cached_file(c.repo, f) for f in alternatives) if p is not None), None)
             (found.append(hit) if hit else missing.append(alternatives[0]))
         if c.key == "voices" and not missing:
-            files = _voice_files(c.repo) or []
-            hits = [cached_file(c.repo, f) for f in files]
-            found += [p for p in hits if p is not None]
-            absent = [f for f, p in zip(files, hits) if p is None]
+            files, folder = _voice_files(c.repo) or [], voices_folder(c.repo)
+            found += [folder / f for f in files if (folder / f).is_file()]
+            absent = [f for f in files if not (folder / f).is_file()]
             if absent:
                 missing.append(f"{len(absent)} of {len(files)} prompt files")
     return {"key": c.key, "label": c.label, "repo": c.repo, "present": not missing, "missing": missing,

@@ -8,7 +8,6 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from models.asr import RANDOM_PRESET as RANDOM_WHISPER  # the random-weight Whisper, offline
 from studio import jobs
 from studio.datasets import store
 from studio.cli import main
@@ -84,14 +83,14 @@ def test_uploads_import_and_transcription_run_in_the_worker(ws, consumer, awb_wa
     assert "corrupt or unreadable OGG" in job["result"]["errors"][0]["error"]
     assert not staged.exists()  # the staged upload is removed once imported
 
-    done = _json(cli("dataset", "transcribe", "jobs", "--wait", "--model-size", RANDOM_WHISPER, "--json", home=ws.root))
+    done = _json(cli("dataset", "transcribe", "jobs", "--wait", "--model-size", "test-random", "--json", home=ws.root))
     assert done["status"] == "succeeded" and done["worker_id"] != "inline" and done["result"]["transcribed"] == 2
     clips = store.list_clips(ws.db, "jobs")
     assert all(c["transcript_source"] == "machine" and c["text"] and c["has_words"] for c in clips)
     words = store.get_clip(ws.db, clips[0]["id"])["words"]
     assert all(0 <= w["start"] <= w["end"] <= clips[0]["duration"] + 0.5 for w in words)
     # a second run skips clips that already have ASR text
-    again = submit(ws, "transcribe", {"dataset": "jobs", "model_size": RANDOM_WHISPER}, wait=True, poll=0.2)
+    again = submit(ws, "transcribe", {"dataset": "jobs", "model_size": "test-random"}, wait=True, poll=0.2)
     assert again["result"]["transcribed"] == 0
 
     prep = submit(ws, "prepare", {"dataset": "jobs", "settings": {"min_snr_db": 0}}, wait=True, poll=0.2)

@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from models.asr import RANDOM_PRESET as RANDOM_WHISPER  # the random-weight Whisper, offline
 from tests.conftest import cli
 
 
@@ -91,13 +90,13 @@ def test_f0_correlates_with_itself_and_less_with_a_shifted_or_bent_copy(clips, a
 
 @pytest.mark.slow
 def test_eval_job_reports_metrics_with_floors_and_names_the_asr(ws, clips, awb_wav, slt_wav):
-    """The real CLI: WER through the random-weight Whisper with the real recordings' WER as floor,
+    """The real CLI: WER through the random test Whisper with the real recordings' WER as floor,
     speaker similarity with its real-vs-real ceiling, prosody against same-text recordings."""
     awb_text = "And you always want to see it in the superlative degree."
     proc = cli("eval", str(clips / "awb_up300.wav"), "--text", awb_text,
                "--ref", str(clips / "awb_a.wav"), "--ref", str(clips / "awb_b.wav"), "--prosody-ref", str(awb_wav),
                "--real", str(awb_wav), "--real-text", awb_text,
-               "--asr", RANDOM_WHISPER, "--name", "fixture check", "--wait", "--json", home=ws.root)
+               "--asr", "test-random", "--name", "fixture check", "--wait", "--json", home=ws.root)
     out = json.loads(proc.stdout)
     assert out["job"]["status"] == "succeeded", out["job"]
     sweep = out["sweep"]

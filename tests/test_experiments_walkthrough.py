@@ -9,7 +9,6 @@ import subprocess
 
 import pytest
 
-from models.asr import RANDOM_PRESET as RANDOM_WHISPER  # the random-weight Whisper, offline
 from tests.conftest import cli
 from tests.listening_support import complete_rater
 
@@ -68,9 +67,9 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
     assert exp["arms"][0]["voice"] == "voices/awb-voice.npz"  # workspace-relative: a copied workspace works
     assert exp["arms"][1]["adapters"] == [{"path": "adapters/awb-lora", "scale": 1.0}]
 
-    # Sweep both arms over seeds, with speaker similarity and WER through the random-weight Whisper.
+    # Sweep both arms over seeds, with speaker similarity and WER through the random test Whisper.
     swept = job_json(ws, "sweep", "--experiment", "ft-vs-prompt", "--seeds", "0,1", "--max-new-semantic", "30",
-                     "--ref", str(awb_wav), "--asr", RANDOM_WHISPER, "--real", str(awb_wav), "--real-text", TEXT, "--wait")
+                     "--ref", str(awb_wav), "--asr", "test-random", "--real", str(awb_wav), "--real-text", TEXT, "--wait")
     assert swept["job"]["status"] == "succeeded", swept["job"]["error"]
     sweep = swept["sweep"]
     assert {(o["arm"], o["params"]["seed"]) for o in sweep["outputs"]} == \

@@ -57,7 +57,7 @@ def mean_wer(references: Sequence[str], hypotheses: Sequence[str]) -> dict:
 
 
 class WhisperASR:
-    """Whisper through models/asr.py; `tiny` is the random-weight preset (tests, offline trials)."""
+    """Whisper through models/asr.py; `test-random` is the random-weight test model (tests, offline trials)."""
 
     def __init__(self, size: str = "base", device: str | None = None):
         from models import asr
@@ -65,7 +65,7 @@ class WhisperASR:
         self._asr = asr
         self.model = asr.load_model(size, device=device)
         self.size = size
-        self.name = "whisper-tiny-random (random weights, test preset)" if size == asr.RANDOM_PRESET \
+        self.name = "whisper test-random (random weights, test model)" if size == asr.RANDOM_PRESET \
             else f"openai-whisper {size}"
 
     def transcribe(self, paths: Sequence[str | Path]) -> list[str]:

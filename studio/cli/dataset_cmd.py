@@ -211,8 +211,8 @@ def prepare(ctx, name, wait, as_json, no_vad, **settings):
 @click.argument("name")
 @click.option("--wait", is_flag=True, help="Block until done (runs the job here when no worker is alive).")
 @click.option("--model-size", default="base", show_default=True,
-              help="Whisper size (tiny.en, base, small, medium, large-v3, turbo, whisper-tiny); "
-                   "`tiny` is the offline random-weight test preset.")
+              help="OpenAI Whisper size (tiny, base, small, medium, large-v3, turbo, ...); "
+                   "`test-random` is the offline random-weight test model.")
 @click.option("--backend", type=click.Choice(["openai-whisper", "faster-whisper"]), default="openai-whisper", show_default=True)
 @click.option("--redo", is_flag=True, help="Also clips that already have ASR text.")
 @json_option

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from models.asr import RANDOM_PRESET as RANDOM_WHISPER
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
@@ -89,7 +88,7 @@ def _finish(ctx, job: dict, as_json: bool) -> None:
 @click.option("--prosody-ref", "prosody_refs", multiple=True, help="A same-text recording per clip (F0).")
 @click.option("--real", "real_audio", multiple=True, help="Real recording(s) for the WER floor.")
 @click.option("--real-text", "real_texts", multiple=True, help="Transcript of each --real recording.")
-@click.option("--asr", help=f"Whisper size for WER (base, small, ...; `{RANDOM_WHISPER}` = random weights, tests only).")
+@click.option("--asr", help="Whisper size for WER (base, small, ...; `test-random` = random weights, tests only).")
 @click.option("--encoder", default="resemblyzer", show_default=True, type=click.Choice(["resemblyzer", "wavlm"]))
 @click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
 @click.option("--arm", default="", help="The arm these clips belong to (outliers are judged per arm).")
@@ -219,7 +218,7 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.option("--ref", "references", multiple=True, help="Real clip(s) of the target speaker (similarity).")
 @click.option("--real", "real_audio", multiple=True, help="Real recording(s) for the WER floor (with --asr).")
 @click.option("--real-text", "real_texts", multiple=True, help="Transcript of each --real recording.")
-@click.option("--asr", help=f"Whisper size for WER (base, small, ...; `{RANDOM_WHISPER}` = random weights, tests only).")
+@click.option("--asr", help="Whisper size for WER (`test-random` = random weights, tests only).")
 @click.option("--f0", "f0_method", default="pyin", show_default=True, type=click.Choice(["pyin", "crepe"]))
 @click.option("--batch-size", default=4, show_default=True, type=int, help="Generations per batch.")
 @click.option("--max-new-semantic", type=int, help="Cap on semantic tokens per output (short trials).")

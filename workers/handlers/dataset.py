@@ -56,7 +56,7 @@ def prepare_job(ctx: JobContext) -> dict:
 
 
 def transcribe_job(ctx: JobContext) -> dict:
-    """params: dataset, model_size (default base; `tiny` is the offline random preset), backend,
+    """params: dataset, model_size (default base; `test-random` is the offline random test model), backend,
     redo (also clips that already have ASR text), clip_ids (only these)."""
     from models.asr import ASRUnavailable, load_model, transcribe
     from studio.audio.decode import AudioError, decode_file
