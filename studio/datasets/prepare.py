@@ -3,7 +3,7 @@
 Per clip: decode the original, apply its trim, find speech (silero at 16 kHz), cut 5-15 s
 segments on silences and word gaps, resample to 24 kHz (soxr HQ), bring each segment to the
 loudness target under the peak ceiling (or, with keep-dynamics, one gain for the whole set),
-measure WADA-SNR on its speech and its clipping, and keep or reject it. Every segment row records
+measure its SNR (speech regions against the clip's non-speech) and its clipping, and keep or reject it. Every segment row records
 its parent clip's hash, its cut times and (through its version) the settings."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from studio.audio import loudness
 from studio.audio.decode import AudioError, decode_file, wav_bytes
-from studio.audio.quality import clipping, speech_only, wada_snr
+from studio.audio.quality import clipping, speech_snr
 from studio.audio.resample import TARGET_RATE, resample
 from studio.audio.segment import plan_segments, speech_units
 from studio.audio.vad import VadSettings, speech_regions
@@ -39,7 +39,7 @@ DEFAULT_SETTINGS: dict = {
     "speech_pad_ms": 30,
     "min_segment_s": 5.0,
     "max_segment_s": 15.0,
-    "min_snr_db": 20.0,  # WADA-SNR on speech; segments below are kept on disk but not trained on
+    "min_snr_db": 20.0,  # speech over the VAD's non-speech (quality.speech_snr); below: kept on disk, not trained on
     "max_clipped_fraction": 0.001,
 }
 _NUMERIC = {k for k, v in DEFAULT_SETTINGS.items() if isinstance(v, float) or (isinstance(v, int) and not isinstance(v, bool))}
@@ -167,8 +167,7 @@ def _prepare_clip(ws: Workspace, clip_id: int, blob: str, parent_sha: str, t0: f
         seg = x24[int(round(a * TARGET_RATE)):int(round(b * TARGET_RATE))]
         if seg.size < int(0.4 * TARGET_RATE):
             continue  # a stray blip under BS.1770's 400 ms block
-        inside = [(max(s, a) - a, min(e, b) - a) for s, e in regions if e > a and s < b]
-        snr = wada_snr(speech_only(seg, TARGET_RATE, inside))
+        snr, _ = speech_snr(x24, TARGET_RATE, regions, span=(a, b))
         clip_facts = clipping(x[int(a * sr):int(b * sr)])
         if gain is None:
             out, facts = loudness.normalize(seg, TARGET_RATE, settings["target_lufs"], settings["peak_dbfs"])
