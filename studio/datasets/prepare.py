@@ -16,9 +16,9 @@ import numpy as np
 from sqlalchemy import func, select
 
 from studio.audio import loudness
-from studio.audio.decode import AudioError, decode_file, wav_bytes
-from studio.audio.quality import clipping, speech_snr
-from studio.audio.resample import TARGET_RATE, resample
+from studio.audio.decode import SILENCE_DBFS, AudioError, decode_mono, wav_bytes
+from studio.audio.quality import speech_snr
+from studio.audio.resample import TARGET_RATE, VAD_RATE
 from studio.audio.segment import plan_segments, speech_units
 from studio.audio.vad import VadSettings, speech_regions
 from studio.datasets.models import Clip, PreparedVersion, Segment, Transcript
@@ -106,7 +106,7 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
             if progress:
                 progress(i, len(clips), f"clip {i + 1}/{len(clips)}: {clip_name}")
             try:
-                rows = _prepare_clip(ws, clip_id, blob, sha, t0, t1, words_by_clip.get(clip_id) or [], settings, vad, gain)
+                rows = _prepare_clip(ws, clip_id, clip_name, blob, sha, t0, t1, words_by_clip.get(clip_id) or [], settings, vad, gain)
             except AudioError as exc:
                 stats["clip_errors"].append({"clip_id": clip_id, "error": str(exc)})
                 if log:
@@ -133,42 +133,37 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
             v.status, v.stats, v.finished_at = status, stats, utcnow()
 
 
-def _load_trimmed(ws: Workspace, blob: str, t0: float, t1: float) -> tuple[np.ndarray, int]:
-    decoded = decode_file(ws.root / blob, max_bytes=1 << 62)  # validated at import; no size cap here
-    mono = decoded.mono()
-    sr = decoded.sample_rate
-    return mono[int(round(t0 * sr)):int(round(t1 * sr))], sr
-
-
 def _dataset_gain(ws: Workspace, clips, settings) -> float:
     lufs, peaks = [], []
-    for _, _, blob, _, t0, t1 in clips:
+    for _, name, blob, _, t0, t1 in clips:
         try:
-            x, sr = _load_trimmed(ws, blob, t0, t1)
+            x = decode_mono(ws.root / blob, (TARGET_RATE,), start_s=t0, end_s=t1, label=name).audio[TARGET_RATE]
         except AudioError:
             continue
-        lufs.append(loudness.measure_lufs(x, sr))
+        lufs.append(loudness.measure_lufs(x, TARGET_RATE))
         peaks.append(loudness.peak_dbfs(x))
     return loudness.dataset_gain(lufs, peaks, settings["target_lufs"], settings["peak_dbfs"])
 
 
-def _prepare_clip(ws: Workspace, clip_id: int, blob: str, parent_sha: str, t0: float, t1: float, words: list[dict],
-                  settings: dict, vad: VadSettings, gain: float | None) -> list[dict]:
-    x, sr = _load_trimmed(ws, blob, t0, t1)
-    total = x.size / sr
-    regions = speech_regions(x, sr, vad) if settings["vad"] else [(0.0, total)]
+def _prepare_clip(ws: Workspace, clip_id: int, clip_name: str, blob: str, parent_sha: str, t0: float, t1: float,
+                  words: list[dict], settings: dict, vad: VadSettings, gain: float | None) -> list[dict]:
+    # streamed: 16 kHz for the VAD and 24 kHz for the segments, never the source-rate original whole
+    clip = decode_mono(ws.root / blob, (VAD_RATE, TARGET_RATE), start_s=t0, end_s=t1, label=clip_name)
+    x24 = clip.audio[TARGET_RATE]
+    regions = speech_regions(clip.audio[VAD_RATE], VAD_RATE, vad) if settings["vad"] else [(0.0, clip.duration)]
+    del clip.audio[VAD_RATE]
     # words live on the original timeline; shift them onto the trimmed one
     rel_words = [{**w, "start": w["start"] - t0, "end": w["end"] - t0} for w in words
                  if w["end"] > t0 and w["start"] < t1]
     plan = plan_segments(speech_units(regions, rel_words), settings["min_segment_s"], settings["max_segment_s"])
-    x24 = resample(x, sr, TARGET_RATE)
     rows = []
     for index, (a, b) in enumerate(plan):
         seg = x24[int(round(a * TARGET_RATE)):int(round(b * TARGET_RATE))]
         if seg.size < int(0.4 * TARGET_RATE):
             continue  # a stray blip under BS.1770's 400 ms block
         snr, _ = speech_snr(x24, TARGET_RATE, regions, span=(a, b))
-        clip_facts = clipping(x[int(a * sr):int(b * sr)])
+        clipped = clip.clipped_fraction(a, b)
+        silent = loudness.peak_dbfs(seg) < SILENCE_DBFS  # never kept, VAD or not (--no-vad on silence)
         if gain is None:
             out, facts = loudness.normalize(seg, TARGET_RATE, settings["target_lufs"], settings["peak_dbfs"])
             lufs = facts["output_lufs"]  # measured on `out` by normalize; not measured twice
@@ -180,16 +175,18 @@ def _prepare_clip(ws: Workspace, clip_id: int, blob: str, parent_sha: str, t0: f
         data = wav_bytes(out, TARGET_RATE)
         sha, path = ws.store_bytes(data, ".wav")
         reason = None
-        if math.isfinite(snr) and snr < settings["min_snr_db"]:
+        if silent:
+            reason = f"silent (no sample above {SILENCE_DBFS:.0f} dBFS)"
+        elif math.isfinite(snr) and snr < settings["min_snr_db"]:
             reason = f"snr {snr:.1f} dB is under {settings['min_snr_db']:.0f} dB"
-        elif clip_facts["clipped_fraction"] > settings["max_clipped_fraction"]:
-            reason = f"clipping {100 * clip_facts['clipped_fraction']:.2f}% of samples at full scale"
+        elif clipped > settings["max_clipped_fraction"]:
+            reason = f"clipping {100 * clipped:.2f}% of samples at full scale"
         rows.append({"clip_id": clip_id, "index": index, "parent_sha256": parent_sha, "start": round(t0 + a, 4),
                      "end": round(t0 + b, 4), "sha256": sha, "blob": ws.relative(path),
                      "duration": round(out.size / TARGET_RATE, 4),
                      "lufs": round(lufs, 3) if math.isfinite(lufs) else None,
                      "peak_db": round(loudness.peak_dbfs(out), 3) if np.any(out) else None,
                      "snr_db": round(snr, 2) if math.isfinite(snr) else None,
-                     "clipped_fraction": clip_facts["clipped_fraction"], "kept": reason is None,
+                     "clipped_fraction": clipped, "kept": reason is None,
                      "reject_reason": reason})
     return rows
