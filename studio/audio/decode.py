@@ -77,11 +77,13 @@ def max_decoded_bytes() -> int:
 
 
 def duration_text(seconds: float) -> str:
-    """3 h 2 min, 41 min 7 s, 12.3 s."""
+    """3 h 2 min, 10 h, 41 min 7 s, 30 min, 12.3 s."""
     if seconds >= 3600:
-        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+        minutes = int(seconds % 3600 // 60)
+        return f"{int(seconds // 3600)} h" + (f" {minutes} min" if minutes else "")
     if seconds >= 60:
-        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+        rest = int(seconds % 60)
+        return f"{int(seconds // 60)} min" + (f" {rest} s" if rest else "")
     return f"{seconds:.1f} s"
 
 
@@ -121,7 +123,7 @@ class AudioStream:
             raise AudioError(f"{self.who}: sample rate {self.sample_rate} Hz is out of range (4 kHz to 384 kHz)")
         if 0 < f.frames < 1 << 62 and f.frames / self.sample_rate > self.max_s:
             self.close()
-            raise self._too_long(f"{duration_text(f.frames / self.sample_rate)} of audio")
+            raise self._too_long(f"{duration_text(f.frames / self.sample_rate)} of audio is over")
         self.frames = 0  # frames read so far
 
     def _unreadable(self, exc: Exception) -> AudioError:
@@ -132,7 +134,7 @@ class AudioStream:
         return AudioError(f"{self.who}: corrupt or unreadable {kind} audio ({_one_line(exc)})")
 
     def _too_long(self, what: str) -> AudioError:
-        return AudioError(f"{self.who}: {what} is over the {duration_text(self.max_s)} limit per file "
+        return AudioError(f"{self.who}: {what} the {duration_text(self.max_s)} limit per file "
                           f"(set {MAX_MINUTES_ENV} to allow longer files)")
 
     def blocks(self, block_frames: int = BLOCK_FRAMES):
@@ -149,7 +151,7 @@ class AudioStream:
                 return
             self.frames += block.shape[0]
             if self.frames > cap:
-                raise self._too_long(f"more than {duration_text(self.max_s)} of audio")
+                raise self._too_long("its audio runs past")  # a header that hid its length
             if not np.isfinite(block).all():
                 raise AudioError(f"{self.who}: holds NaN or infinite samples (corrupt float data)")
             yield np.clip(block, -1.0, 1.0, out=block)

@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 SNR_FLOOR_DB, SNR_CEIL_DB = -20.0, 100.0
+DIGITAL_SILENCE = 2.0 ** -16  # under half a 16-bit step: zeros, or a resampler's ringing around them
 NOISE_GUARD_S = 0.05  # the VAD pads speech by ~30 ms; a guard keeps breath and decay out of the noise
 MIN_NOISE_S = 0.25  # less non-speech than this cannot be trusted as the noise floor: estimate blind
 NOISE_CONTEXT_S = 30.0  # a segment's noise floor comes from the non-speech within this of it
@@ -42,9 +43,10 @@ def _wada_table() -> tuple[np.ndarray, np.ndarray]:
 
 
 def wada_snr(audio: np.ndarray) -> float:
-    """Estimated SNR in dB of (speech) `audio`. Digital zeros are dropped first: they read as 100 dB."""
+    """Estimated SNR in dB of (speech) `audio`. Digital silence is dropped first (zeros, and the faint
+    ringing a resampler leaves around them): it reads as 100 dB."""
     a = np.asarray(audio, dtype=np.float64)
-    a = a[a != 0.0]
+    a = a[np.abs(a) >= DIGITAL_SILENCE]
     if a.size < 1600:
         return math.nan
     a = a / np.max(np.abs(a))
@@ -145,14 +147,18 @@ def _wada_or_floor(voiced: np.ndarray) -> float:
 
 
 def _quiet_frame_snr(voiced: np.ndarray, sr: int) -> float:
-    """SNR against the mean power of the quietest tenth of 32 ms frames (the pauses between words)."""
+    """SNR against the mean power of the quietest tenth of 32 ms frames (the pauses between words),
+    over the frames that are not digital silence."""
     size = max(1, int(QUIET_FRAME_S * sr))
     frames = voiced.size // size
     if frames < 10:
         return SNR_FLOOR_DB
     power = np.square(voiced[:frames * size].reshape(frames, size), dtype=np.float64).mean(axis=1)
-    quiet = np.sort(power)[:max(1, int(frames * QUIET_FRACTION))].mean()
-    return _ratio_db(float(power.mean()), float(quiet))
+    sounding = np.sort(power[power >= DIGITAL_SILENCE ** 2])  # digital silence is no measure of the noise
+    if sounding.size < 10:
+        return SNR_FLOOR_DB
+    quiet = sounding[:max(1, int(sounding.size * QUIET_FRACTION))].mean()
+    return _ratio_db(float(sounding.mean()), float(quiet))
 
 
 def speech_only(audio: np.ndarray, sr: int, regions: list[tuple[float, float]]) -> np.ndarray:

@@ -23,8 +23,9 @@ from studio.audio.segment import plan_segments, speech_units
 from studio.audio.vad import VadSettings, speech_regions
 from studio.datasets.models import Clip, PreparedVersion, Segment, Transcript
 from studio.datasets.store import get_dataset_row, trim_bounds
-from studio.db import utcnow
+from studio.db import Database, utcnow
 from studio.errors import UserError
+from studio.jobs import Job, sweep_stale
 from studio.workspace import Workspace
 
 DEFAULT_SETTINGS: dict = {
@@ -75,6 +76,9 @@ def settings_hash(settings: dict) -> str:
 def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, job_id: int | None = None,
                     progress: Callable[[int, int, str], None] | None = None,
                     should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    with ws.db.read() as s:
+        dataset_id = get_dataset_row(s, name).id
+    repair_versions(ws.db, dataset_id)
     with ws.db.write() as s:
         ds = get_dataset_row(s, name)
         settings = resolve_settings(ds.settings, overrides)
@@ -85,15 +89,26 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
         words_by_clip = {cid: w for cid, w in s.execute(select(Transcript.clip_id, Transcript.words)
                                                          .join(Clip, Clip.id == Transcript.clip_id)
                                                          .where(Clip.dataset_id == ds.id))}
-        number = (s.scalar(select(func.max(PreparedVersion.version)).where(PreparedVersion.dataset_id == ds.id)) or 0) + 1
-        version = PreparedVersion(dataset_id=ds.id, version=number, settings=settings,
-                                  settings_hash=settings_hash(settings), status="running", job_id=job_id, stats={})
-        s.add(version)
-        s.flush()
-        version_id = version.id
+        stats = {"clips": len(clips), "segments": 0, "kept": 0, "kept_duration_s": 0.0, "rejected": {}, "clip_errors": []}
+        # a resumed job continues its own version: the clips it recorded stay, the rest are prepared
+        version = s.scalar(select(PreparedVersion).where(PreparedVersion.dataset_id == ds.id,
+                                                         PreparedVersion.job_id == job_id,
+                                                         PreparedVersion.status != "ready")) if job_id else None
+        done: set[int] = set()
+        if version is not None and version.settings_hash == settings_hash(settings):
+            version.status, version.finished_at = "running", None
+            for row in s.scalars(select(Segment).where(Segment.version_id == version.id)):
+                done.add(row.clip_id)
+                _count(stats, row.kept, row.duration, row.reject_reason)
+        else:
+            number = (s.scalar(select(func.max(PreparedVersion.version)).where(PreparedVersion.dataset_id == ds.id)) or 0) + 1
+            version = PreparedVersion(dataset_id=ds.id, version=number, settings=settings,
+                                      settings_hash=settings_hash(settings), status="running", job_id=job_id, stats={})
+            s.add(version)
+            s.flush()
+        version_id, number = version.id, version.version
     vad = VadSettings(threshold=settings["vad_threshold"], min_speech_ms=int(settings["min_speech_ms"]),
                       min_silence_ms=int(settings["min_silence_ms"]), pad_ms=int(settings["speech_pad_ms"]))
-    stats = {"clips": len(clips), "segments": 0, "kept": 0, "kept_duration_s": 0.0, "rejected": {}, "clip_errors": []}
     status = "failed"
     try:
         gain = _dataset_gain(ws, clips, settings) if settings["keep_dynamics"] else None
@@ -105,6 +120,8 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
                 break
             if progress:
                 progress(i, len(clips), f"clip {i + 1}/{len(clips)}: {clip_name}")
+            if clip_id in done:
+                continue
             try:
                 rows = _prepare_clip(ws, clip_id, clip_name, blob, sha, t0, t1, words_by_clip.get(clip_id) or [], settings, vad, gain)
             except AudioError as exc:
@@ -116,13 +133,7 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
                 for row in rows:
                     s.add(Segment(version_id=version_id, **row))
             for row in rows:
-                stats["segments"] += 1
-                if row["kept"]:
-                    stats["kept"] += 1
-                    stats["kept_duration_s"] += row["duration"]
-                else:
-                    key = row["reject_reason"].split(" ")[0]
-                    stats["rejected"][key] = stats["rejected"].get(key, 0) + 1
+                _count(stats, row["kept"], row["duration"], row["reject_reason"])
         else:
             status = "ready"
         stats["kept_duration_s"] = round(stats["kept_duration_s"], 2)
@@ -131,6 +142,42 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
         with ws.db.write() as s:
             v = s.get(PreparedVersion, version_id)
             v.status, v.stats, v.finished_at = status, stats, utcnow()
+
+
+def _count(stats: dict, kept: bool, duration: float, reason: str | None) -> None:
+    stats["segments"] += 1
+    if kept:
+        stats["kept"] += 1
+        stats["kept_duration_s"] += duration
+    else:
+        key = (reason or "rejected").split(" ")[0]
+        stats["rejected"][key] = stats["rejected"].get(key, 0) + 1
+
+
+def repair_versions(db: Database, dataset_id: int) -> list[int]:
+    """Versions a killed prepare left 'running' (its worker or `--wait` process died, so its job is
+    no longer running) become 'interrupted', with the reason in their stats. Resuming that job
+    continues into the same version. Run before each prepare and each report."""
+    sweep_stale(db)  # a job whose heartbeat stopped is marked interrupted first
+    with db.read() as s:
+        stuck = s.scalar(select(PreparedVersion.id).join(Job, Job.id == PreparedVersion.job_id)
+                         .where(PreparedVersion.dataset_id == dataset_id, PreparedVersion.status == "running",
+                                Job.status != "running").limit(1))
+    if stuck is None:
+        return []
+    repaired = []
+    with db.write() as s:
+        rows = s.execute(select(PreparedVersion, Job).join(Job, Job.id == PreparedVersion.job_id)
+                         .where(PreparedVersion.dataset_id == dataset_id, PreparedVersion.status == "running",
+                                Job.status != "running"))
+        for version, job in rows:
+            done = s.scalar(select(func.count(func.distinct(Segment.clip_id))).where(Segment.version_id == version.id))
+            version.status, version.finished_at = "interrupted", utcnow()
+            version.stats = {**(version.stats or {}), "interrupted": (
+                f"prepare job {job.id} stopped ({job.status}) with {done} clip(s) done; "
+                f"`bark-studio jobs resume {job.id}` finishes this version")}
+            repaired.append(version.version)
+    return repaired
 
 
 def _dataset_gain(ws: Workspace, clips, settings) -> float:
@@ -148,10 +195,10 @@ def _dataset_gain(ws: Workspace, clips, settings) -> float:
 def _prepare_clip(ws: Workspace, clip_id: int, clip_name: str, blob: str, parent_sha: str, t0: float, t1: float,
                   words: list[dict], settings: dict, vad: VadSettings, gain: float | None) -> list[dict]:
     # streamed: 16 kHz for the VAD and 24 kHz for the segments, never the source-rate original whole
-    clip = decode_mono(ws.root / blob, (VAD_RATE, TARGET_RATE), start_s=t0, end_s=t1, label=clip_name)
+    rates = (VAD_RATE, TARGET_RATE) if settings["vad"] else (TARGET_RATE,)
+    clip = decode_mono(ws.root / blob, rates, start_s=t0, end_s=t1, label=clip_name)
     x24 = clip.audio[TARGET_RATE]
-    regions = speech_regions(clip.audio[VAD_RATE], VAD_RATE, vad) if settings["vad"] else [(0.0, clip.duration)]
-    del clip.audio[VAD_RATE]
+    regions = speech_regions(clip.audio.pop(VAD_RATE), VAD_RATE, vad) if settings["vad"] else [(0.0, clip.duration)]
     # words live on the original timeline; shift them onto the trimmed one
     rel_words = [{**w, "start": w["start"] - t0, "end": w["end"] - t0} for w in words
                  if w["end"] > t0 and w["start"] < t1]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from studio.datasets.api import segments_with_text
 from studio.datasets.lint import KNOWN_TAGS, lint, tags
-from studio.datasets.models import Clip, Transcript
+from studio.datasets.models import Clip, PreparedVersion, Transcript
 from studio.datasets.store import dataset_dict, get_dataset_row, latest_version, trim_bounds
 from studio.db import Database
 
@@ -70,8 +70,17 @@ def _dist(values: list[float]) -> dict:
 
 
 def build_report(db: Database, name: str) -> dict:
+    from studio.datasets.prepare import repair_versions
+
+    with db.read() as s:
+        dataset_id = get_dataset_row(s, name).id
+    repair_versions(db, dataset_id)  # a version a killed prepare left 'running' is marked interrupted
     with db.read() as s:
         ds = get_dataset_row(s, name)
+        versions = [{"version": v.version, "status": v.status, "job_id": v.job_id,
+                     "interrupted": (v.stats or {}).get("interrupted")}
+                    for v in s.scalars(select(PreparedVersion).where(PreparedVersion.dataset_id == ds.id)
+                                       .order_by(PreparedVersion.version))]
         rows = list(s.execute(select(Clip, Transcript).outerjoin(Transcript, Transcript.clip_id == Clip.id)
                               .where(Clip.dataset_id == ds.id).order_by(Clip.id)))
         version = latest_version(s, ds.id)
@@ -101,6 +110,7 @@ def build_report(db: Database, name: str) -> dict:
         "human_checked_clips": sum(1 for _, t in rows if t and t.source == "human"),
         "ai_generated_clips": sum(1 for c, _ in rows if c.provenance == "ai"),
         "prepared": version_info,
+        "versions": versions,
         "segments": len(segments),
         "kept_segments": len(kept),
         "training_segments": len(trainable),
@@ -257,6 +267,9 @@ def summary_markdown(report: dict) -> str:
             lines.append(f"{label}: min {d['min']}, median {d['median']}, max {d['max']} (n={d['n']})")
     for w in report["warnings"]:
         lines.append(f"⚠ {w}")
+    for v in report.get("versions", []):
+        if v["status"] == "interrupted":
+            lines.append(f"⚠ version {v['version']} was interrupted: {v['interrupted']}")
     if report.get("prepared_clips"):
         lines.append("Prepared clips:\n" + "\n".join(f"- {o['clip_name']}: {outcome_line(o)}"
                                                        for o in report["prepared_clips"]))
