@@ -13,19 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from studio.audio.decode import AUDIO_EXTENSIONS, AudioError, decode_file, display_name, max_file_bytes, printable
+from studio.audio.decode import AUDIO_EXTENSIONS, AudioError, display_name, max_file_bytes, printable, probe_file
 from studio.datasets.archive import ARCHIVE_EXTENSIONS, ZipLimits, extract_zip
 from studio.datasets.corpus import Layout, Meta, audio_files, read_layout
 from studio.datasets.models import PROVENANCE, Clip, Transcript, TranscriptEdit
 from studio.datasets.store import get_dataset_row
 from studio.errors import UserError
 from studio.workspace import Workspace
-
-PEAK_POINTS = 800  # waveform envelope drawn by the UI without decoding audio in the web process
 
 
 @dataclass
@@ -39,12 +36,6 @@ class ImportOptions:
     def check(self) -> None:
         if self.provenance not in PROVENANCE:
             raise UserError(f"provenance must be one of {', '.join(PROVENANCE)}, not {self.provenance!r}")
-
-
-def peaks(mono: np.ndarray, points: int = PEAK_POINTS) -> list[float]:
-    n = max(1, min(points, mono.size))
-    edges = np.linspace(0, mono.size, n + 1).astype(int)
-    return [round(float(np.abs(mono[a:b]).max()) if b > a else 0.0, 4) for a, b in zip(edges, edges[1:])]
 
 
 def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: ImportOptions | None = None, *,
@@ -144,7 +135,7 @@ def _folder(root: Path, label: str, report: dict, prefix: str | None = None) -> 
 
 def _import_one(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Meta | None, origin: str,
                 options: ImportOptions, limit: int) -> tuple[str, dict]:
-    decoded = decode_file(path, max_bytes=limit, label=label)  # raises AudioError naming the file
+    decoded = probe_file(path, max_bytes=limit, label=label)  # streamed; raises AudioError naming the file
     suffix = path.suffix.lower()
     sha, blob = ws.store_file(path, suffix)  # content-addressed; an existing blob is never overwritten
     speaker = (meta.speaker if meta and meta.speaker else options.speaker) or ""
@@ -155,7 +146,7 @@ def _import_one(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Me
         clip = Clip(dataset_id=dataset_id, name=label[-300:], sha256=sha, blob=ws.relative(blob), format=decoded.format,
                     sample_rate=decoded.sample_rate, channels=decoded.channels, duration=round(decoded.duration, 4),
                     source=(options.source or origin)[:500], licence=options.licence[:500], speaker=speaker[:100],
-                    provenance=options.provenance, trim_history=[], peaks=peaks(decoded.mono()))
+                    provenance=options.provenance, trim_history=[], peaks=decoded.peaks)
         s.add(clip)
         try:
             s.flush()

@@ -20,7 +20,7 @@ from studio.errors import UserError
 from studio.workspace import Workspace
 
 TITLE = "Dataset"
-CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint"]
+CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint", "prepared"]
 HISTORY_COLUMNS = ["#", "when", "by", "before", "after", "undone"]
 UPLOAD_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".zip", ".csv", ".tsv", ".txt", ".lab", ".list"]
 # OpenAI's real Whisper sizes, then the random-weight one, labelled as the test model it is.
@@ -60,7 +60,10 @@ def dataset_names(ws: Workspace) -> list[str]:
 def clip_rows(ws: Workspace, name: str | None) -> list[list]:
     if not name:
         return []
+    from studio.datasets.report import prepare_outcomes
+
     ds = store.get_dataset(ws.db, name)
+    outcomes = prepare_outcomes(ws.db, name)  # clip id -> "2/3 kept; dropped #1: snr ..." (latest version)
     rows = []
     for c in store.list_clips(ws.db, name):
         issues = lint(c["text"], c["asr_text"], ds["allow_free_tags"])
@@ -68,7 +71,8 @@ def clip_rows(ws: Workspace, name: str | None) -> list[list]:
             f"{c['trim_start'] or 0:.2f}-{c['trim_end'] if c['trim_end'] is not None else c['duration']:.2f}"
         rows.append([c["id"], c["name"], c["speaker"], round(c["trimmed_duration"], 2), trim, c["provenance"],
                      c["text"] or "", "yes" if c["transcript_source"] == "human" else "",
-                     "; ".join(i["message"] for i in issues if i["code"] != "empty")[:120]])
+                     "; ".join(i["message"] for i in issues if i["code"] != "empty")[:120],
+                     outcomes.get(c["id"], "")])
     return rows
 
 
