@@ -57,6 +57,20 @@ class StudioGroup(click.Group):
 def main(ctx: click.Context, home: str | None) -> None:
     """Bark Studio: curate, condition, fine-tune, generate and judge Bark."""
     ctx.obj = Context(home)
+    _show_dispatch_warnings()
+
+
+def _show_dispatch_warnings() -> None:
+    """What the job dispatcher warns about (a job queued with no worker alive) is one stderr line."""
+    import logging
+
+    logger = logging.getLogger("workers.dispatch")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
