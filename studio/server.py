@@ -64,27 +64,11 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
     return app
 
 
-def start_embedded_worker(ws: Workspace, workers: int) -> subprocess.Popen:
-    # Same process group as the server: Ctrl-C in the terminal reaches the worker too, and it
-    # checkpoints and stops; a worker in its own session outlived the studio.
-    proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(ws.root), "worker",
-                             "--workers", str(workers)])
+def start_embedded_worker(ws: Workspace, workers: int):
+    """The worker beside the web process, restarted if it dies (workers.embedded)."""
+    from workers.embedded import EmbeddedWorker
 
-    def _stop() -> None:
-        for sig, grace in ((None, 5), (signal.SIGINT, 30)):  # a second SIGINT would stop it mid-step
-            if proc.poll() is not None:
-                return
-            if sig is not None:
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        proc.kill()
-
-    atexit.register(_stop)
-    return proc
+    return EmbeddedWorker(ws, workers).start()
 
 
 def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedded_workers: int = 2, auth=None) -> None:

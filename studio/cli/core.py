@@ -30,12 +30,14 @@ def serve(ctx, host: str, port: int, n_workers: int, no_worker: bool) -> None:
 
 @click.command()
 @click.option("--workers", "n_workers", default=2, show_default=True, help="Process workers (jobs at once).")
+@click.option("--parent-pid", type=int, default=None, hidden=True,
+              help="Stop when this process (the `serve` that started the worker) is gone.")
 @pass_ctx
-def worker(ctx, n_workers: int) -> None:
+def worker(ctx, n_workers: int, parent_pid: int | None) -> None:
     """Run a queue consumer against the workspace (one per GPU host)."""
     from workers.consumer import run_consumer
 
-    run_consumer(ctx.ws, workers=n_workers)
+    run_consumer(ctx.ws, workers=n_workers, parent_pid=parent_pid)
 
 
 @click.command()

@@ -166,8 +166,14 @@ def stage_uploads(ws: Workspace, files: list) -> tuple[list[str], str]:
 def job_status(ws: Workspace, job_id: int | None) -> tuple[str, str | None]:
     if not job_id:
         return "", None
-    j = jobs.get_job(ws.db, job_id)
+    from studio.ui.job_view import load_job
+
+    j = load_job(ws.db, job_id)
+    if j is None:
+        return "", None
     text = f"Job {j['id']} ({j['kind']}): **{j['status']}** {100 * (j['progress'] or 0):.0f}% {j['message'] or ''}"
+    if j.get("no_worker"):
+        text += f"\n\n⚠️ **{j['no_worker']}**"
     if j.get("error"):
         text += f"\n\nerror: {j['error']}"
     result = j.get("result") or {}

@@ -23,6 +23,8 @@ def summary_md(job: dict | None) -> str:
     if job["status"] == "running" and job.get("eta_seconds"):
         parts.append(f"about {_duration(job['eta_seconds'])} left")
     lines = [" · ".join(parts)]
+    if job.get("no_worker"):
+        lines.append(f"⚠️ **{job['no_worker']}**")
     if job.get("message"):
         lines.append(f"_{job['message']}_")
     if job.get("error"):
@@ -45,10 +47,16 @@ def _duration(seconds: float) -> str:
 
 
 def load_job(db: Database, job_id) -> dict | None:
+    """The row, plus `no_worker`: a warning while it is queued and no live worker can take it."""
     try:
-        return jobs.get_job(db, int(job_id)) if job_id not in (None, "") else None
+        job = jobs.get_job(db, int(job_id)) if job_id not in (None, "") else None
     except (jobs.NotFound, ValueError):
         return None
+    if job and job["status"] == "queued":
+        from workers.dispatch import no_worker_warning
+
+        job["no_worker"] = no_worker_warning(db, job)
+    return job
 
 
 def loss_frame(series: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
