@@ -64,7 +64,8 @@ class Example:
 
     semantic: text (256,), history (256,), input_ids (1+m,) = [infer, targets[:-1]], labels (256+m,)
     coarse:   input_ids (L,) = [256 semantic | infer | coarse history | window[:-1]], labels (L,)
-    fine:     input_ids (1024, 8), codebook k (2..7), labels (1024,) codes of codebook k
+    fine:     input_ids (1024, 8), codebook k (2..7), labels (1024,) codes of codebook k,
+              fill_from (first predicted window position), n_real (window positions before the padding)
     """
     stage: str
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -209,9 +210,10 @@ def fine_start_buffer(coarse: torch.Tensor, history_fine: torch.Tensor | None) -
 
 def _fine_examples(item: TokenItem) -> list[Example]:
     """One example per (window, codebook 2..7). Teacher forcing: frames generation has filled by
-    then hold the true codes; frames past the clip's end stay 1024 (generation's own guesses there
-    have no ground truth; they carry no loss). Loss only where the target codebook's input is
-    still 1024 (a frame re-predicted in an overlap sees its earlier value: copying is not learned)."""
+    then hold the true codes. Frames past the clip's end (a window padded to 1024) hold 1024 here;
+    `stage_forward` fills them as generation does (`fill_fine_padding`), since they have no ground
+    truth and carry no loss. Loss only where the target codebook's input is still 1024 (a frame
+    re-predicted in an overlap sees its earlier value: copying is not learned)."""
     codes = torch.as_tensor(item.codes, dtype=torch.long)
     hist = torch.as_tensor(item.history.fine, dtype=torch.long) if item.history is not None else None
     buf, n_hist = fine_start_buffer(codes[: C.N_COARSE_CODEBOOKS], hist)
@@ -230,11 +232,44 @@ def _fine_examples(item: TokenItem) -> list[Example]:
             real = torch.arange(w.fill_start, fill_end) < n_real
             keep = fresh & real
             labels[rel:][keep] = truth[w.fill_start:fill_end, k][keep]
-            out.append(Example("fine", {"input_ids": window_in, "codebook": torch.tensor(k), "labels": labels},
+            out.append(Example("fine", {"input_ids": window_in, "codebook": torch.tensor(k), "labels": labels,
+                                        "fill_from": torch.tensor(rel),
+                                        "n_real": torch.tensor(min(max(n_real - w.start, 0), C.MAX_FINE_INPUT))},
                                n_targets=int(keep.sum())))
             # teacher forcing: codebook k of this window's fill region becomes the truth (pad stays pad)
             buf[w.fill_start:min(fill_end, n_real), k] = truth[w.fill_start:min(fill_end, n_real), k]
     return [ex for ex in out if ex.n_targets > 0]
+
+
+def fill_fine_padding(module, input_ids: torch.Tensor, codebook: torch.Tensor, fill_from: torch.Tensor,
+                      n_real: torch.Tensor) -> torch.Tensor:
+    """(B, 1024, 8) fine inputs with the padding frames (window position >= n_real) of codebooks
+    2..k-1 set to what generation puts there: its own prediction of codebook j, made from the
+    window as it stood before codebook j was filled (codebooks < j filled, j still 1024 from
+    `fill_from` on). Generation's greedy choice (argmax), in eval mode, without gradient: the
+    fine model is not causal, so the real frames' logits depend on these frames. Only a window
+    padded to 1024 frames has padding, and such a clip has one window (BarkFineModel pads only
+    when history + clip < 1024), so the pre-fill state of codebook j is 1024 from `fill_from` on."""
+    pad = torch.arange(input_ids.shape[1], device=input_ids.device)[None] >= n_real[:, None]     # (B, 1024)
+    needs = pad.any(dim=1) & (codebook > C.N_COARSE_CODEBOOKS)
+    if not bool(needs.any()):
+        return input_ids
+    ids = input_ids.clone()
+    fresh = torch.arange(ids.shape[1], device=ids.device)[None] >= fill_from[:, None]             # (B, 1024)
+    was_training = module.training
+    module.eval()  # generation runs without dropout
+    try:
+        with torch.no_grad():
+            for j in range(C.N_COARSE_CODEBOOKS, int(codebook[needs].max())):
+                rows = (needs & (codebook > j)).nonzero(as_tuple=True)[0]
+                before = ids[rows].clone()
+                before[:, :, j] = torch.where(fresh[rows], C.FINE_PAD_TOKEN, before[:, :, j])
+                logits = module(codebook_idx=j, input_ids=before, return_dict=True).logits
+                preds = torch.argmax(logits[:, :, : C.CODEBOOK_SIZE], dim=-1)                     # (b, 1024)
+                ids[rows, :, j] = torch.where(pad[rows], preds, ids[rows, :, j])
+    finally:
+        module.train(was_training)
+    return ids
 
 
 # --- the training API ------------------------------------------------------------------------------
@@ -271,9 +306,8 @@ def collate(stage: str, examples: list[Example]) -> dict[str, torch.Tensor]:
         return {"input_ids": _pad_stack([x["input_ids"] for x in t], C.COARSE_SEMANTIC_PAD_TOKEN),
                 "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
     if stage == "fine":
-        return {"input_ids": torch.stack([x["input_ids"] for x in t]),
-                "codebook": torch.stack([x["codebook"] for x in t]),
-                "labels": torch.stack([x["labels"] for x in t])}
+        return {key: torch.stack([x[key] for x in t])
+                for key in ("input_ids", "codebook", "labels", "fill_from", "n_real")}
     raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
 
 
@@ -288,6 +322,8 @@ def stage_forward(stage: str, module, batch: dict[str, torch.Tensor]) -> torch.T
     if stage == "fine":
         codebook = batch["codebook"]
         ids = batch["input_ids"]
+        if "n_real" in batch:
+            ids = fill_fine_padding(module, ids, codebook, batch["fill_from"], batch["n_real"])
         logits = None
         for k in torch.unique(codebook).tolist():  # the fine model takes one codebook per call
             rows = (codebook == k).nonzero(as_tuple=True)[0]

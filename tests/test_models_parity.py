@@ -118,7 +118,7 @@ def test_coarse_layout_matches_generation(bark, with_voice):
     assert worst <= TOL, f"coarse layout differs from generation by {worst}"
 
 
-@pytest.mark.parametrize("n_frames,with_voice", [(300, False), (1400, True)])
+@pytest.mark.parametrize("n_frames,with_voice", [(300, False), (300, True), (1400, True)])
 def test_fine_layout_matches_generation(bark, n_frames, with_voice):
     voice = _voice(6, n_frames=200) if with_voice else None
     item = _item(n_sem=10, n_frames=n_frames, seed=7, voice=voice)
@@ -133,12 +133,13 @@ def test_fine_layout_matches_generation(bark, n_frames, with_voice):
     recorded = {}
 
     def choose(wi, w, k, raw):
+        # teacher forcing at real frames; past the clip's end, the greedy sampler's own choice
         recorded[(wi, k)] = raw[0].clone()
         frames = torch.arange(w.fill_start, w.start + C.MAX_FINE_INPUT)
-        forced = torch.full((len(frames),), C.FINE_PAD_TOKEN, dtype=torch.long)
+        chosen = torch.argmax(raw[0, w.fill_start - w.start:, : C.CODEBOOK_SIZE], dim=-1)
         real = frames < n_real
-        forced[real] = codes[k, frames[real] - n_hist]
-        return forced[None]
+        chosen[real] = codes[k, frames[real] - n_hist]
+        return chosen[None]
 
     out = G.fine_codes(bark.fine_acoustics, codes[:2], voice, 0.0, None, choose=choose)
     assert torch.equal(out, codes)
@@ -151,6 +152,66 @@ def test_fine_layout_matches_generation(bark, n_frames, with_voice):
     labels = batch["labels"]
     for k in range(2, 8):
         assert int((labels[batch["codebook"] == k] != L.IGNORE).sum()) == n_frames
+
+
+def _transformers_fine_logits(bark, codes: torch.Tensor, voice, n_hist: int) -> list[torch.Tensor]:
+    """Run transformers' own BarkFineModel.generate (greedy) with its logits bent so that its argmax
+    picks the true code at every real frame; at padding frames they are left alone, so its own
+    argmax chooses there. Returns the unbent logits of every forward call, in call order."""
+    fine = bark.fine_acoustics
+    n_real = n_hist + codes.shape[1]
+    truth = torch.cat([torch.as_tensor(voice.fine)[:, -C.MAX_FINE_HISTORY:] if voice is not None
+                       else torch.zeros((8, 0), dtype=torch.long), codes], dim=1)          # (8, n_real)
+    _, windows = L.fine_windows(codes.shape[1], n_hist)
+    calls: list[torch.Tensor] = []
+    real_forward = fine.forward
+
+    def forward(codebook_idx, input_ids, *args, **kwargs):
+        out = real_forward(codebook_idx, input_ids, *args, **kwargs)
+        calls.append(out.logits[0].clone())
+        w = windows[(len(calls) - 1) // 6]
+        frames = torch.arange(w.start, w.start + C.MAX_FINE_INPUT)
+        real = frames < n_real
+        bent = out.logits.clone()
+        bent[0, real.nonzero()[:, 0], truth[codebook_idx, frames[real]]] = 1e4
+        out.logits = bent
+        return out
+
+    fine.forward = forward
+    try:
+        flat = L.interleave_coarse(codes[:2])[None]                                        # (1, 2T)
+        from transformers.models.bark import generation_configuration_bark as GC
+
+        def config(cls, value):  # transformers 5.24 keeps them as dicts after loading
+            return value if isinstance(value, cls) else cls(**value)
+
+        gc = bark.generation_config
+        hist = voice.as_history() if voice is not None else None
+        with torch.no_grad():
+            out = fine.generate(
+                flat, semantic_generation_config=config(GC.BarkSemanticGenerationConfig, gc.semantic_config),
+                coarse_generation_config=config(GC.BarkCoarseGenerationConfig, gc.coarse_acoustics_config),
+                fine_generation_config=config(GC.BarkFineGenerationConfig, gc.fine_acoustics_config),
+                history_prompt=hist, temperature=1.0)                                      # 1.0: argmax
+    finally:
+        del fine.forward
+    assert torch.equal(out[0].long(), codes)
+    assert len(calls) == 6 * len(windows)
+    return calls
+
+
+@pytest.mark.parametrize("n_frames,with_voice", [(300, False), (300, True), (1400, False), (1400, True)])
+def test_fine_layout_matches_transformers_generate(bark, n_frames, with_voice):
+    """Padded (one window, the sampler's own codes past the clip's end) and multi-window clips:
+    every training example's logits equal those of the matching forward call transformers makes."""
+    voice = _voice(12, n_frames=200) if with_voice else None
+    item = _item(n_sem=10, n_frames=n_frames, seed=13, voice=voice)
+    examples = L.build_examples("fine", item)
+    calls = _transformers_fine_logits(bark, torch.as_tensor(item.codes), voice, 200 if with_voice else 0)
+    assert len(examples) == len(calls)                        # one example per (window, codebook)
+    logits, batch = _layout_logits("fine", bark.fine_acoustics, examples)
+    worst = max(float((logits[i] - calls[i]).abs().max()) for i in range(len(calls)))
+    assert worst <= TOL, f"fine layout differs from transformers' generate by {worst}"
 
 
 def test_loss_ignores_padding_and_counts_targets(bark):
