@@ -14,7 +14,8 @@ Training API (the trainer calls only these four):
     loss, n_tokens = stage_loss(stage, logits, batch)
 
 Losses are taken over the vocabulary generation samples from (semantic: the 10000 tokens + EOS;
-coarse: the target codebook's 1024; fine: the 1024 codes), padding and prompt positions ignored.
+coarse: `coarse_candidates`, codebook 0's 1024 codes or codebook 1's 1024 plus the 48 special
+tokens after them; fine: the 1024 codes), padding and prompt positions ignored.
 """
 from __future__ import annotations
 
@@ -154,6 +155,18 @@ def coarse_window_prompt(semantic_full: torch.Tensor, base_semantic_idx: int, x_
     sem = F.pad(sem, (0, C.MAX_COARSE_INPUT_LENGTH - sem.numel()), value=C.COARSE_SEMANTIC_PAD_TOKEN)
     infer = torch.tensor([C.COARSE_INFER_TOKEN], dtype=torch.long, device=sem.device)
     return torch.cat([sem.long(), infer, x_coarse[-C.MAX_COARSE_HISTORY:].long()])
+
+
+def coarse_candidates(target: torch.Tensor, vocab: int = C.COARSE_VOCAB) -> torch.Tensor:
+    """(N,) coarse target tokens -> (N, vocab) bool: the tokens generation may sample at each
+    target's position. transformers' AlternatingCodebooksLogitsProcessor (which generation runs)
+    admits [10000, 11024) for codebook 0, and everything from 11024 on for codebook 1: its 1024
+    codes and the special tokens 12048..12095 after them."""
+    book = (target - C.SEMANTIC_VOCAB_SIZE) // C.CODEBOOK_SIZE                        # (N,) 0 or 1
+    lo = C.SEMANTIC_VOCAB_SIZE + book * C.CODEBOOK_SIZE
+    hi = torch.where(book == 0, lo + C.CODEBOOK_SIZE, torch.full_like(lo, vocab))
+    cols = torch.arange(vocab, device=target.device)
+    return (cols >= lo[:, None]) & (cols < hi[:, None])
 
 
 def _coarse_examples(item: TokenItem) -> list[Example]:
@@ -346,11 +359,9 @@ def stage_loss(stage: str, logits: torch.Tensor, batch: dict[str, torch.Tensor])
     target = labels[mask]             # (N,)
     if stage == "semantic":           # the 10000 tokens and EOS (generation suppresses the rest)
         scores, idx = flat[:, : C.SEMANTIC_VOCAB_SIZE + 1], target
-    elif stage == "coarse":           # the target's own codebook: 1024 entries
-        book = (target - C.SEMANTIC_VOCAB_SIZE) // C.CODEBOOK_SIZE
-        start = C.SEMANTIC_VOCAB_SIZE + book * C.CODEBOOK_SIZE                       # (N,)
-        cols = start[:, None] + torch.arange(C.CODEBOOK_SIZE, device=flat.device)     # (N, 1024)
-        scores, idx = flat.gather(1, cols), target - start
+    elif stage == "coarse":           # what generation samples from at each target's position
+        scores = flat.masked_fill(~coarse_candidates(target, flat.shape[1]), float("-inf"))
+        idx = target
     elif stage == "fine":
         scores, idx = flat[:, : C.CODEBOOK_SIZE], target
     else:

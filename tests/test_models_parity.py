@@ -214,6 +214,45 @@ def test_fine_layout_matches_transformers_generate(bark, n_frames, with_voice):
     assert worst <= TOL, f"fine layout differs from transformers' generate by {worst}"
 
 
+def test_coarse_loss_normalises_over_exactly_what_generation_samples_from(bark, monkeypatch):
+    """The candidate set of the loss at every coarse target equals the set of finite scores after
+    the generation loops' own masking (ours with transformers' processors, and the fast engine's)."""
+    from models import fast_generation as FG
+
+    item = _item(n_sem=30, n_frames=60, seed=14)
+    examples = L.build_examples("coarse", item)
+    labels = torch.cat([ex.tensors["labels"] for ex in examples])
+    targets = labels[labels != L.IGNORE]                                    # in generation order
+    expected = L.coarse_candidates(targets)                                 # (N, 12096)
+    assert int(expected[1].sum()) == C.CODEBOOK_SIZE + 48                   # codebook 1 admits 12048..12095
+
+    masks: list[torch.Tensor] = []
+    real_process = G._process
+    monkeypatch.setattr(G, "_process", lambda procs, ids, logits: masks.append(
+        torch.isfinite(real_process(procs, ids, logits))[0]) or real_process(procs, ids, logits))
+    G.coarse_tokens(bark.coarse_acoustics, [torch.as_tensor(item.semantic)], None, G.Sampling(),
+                    [torch.Generator().manual_seed(0)])
+    assert len(masks) == len(targets)
+    assert torch.equal(torch.stack(masks), expected)
+
+    fast_masks: list[torch.Tensor] = []
+    real_sample = FG.sample
+    monkeypatch.setattr(FG, "sample", lambda logits, *a, **k: fast_masks.append(
+        torch.isfinite(logits)[0].cpu()) or real_sample(logits, *a, **k))
+    FG.coarse_tokens(bark.coarse_acoustics, [torch.as_tensor(item.semantic)], [None], temperature=0.7,
+                     generators=[torch.Generator().manual_seed(0)])
+    assert torch.equal(torch.stack(fast_masks), expected)
+
+    # and the loss is the cross-entropy over that set: the special tokens' logits get gradient
+    logits = torch.randn(len(targets), C.COARSE_VOCAB, requires_grad=True)
+    batch = {"labels": targets[None]}
+    loss, n = L.stage_loss("coarse", logits[None], batch)
+    masked = logits.detach().masked_fill(~expected, float("-inf"))
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(masked, targets), atol=1e-6)
+    loss.backward()
+    assert logits.grad[1, 12048:].abs().sum() > 0 and logits.grad[0, 11024:].abs().sum() == 0
+
+
 def test_loss_ignores_padding_and_counts_targets(bark):
     items = [_item(20, 40, seed=8), _item(45, 70, seed=9)]
     for stage, module in (("semantic", bark.semantic), ("coarse", bark.coarse_acoustics),
