@@ -129,3 +129,45 @@ def test_a_resumed_run_keeps_each_stages_state(tmp_path):
     assert done.stages["semantic"]["steps"] == 4 and done.stages["coarse"]["steps"] == 16
     assert [h["loss"] for h in done.history] == pytest.approx([h["loss"] for h in whole.history], abs=1e-6)
     assert {s: v["best_step"] for s, v in done.stages.items()} == {s: v["best_step"] for s, v in whole.stages.items()}
+
+
+def test_an_adapter_and_a_checkpoint_from_before_per_stage_training(tmp_path):
+    """The adapter format is unchanged: one written as before (one checkpoint for every stage, no
+    per-stage record) loads and changes generation. Its checkpoint cannot resume exactly (the
+    optimizer state was one AdamW for all stages): a clear error says what to do."""
+    from models import generation as G
+    from models.checkpoints import CheckpointError
+    from models.lora import LoraSettings, add_lora, trainable_parameters
+    from models.presets import load_text_tokenizer
+
+    bark = load_bark("tiny")
+    signature = A.base_signature(bark, ("semantic", "coarse", "fine"))
+    add_lora(bark, ("semantic", "coarse", "fine"), LoraSettings(r=4, alpha=8, dropout=0.0))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in trainable_parameters(bark).values():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    old = tmp_path / "old-adapter"
+    A.save_adapter(bark, old, method="lora", stages=("semantic", "coarse", "fine"), base_model="tiny",
+                   base_signature=signature, dataset={"name": "d", "hash": "h"}, hyperparameters={"r": 4},
+                   metrics={"step": 6, "val_loss": 3.2, "loss": 3.3, "forgetting": {},
+                            "val_loss_stages": {"semantic": 3.0, "coarse": 3.1, "fine": 3.5}},
+                   parent_checkpoint=str(tmp_path / "run" / "step-0000006"))
+    assert "stage_checkpoints" not in A.load_manifest(old)
+
+    tok = load_text_tokenizer("tiny")
+    request = [G.Request(text="Hello there.", seed=3)]
+    sampling = G.Sampling(semantic_max_new_tokens=16)
+    base = G.generate(G.BarkStages.from_bark(load_bark("tiny")), tok, request, sampling)[0]
+    tuned = G.generate(G.BarkStages.from_bark(A.apply_adapters(load_bark("tiny"), [(old, 1.0)], "tiny")), tok,
+                       request, sampling)[0]
+    assert tuned.audio.size > 0
+    assert len(tuned.semantic[0]) != len(base.semantic[0]) or (tuned.semantic[0] != base.semantic[0]).any()
+
+    run = tmp_path / "run"
+    ckpt.write_checkpoint(run, 6, lambda folder: None, {"config": _recipe(tmp_path).cfg.to_dict(), "max_steps": 6,
+                                                        "samplers": {}, "history": []})
+    recipe = _recipe(tmp_path)
+    recipe.resume_from = run
+    with pytest.raises(CheckpointError, match="before stages had their own schedules.*start a new training job"):
+        recipe.setup()
