@@ -44,6 +44,8 @@ class TokenItem:
     codes: np.ndarray                   # (8, T) ints in 0..1023, EnCodec 6 kbps at 75 Hz
     history: VoicePrompt | None = None  # a voice prompt the clip is conditioned on (usually none)
     key: str = ""                       # clip id for messages
+    ended: bool = True                  # the semantic tokens end where the speaker stopped (EOS is a
+                                        # target); False for generated tokens cut at a length cap
 
     def __post_init__(self):
         self.semantic = np.asarray(self.semantic, dtype=np.int64).reshape(-1)
@@ -94,25 +96,35 @@ def semantic_embeds(module, text: torch.Tensor, history: torch.Tensor, input_ids
     return torch.cat([emb(text) + emb(history), emb(input_ids)], dim=1)
 
 
+def semantic_skip_reason(item: TokenItem) -> str | None:
+    """Why a clip gives no semantic example, or None. Generation makes at most 768 semantic tokens
+    in one pass (767 + EOS) from a history that is a voice prompt, never the clip's own earlier
+    tokens; a longer clip would need an input generation never builds, so it is left out of the
+    semantic stage (its coarse and fine examples are kept)."""
+    n = int(item.semantic.size)
+    if n > SEMANTIC_MAX_TARGETS - 1:
+        return (f"{item.key or 'clip'}: {n} semantic tokens (~{n / C.SEMANTIC_RATE_HZ:.1f} s) is longer than one "
+                f"Bark pass generates ({SEMANTIC_MAX_TARGETS - 1} tokens, ~{(SEMANTIC_MAX_TARGETS - 1) / C.SEMANTIC_RATE_HZ:.1f} s); "
+                f"left out of the semantic stage (split it into shorter segments to train on it)")
+    return None
+
+
 def _semantic_examples(item: TokenItem) -> list[Example]:
-    """Windows of up to 767 tokens (+EOS at the real end) so every target fits the 1024 block;
-    a later window's history is the clip's own preceding tokens (a continuation)."""
+    """One example: the clip's tokens and EOS as targets after [text + history | infer], the
+    history being the voice prompt (if any). None for a clip over 767 tokens (semantic_skip_reason).
+    `item.ended` False (a teacher's output cut at a length cap) means no EOS target: the teacher
+    never chose to stop there."""
+    if semantic_skip_reason(item) is not None:
+        return []
     sem = torch.as_tensor(item.semantic, dtype=torch.long)
-    prompt_sem = (torch.as_tensor(item.history.semantic, dtype=torch.long)
-                  if item.history is not None else torch.zeros(0, dtype=torch.long))
-    step = SEMANTIC_MAX_TARGETS - 1
-    out = []
-    for start in range(0, max(sem.numel(), 1), step):
-        window = sem[start:start + step]
-        last = start + step >= sem.numel()
-        targets = torch.cat([window, torch.tensor([C.SEMANTIC_EOS_TOKEN])]) if last else window
-        before = torch.cat([prompt_sem, sem[:start]])
-        text, hist = semantic_prefix(item.text_ids, before if before.numel() else None)
-        input_ids = torch.cat([torch.tensor([C.SEMANTIC_INFER_TOKEN]), targets[:-1]])
-        labels = torch.cat([torch.full((C.MAX_INPUT_SEMANTIC_LENGTH,), IGNORE), targets])
-        out.append(Example("semantic", {"text": text, "history": hist, "input_ids": input_ids,
-                                        "labels": labels}, n_targets=targets.numel()))
-    return out
+    targets = torch.cat([sem, torch.tensor([C.SEMANTIC_EOS_TOKEN])]) if item.ended else sem
+    if targets.numel() == 0:
+        return []
+    text, hist = semantic_prefix(item.text_ids, item.history.semantic if item.history is not None else None)
+    input_ids = torch.cat([torch.tensor([C.SEMANTIC_INFER_TOKEN]), targets[:-1]])
+    labels = torch.cat([torch.full((C.MAX_INPUT_SEMANTIC_LENGTH,), IGNORE), targets])
+    return [Example("semantic", {"text": text, "history": hist, "input_ids": input_ids, "labels": labels},
+                    n_targets=targets.numel())]
 
 
 # --- coarse --------------------------------------------------------------------------------------
@@ -128,9 +140,9 @@ def coarse_histories(history: VoicePrompt | None) -> tuple[torch.Tensor, torch.T
     n_sem = min(MAX_SEMANTIC_HISTORY_FOR_COARSE, x_sem.numel() - x_sem.numel() % 2,
                 int(np.floor(x_coarse.numel() / ratio)))
     n_coarse = int(round(n_sem * ratio))
-    x_sem = x_sem[-n_sem:] if n_sem > 0 else x_sem[:0]
-    x_coarse = x_coarse[-n_coarse:] if n_coarse > 0 else x_coarse[:0]
-    return x_sem, x_coarse[:-2]
+    # x[-0:] is all of x: with under 2 semantic tokens (or under 2 coarse frames) transformers keeps
+    # the whole prompt, and so does generation here; training builds the same input
+    return x_sem[-n_sem:], x_coarse[-n_coarse:][:-2]
 
 
 def interleave_coarse(coarse: torch.Tensor) -> torch.Tensor:

@@ -139,6 +139,12 @@ class LayoutObjective:
     def examples(self, items: list) -> list:
         return [ex for item in items for ex in self._layouts.build_examples(self.stage, item)]
 
+    def skipped(self, items: list) -> list[str]:
+        """Why clips give no example in this stage (one line per clip)."""
+        if self.stage != "semantic":
+            return []
+        return [r for r in (self._layouts.semantic_skip_reason(item) for item in items) if r]
+
     def collate(self, examples: list):
         return self._layouts.collate(self.stage, examples)
 
@@ -667,7 +673,9 @@ def describe(recipe: TrainingRecipe) -> dict:
             "total_params": recipe.n_total, "device": str(recipe.device), "precision": recipe.precision,
             "train_examples": {s: len(v) for s, v in recipe.train_ex.items()},
             "val_examples": {s: len(v) for s, v in recipe.val_ex.items()},
-            "train_clips": len(recipe.train_items), "val_clips": len(recipe.val_items)}
+            "train_clips": len(recipe.train_items), "val_clips": len(recipe.val_items),
+            "skipped": [reason for s in recipe.cfg.stages if hasattr(recipe.objectives[s], "skipped")
+                        for reason in recipe.objectives[s].skipped(recipe.train_items + recipe.val_items)]}
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -65,24 +65,26 @@ def test_semantic_layout_matches_generation(bark, with_voice):
     assert float(diff) <= TOL, f"semantic layout differs from generation by {float(diff)}"
 
 
-def test_semantic_long_clip_becomes_windows_with_its_own_history(bark):
-    item = _item(n_sem=900, n_frames=10, seed=3)
-    examples = L.build_examples("semantic", item)
-    assert [ex.n_targets for ex in examples] == [767, 134]                  # 900 tokens + EOS
-    second = examples[1].tensors
-    assert torch.equal(second["history"], torch.as_tensor(item.semantic[767 - 256: 767]))
-    logits, batch = _layout_logits("semantic", bark.semantic, examples[1:])
-    targets = batch["labels"][0, C.MAX_INPUT_SEMANTIC_LENGTH:]
-    recorded = []
+def test_a_clip_longer_than_one_generation_pass_is_left_out_of_the_semantic_stage_only():
+    """Generation never feeds a clip's own earlier tokens as history: 767 tokens (+ EOS) is one
+    pass; a longer clip gives no semantic example, says why, and keeps its coarse and fine ones."""
+    fits = L.build_examples("semantic", _item(n_sem=767, n_frames=10, seed=3))
+    assert [ex.n_targets for ex in fits] == [768]
+    long = _item(n_sem=900, n_frames=1380, seed=3)
+    assert L.build_examples("semantic", long) == []
+    assert "test clip: 900 semantic tokens (~18.0 s) is longer than one Bark pass generates" in \
+        L.semantic_skip_reason(long)
+    assert L.build_examples("coarse", long) and L.build_examples("fine", long)
 
-    def teacher(step, raw):
-        recorded.append(raw[0].clone())
-        return targets[step: step + 1]
 
-    G.semantic_tokens(bark.semantic, [item.text_ids], [item.semantic[:767]], G.Sampling.greedy(),
-                      [torch.Generator()], teacher=teacher)
-    diff = (logits[0, C.MAX_INPUT_SEMANTIC_LENGTH:][: len(recorded)] - torch.stack(recorded)).abs().max()
-    assert float(diff) <= TOL
+def test_tokens_cut_at_a_length_cap_carry_no_eos_target():
+    item = _item(n_sem=12, n_frames=20, seed=4)
+    (ended,) = L.build_examples("semantic", item)
+    item.ended = False
+    (cut,) = L.build_examples("semantic", item)
+    assert ended.tensors["labels"][-1] == C.SEMANTIC_EOS_TOKEN and ended.n_targets == 13
+    assert cut.n_targets == 12 and (cut.tensors["labels"] != C.SEMANTIC_EOS_TOKEN).all()
+    assert torch.equal(cut.tensors["labels"][C.MAX_INPUT_SEMANTIC_LENGTH:], torch.as_tensor(item.semantic))
 
 
 @pytest.mark.parametrize("with_voice", [False, True])
@@ -286,3 +288,21 @@ def test_stage_forward_works_on_a_peft_wrapped_stage(bark):
         loss, _ = L.stage_loss(stage, logits, batch)
         loss.backward()
         assert any(p.grad is not None for n, p in wrapped.named_parameters() if "lora_" in n)
+
+
+@pytest.mark.parametrize("n_sem,n_frames", [(1, 40), (2, 40), (3, 1), (300, 450), (700, 40)])
+def test_coarse_histories_equal_transformers_for_every_prompt_length(bark, n_sem, n_frames):
+    """Including a 1-token semantic prompt, where transformers keeps the whole prompt (x[-0:])."""
+    voice = _voice(15, n_sem=n_sem, n_frames=n_frames)
+    x_sem, x_coarse = L.coarse_histories(voice)
+    gc = bark.generation_config
+    sem_cfg = gc.semantic_config
+    vocab = sem_cfg["semantic_vocab_size"] if isinstance(sem_cfg, dict) else sem_cfg.semantic_vocab_size
+    theirs_sem, theirs_coarse = bark.coarse_acoustics.preprocess_histories(
+        C.MAX_COARSE_HISTORY, C.SEMANTIC_TO_COARSE_RATIO, 1, type("Cfg", (), {"semantic_vocab_size": vocab}),
+        C.CODEBOOK_SIZE, voice.as_history())
+    assert torch.equal(x_sem, theirs_sem[0].long()) and torch.equal(x_coarse, theirs_coarse[0].long())
+    # and a training example's prompt carries that history
+    examples = L.build_examples("coarse", _item(n_sem=20, n_frames=40, seed=16, voice=voice))
+    prompt = examples[0].tensors["input_ids"][C.MAX_COARSE_INPUT_LENGTH + 1:][: x_coarse.numel()]
+    assert torch.equal(prompt, x_coarse)

@@ -55,8 +55,9 @@ def guard_items(bark, tokenizer, seed: int = 1234, tiny: bool = False) -> list:
     for text, res in zip(prompts, results):
         for sem, codes in zip(res.semantic, res.codes):
             if sem.size and codes.shape[1]:
+                # cut at the cap, the base never chose to stop there: no EOS target then
                 items.append(TokenItem(text_ids=encode_text(tokenizer, text), semantic=sem, codes=codes,
-                                       key=f"guard: {text}"))
+                                       key=f"guard: {text}", ended=len(sem) < n_tokens))
     return items
 
 
@@ -167,6 +168,8 @@ def train_job(ctx: JobContext) -> dict:
                                 should_stop=ctx.stop_requested)
         recipe.setup()
         plan = describe(recipe)
+        for reason in plan["skipped"]:
+            ctx.log(reason)
         if resume is not None:
             ctx.log(f"resuming from {ws.relative(Path(resume))} at step {recipe.step}")
         ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps ("
