@@ -109,6 +109,33 @@ def _num(x) -> str:
     return "" if x is None else f"{x:.4f}"
 
 
+def stage_loss_frame(series: dict[str, list[tuple[int, float]]]):
+    """Train and validation loss of each stage as one long table ("coarse train", "coarse
+    validation", ...): each stage has its own schedule and its own best. A job recorded before
+    per-stage series shows its overall train and validation loss."""
+    import pandas as pd
+
+    rows = [(step, value, f"{stage} {label}") for stage in STAGES
+            for key, label in (("loss", "train"), ("val_loss", "validation"))
+            for step, value in series.get(f"{key}_{stage}", [])]
+    if not rows:
+        return job_view.loss_frame(series)
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def best_steps_md(ws: Workspace, job_id) -> str:
+    """Which step each stage's best checkpoint is at (the adapter takes each stage from there)."""
+    best = {}
+    for c in checkpoints(ws, job_id):
+        for stage in (c.get("metrics") or {}).get("best_stages") or []:
+            best[stage] = (c["step"], ((c.get("metrics") or {}).get("val_loss_stages") or {}).get(stage))
+    if not best:
+        return ""
+    return "Best checkpoint per stage: " + " · ".join(
+        f"{stage} step {step}" + (f" (val {val:.4f})" if val is not None else "")
+        for stage, (step, val) in ((s, best[s]) for s in STAGES if s in best))
+
+
 def _checkpoint(ws: Workspace, checkpoint_id) -> dict:
     from studio import training
 
@@ -224,6 +251,9 @@ def build(ws: Workspace) -> None:
     def refresh(job_id):
         job = job_view.load_job(ws.db, job_id)
         losses, lr, gn, latest_md = job_view.curves(ws.db, job_id if job else None)
+        if job:  # per-stage curves, and where each stage's best checkpoint is
+            losses = stage_loss_frame(jobs.metric_series(ws.db, int(job_id)))
+            latest_md = "\n\n".join(x for x in (latest_md, best_steps_md(ws, job_id)) if x)
         return (job_view.summary_md(job) if job else "_No training job yet._", losses, latest_md, lr, gn,
                 job_view.traceback_text(job), checkpoint_rows(ws, job_id) if job else [])
 
