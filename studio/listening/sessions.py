@@ -34,8 +34,6 @@ MOS_QUESTION = "How would you rate the overall quality of this speech sample?"
 MOS_LABELS = {5: "Excellent", 4: "Good", 3: "Fair", 2: "Poor", 1: "Bad"}  # ITU-T P.800 ACR
 MOS_TRAP_MAX = 2  # a degraded trap rated above this is a failed trap
 DEFAULT_EXPIRES_DAYS = 14.0
-PUBLIC_URL_ENV = "BARK_STUDIO_PUBLIC_URL"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:7860"
 SELECTOR_LEN = 16  # hex chars of the token's public half
 
 
@@ -283,13 +281,13 @@ def set_excluded(ws: Workspace, session_id: int, rater_ids: list[int], excluded:
 def add_raters(ws: Workspace, session_id: int, count: int, *, expires_days: float = DEFAULT_EXPIRES_DAYS,
                base_url: str | None = None) -> list[dict]:
     """Make `count` rater links. The token is shown here once; only its hash is stored."""
-    import os
+    from studio import served
 
     if count < 1:
         raise UserError("make at least one rater link")
     if expires_days <= 0:
         raise UserError("links must expire in the future (expires_days > 0)")
-    base_url = base_url or os.environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL
+    base_url = base_url or served.public_url(ws)
     out = []
     with ws.db.write() as s:
         session = _session_row(s, session_id)

@@ -3,16 +3,17 @@ recordings as a hidden reference), hand out rater links, close it, read the resu
 exclude raters, export every vote as CSV. Handlers are thin: the domain is studio.listening."""
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
+from studio import served
 from studio.errors import UserError
 from studio.listening import results as lresults
 from studio.listening import sessions as lsessions
 from studio.listening.audio import AUDIO_SUFFIXES
+from studio.ui import fields, live
 from studio.workspace import Workspace
 
 TITLE = "Listen"
@@ -28,7 +29,7 @@ SCREEN_COLUMNS = ["rater id", "label", "votes", "trap failures", "near-constant"
 def audio_folders(ws: Workspace) -> list[str]:
     """Workspace folders that hold audio directly (generation outputs, imports), relative paths."""
     found = []
-    for top in (ws.generated_dir, ws.root / "imports", ws.root / "recordings"):
+    for top in (ws.generated_dir, ws.exports_dir / "listening", ws.root / "imports", ws.root / "recordings"):
         if not top.is_dir():
             continue
         for folder in [top, *sorted(p for p in top.rglob("*") if p.is_dir())]:
@@ -67,7 +68,7 @@ def create(ws: Workspace, name, systems_text, reference_text, test_type, questio
         question = custom_q if preset == "custom" else preset
         params = {"name": name, "test_type": "mos" if test_type == "MOS" else "ab", "question": question,
                   "voice_label": voice_label or None, "allow_no_preference": bool(no_pref),
-                  "trials_per_rater": int(trials), "n_gold": int(gold), "seed": int(seed) if seed else None,
+                  "trials_per_rater": int(trials), "n_gold": int(gold), "seed": fields.parse_int(seed, "the seed"),
                   "systems": [{"name": s.name, "folder": str(s.folder), "reference": s.reference} for s in systems]}
         lsessions.resolve_question(params["test_type"], question, voice_label)
         job = submit(ws, "listening_stimuli", params, wait=True)
@@ -170,7 +171,7 @@ def build(ws: Workspace) -> None:
             no_pref = gr.Checkbox(label="Offer 'no preference'")
             trials = gr.Number(value=20, precision=0, label="Trials per rater")
             gold = gr.Number(value=2, precision=0, label="Gold/trap trials per rater")
-            seed = gr.Number(value=None, precision=0, label="Seed (empty: random, stored)")
+            seed = fields.id_box("Seed (empty: random, stored)", placeholder="random")
         create_btn = gr.Button("Create session", variant="primary")
         created = gr.Markdown()
     with gr.Row():
@@ -181,8 +182,9 @@ def build(ws: Workspace) -> None:
         with gr.Row():
             count = gr.Number(value=5, precision=0, label="How many")
             days = gr.Number(value=14, label="Expire after (days)")
-            base_url = gr.Textbox(value=os.environ.get(lsessions.PUBLIC_URL_ENV, ""),
-                                  label="Address raters use (empty: http://127.0.0.1:7860)")
+            base_url = gr.Textbox(value=lambda: served.public_url(ws), elem_id="listen-base-url",
+                                  label="Address raters use (this studio's address unless "
+                                        f"${served.PUBLIC_URL_ENV} names a public one)")
         links_btn = gr.Button("Make rater links")
         links = gr.Textbox(lines=5, label="Links (shown once; only hashes are stored)", interactive=False)
         close_btn = gr.Button("Close session (stop accepting votes)", variant="stop")
@@ -203,6 +205,8 @@ def build(ws: Workspace) -> None:
     create_btn.click(lambda *a: create(ws, *a), [name, systems, reference, test_type, question, voice_label, custom_q,
                                                  no_pref, trials, gold, seed], [session, created])
     refresh.click(lambda: gr.update(choices=session_choices(ws)), None, session)
+    live.keep_current([session, folders], lambda: [live.choices_update(session_choices(ws)),
+                                                   live.choices_update(audio_folders(ws))])
     session.change(lambda sid: describe(ws, sid), session, [summary, exclude])
     links_btn.click(lambda sid, c, d, u: make_links(ws, sid, c, d, u), [session, count, days, base_url], links)
     close_btn.click(lambda sid: close(ws, sid), session, session)

@@ -9,7 +9,7 @@ import numpy as np
 from studio import voices as V
 from studio.errors import UserError
 from studio.training_presets import BASE_MODELS
-from studio.ui import job_view
+from studio.ui import job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Voices"
@@ -140,7 +140,7 @@ def build(ws: Workspace) -> None:
                 delete_btn = gr.Button("Delete", variant="stop", elem_id="voices-delete")
             listen = gr.Audio(label="The span this voice was made from", interactive=False, elem_id="voices-audio")
 
-    clip.focus(lambda: gr.update(choices=clip_choices(ws)), outputs=clip)
+    live.keep_current(clip, lambda: live.choices_update(clip_choices(ws)))
 
     def on_preview(c, u, a, b):
         if u:
