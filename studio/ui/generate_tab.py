@@ -205,7 +205,7 @@ def build(ws: Workspace) -> None:
                            wrap=True, elem_id="gen-history")
 
     for btn, marker in zip(marker_btns, MARKERS):
-        btn.click(lambda t, m=marker: f"{(t or '').rstrip()} {m} ".lstrip(), inputs=text, outputs=text)
+        btn.click(None, inputs=text, outputs=text, js=fields.insert_at_caret_js("gen-text", marker))
     adapter_names = adapter_inputs[::2]
     live.keep_current([voice, *adapter_names], lambda: [live.choices_update(voice_choices(ws)),
                                                        *[live.choices_update(adapter_choices(ws))] * ADAPTER_SLOTS])

@@ -186,7 +186,8 @@ def build(ws: Workspace) -> None:
                                   label="Address raters use (this studio's address unless "
                                         f"${served.PUBLIC_URL_ENV} names a public one)")
         links_btn = gr.Button("Make rater links")
-        links = gr.Textbox(lines=5, label="Links (shown once; only hashes are stored)", interactive=False)
+        links = gr.Textbox(lines=5, label="Links (shown once; only hashes are stored)", interactive=False,
+                           elem_id="listen-links")
         close_btn = gr.Button("Close session (stop accepting votes)", variant="stop")
     with gr.Accordion("Results", open=True):
         with gr.Row():
