@@ -73,6 +73,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
            name: str = "") -> int:
+    from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
     if not dataset:
@@ -84,6 +85,7 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
     if (name or "").strip():
         params["name"] = name.strip()
     try:
+        check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
     except UserError as exc:
         raise gr.Error(str(exc)) from None

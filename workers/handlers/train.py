@@ -119,6 +119,9 @@ def train_job(ctx: JobContext) -> dict:
         stages = parse_stages(p.get("stages") or "semantic,coarse,fine")
         config = _config(p, stages, method)
 
+    from studio.datasets.fit import check_transcripts_fit
+
+    check_transcripts_fit(ws, dataset)  # names the clip; the model core could only name a segment hash
     ctx.progress(message="tokenizing what is not yet tokenized", phase="tokenizing")
     tokenized = tokenize_job(ctx)
     if tokenized.get("failed"):
