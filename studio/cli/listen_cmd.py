@@ -60,7 +60,8 @@ def listen() -> None:
 @click.option("--voice-reference", type=click.Path(dir_okay=False, exists=True),
               help="A recording of the voice, playable on every trial.")
 @click.option("--no-preference", is_flag=True, help="Offer a 'no preference' answer in A/B.")
-@click.option("--trials", "trials_per_rater", default=20, show_default=True, type=int, help="Trials per rater.")
+@click.option("--trials", "trials_per_rater", type=int,
+              help="Trials per rater (default: every distinct trial, up to 20; more than the items allow is refused).")
 @click.option("--gold", "n_gold", default=0, show_default=True, type=int, help="Gold/trap trials per rater.")
 @click.option("--seed", type=int, help="Seed of the trial pool (default: random, stored).")
 @click.option("--lufs", "target_lufs", default=-23.0, show_default=True, type=float,

@@ -93,9 +93,10 @@ def show(ws: Workspace, exp_id):
 
 def parse_arms(text: str, ws: Workspace | None = None) -> list[dict]:
     """Lines of `name=...,kind=...,adapter=PATH:SCALE,voice=PATH,model=...` (as the CLI takes them)."""
-    from studio.cli.experiments_cmd import _arm
+    from studio.experiments.arms import parse_arm
 
-    return [_arm(line, ws) for line in (text or "").splitlines() if line.strip()]
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return [parse_arm(line, ws, f"arm line {i}:") for i, line in enumerate(lines, 1)]
 
 
 def create(ws: Workspace, name, hypothesis, dataset, arms_text, prompts_text):
@@ -214,7 +215,7 @@ def build(ws: Workspace) -> None:
         prompts = gr.Textbox(label="Test prompts, one per line", lines=3)
         create_btn = gr.Button("Create experiment", variant="primary")
     page = gr.Markdown("Pick or create an experiment.", elem_id="exp-page")
-    plots = gr.Gallery(label="Metric plots", columns=3, height=360, elem_id="exp-plots")
+    plots = gr.Gallery(label="Metric plots", columns=2, height="auto", object_fit="contain", elem_id="exp-plots")
     with gr.Row():
         session = fields.id_box("Listening session id", placeholder="its number in the Listen tab")
         link_btn = gr.Button("Link listening session")

@@ -68,7 +68,7 @@ def create(ws: Workspace, name, systems_text, reference_text, test_type, questio
         question = custom_q if preset == "custom" else preset
         params = {"name": name, "test_type": "mos" if test_type == "MOS" else "ab", "question": question,
                   "voice_label": voice_label or None, "allow_no_preference": bool(no_pref),
-                  "trials_per_rater": int(trials), "n_gold": int(gold), "seed": fields.parse_int(seed, "the seed"),
+                  "trials_per_rater": fields.parse_int(trials, "trials per rater"), "n_gold": int(gold), "seed": fields.parse_int(seed, "the seed"),
                   "systems": [{"name": s.name, "folder": str(s.folder), "reference": s.reference} for s in systems]}
         lsessions.resolve_question(params["test_type"], question, voice_label)
         job = submit(ws, "listening_stimuli", params, wait=True)
@@ -138,7 +138,7 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
                   "" if r["z"] is None else round(r["z"], 2), "; ".join(r["flags"]), r["excluded"]]
                  for r in res["screening"]]
     images = [Image.open(p).copy() for p in res["plots"]]
-    return "```\n" + lresults.summary_text(res) + "\n```", screening, images
+    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, images
 
 
 def export(ws: Workspace, session_id):
@@ -169,7 +169,8 @@ def build(ws: Workspace) -> None:
             custom_q = gr.Textbox(label="Custom question")
         with gr.Row():
             no_pref = gr.Checkbox(label="Offer 'no preference'")
-            trials = gr.Number(value=20, precision=0, label="Trials per rater")
+            trials = fields.id_box("Trials per rater", placeholder="every distinct trial, up to 20",
+                                   elem_id="listen-trials")
             gold = gr.Number(value=2, precision=0, label="Gold/trap trials per rater")
             seed = fields.id_box("Seed (empty: random, stored)", placeholder="random")
         create_btn = gr.Button("Create session", variant="primary")
@@ -196,7 +197,7 @@ def build(ws: Workspace) -> None:
         results_btn = gr.Button("Show results")
         report = gr.Markdown(elem_id="listen-results")
         screening = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, label="Rater screening")
-        plots = gr.Gallery(label="Plots", columns=2, height="auto")
+        plots = gr.Gallery(label="Plots", columns=2, height="auto", object_fit="contain", elem_id="listen-plots")
         export_btn = gr.Button("Export CSV")
         csv_file = gr.File(label="Votes (CSV)")
 
