@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from studio import served
 from studio.limits import max_upload_bytes
 from studio.workspace import Workspace
 
@@ -80,16 +83,31 @@ def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedde
 
     if embedded_workers:
         start_embedded_worker(ws, embedded_workers)
-    print(f"Bark Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
+    login_line = None
     if auth is None:
         from studio.security import OWNER_USER, owner_password
 
         password, source = owner_password(ws)
         shown = password if not source.startswith("$") else f"(from {source})"
-        print(f"Owner login: user {OWNER_USER!r}, password {shown}" +
-              (f"  (saved in {source})" if not source.startswith("$") else ""), flush=True)
-        base = os.environ.get(PUBLIC_URL_ENV) or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        print(f"One-time owner login link (10 min): {login_links.link(base, login_links.issue(ws))}", flush=True)
+        login_line = (f"Owner login: user {OWNER_USER!r}, password {shown}" +
+                      (f"  (saved in {source})" if not source.startswith("$") else ""))
+        base = os.environ.get(PUBLIC_URL_ENV) or served.address(host, port)
+        login_line += f"\nOne-time owner login link (10 min): {login_links.link(base, login_links.issue(ws))}"
     proxies = trusted_proxies()  # X-Forwarded-For is believed from these peers only (default: none)
-    uvicorn.run(create_app(ws, auth=auth), host=host, port=port, log_level="warning",
-                proxy_headers=bool(proxies), forwarded_allow_ips=",".join(proxies) or "")
+    server = uvicorn.Server(uvicorn.Config(create_app(ws, auth=auth), host=host, port=port, log_level="warning",
+                                           proxy_headers=bool(proxies), forwarded_allow_ips=",".join(proxies) or ""))
+    threading.Thread(target=_announce_when_up, args=(server, ws, served.address(host, port), login_line),
+                     daemon=True).start()
+    server.run()
+
+
+def _announce_when_up(server, ws: Workspace, url: str, login_line: str | None) -> None:
+    """Print the address only once the server answers on it (and record it for rater links)."""
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.1)
+    served.record(ws, url)
+    print(f"Bark Studio on {url}  (workspace {ws.root})", flush=True)
+    if login_line:
+        print(login_line, flush=True)

@@ -17,6 +17,7 @@ from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
 from studio.errors import UserError
+from studio.ui import live
 from studio.workspace import Workspace
 
 TITLE = "Dataset"
@@ -305,6 +306,7 @@ def build(ws: Workspace) -> None:
         return [gr.Dropdown(choices=dataset_names(ws), value=name.strip()), "", *on_dataset(name.strip())]
 
     create_btn.click(on_create, new_name, [ds, new_name, clips, current_clip, *clip_outs, *report_outs])
+    live.keep_current(ds, lambda: live.choices_update(dataset_names(ws)))
 
     def on_import(name, files, src, lic, spk, prov):
         from workers.dispatch import submit

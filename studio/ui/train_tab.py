@@ -14,7 +14,7 @@ from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import (ADVANCED, BASE_MODELS, EVAL_SEED, EVAL_SENTENCES, PRESET_LABELS, PRESETS,
                                      STAGES)
-from studio.ui import job_view
+from studio.ui import fields, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Train"
@@ -74,6 +74,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
            name: str = "") -> int:
+    from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
     if not dataset:
@@ -85,6 +86,7 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
     if (name or "").strip():
         params["name"] = name.strip()
     try:
+        check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
     except UserError as exc:
         raise gr.Error(str(exc)) from None
@@ -139,10 +141,11 @@ def best_steps_md(ws: Workspace, job_id) -> str:
 def _checkpoint(ws: Workspace, checkpoint_id) -> dict:
     from studio import training
 
-    if checkpoint_id in (None, ""):
-        raise gr.Error("choose a checkpoint in the list first")
     try:
-        return training.get_checkpoint(ws, int(checkpoint_id))
+        checkpoint_id = fields.parse_int(checkpoint_id, "the checkpoint id")
+        if checkpoint_id is None:
+            raise UserError("choose a checkpoint in the list first")
+        return training.get_checkpoint(ws, checkpoint_id)
     except UserError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -202,7 +205,7 @@ def build(ws: Workspace) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("_No training job yet._", elem_id="train-status")
             with gr.Row():
-                watch = gr.Number(label="Watching job", precision=0, elem_id="train-job")
+                watch = fields.id_box("Watching job", placeholder="a training job's id", elem_id="train-job")
                 cancel_btn = gr.Button("Cancel", elem_id="train-cancel", scale=0)
             loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss: train and validation",
                                     elem_id="train-loss-plot", height=260)
@@ -216,7 +219,7 @@ def build(ws: Workspace) -> None:
             gr.Markdown("### Checkpoints")
             cp_table = gr.Dataframe(headers=CHECKPOINT_COLUMNS, interactive=False, elem_id="train-checkpoints")
             with gr.Row():
-                cp_id = gr.Number(label="Checkpoint", precision=0, elem_id="train-cp")
+                cp_id = fields.id_box("Checkpoint", placeholder="click a row above", elem_id="train-cp")
                 adapter_name = gr.Textbox(label="Adapter name", elem_id="train-adapter-name")
             with gr.Row():
                 listen_btn = gr.Button("Render evaluation audio", elem_id="train-listen")
@@ -233,7 +236,7 @@ def build(ws: Workspace) -> None:
     def on_estimate(info, b, st, p, *adv):
         return estimate_md(ws, info, b, st, p, list(adv))
 
-    dataset.focus(lambda: gr.update(choices=dataset_choices(ws)), outputs=dataset)
+    live.keep_current(dataset, lambda: live.choices_update(dataset_choices(ws)))
     dataset.change(lambda d: dataset_info(ws, d), inputs=dataset, outputs=[dataset_md, info_state]).then(
         on_estimate, inputs=est_inputs, outputs=estimate)
     preset.change(preset_values, inputs=preset, outputs=advanced).then(on_estimate, inputs=est_inputs, outputs=estimate)

@@ -122,7 +122,10 @@ def train_job(ctx: JobContext) -> dict:
         stages = parse_stages(p.get("stages") or "semantic,coarse,fine")
         config = _config(p, stages, method)
 
-    ctx.progress(message="tokenizing what is not yet tokenized")
+    from studio.datasets.fit import check_transcripts_fit
+
+    check_transcripts_fit(ws, dataset)  # names the clip; the model core could only name a segment hash
+    ctx.progress(message="tokenizing what is not yet tokenized", phase="tokenizing")
     tokenized = tokenize_job(ctx)
     if tokenized.get("failed"):
         ctx.log(f"{len(tokenized['failed'])} segment(s) could not be tokenized and are left out")
@@ -139,7 +142,7 @@ def train_job(ctx: JobContext) -> dict:
     run = T.run_dir(ws, ctx.job_id)
     reconcile_checkpoints(ws, ctx.job_id, run)
     resume = _resume_point(ws, ctx, run)
-    ctx.progress(message=f"loading {model}")
+    ctx.progress(message=f"loading {model}", phase="loading model")
     with user_errors():
         bark = presets.load_bark(model)
         tokenizer = presets.load_text_tokenizer(model)
@@ -153,7 +156,7 @@ def train_job(ctx: JobContext) -> dict:
         ctx.metrics(info["step"], {**{k: info[k] for k in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
                                       if info.get(k) is not None}, **per_stage, **epochs})
         ctx.progress(step=info["step"], total=info["total_steps"], epoch=info["epoch"], eta_seconds=info["eta_s"],
-                     message=f"step {info['step']}/{info['total_steps']} loss {info['loss']:.4f}"
+                     phase="training", message=f"step {info['step']}/{info['total_steps']} loss {info['loss']:.4f}"
                              + (f" val {info['val_loss']:.4f}" if info.get("val_loss") is not None else ""))
 
     def on_checkpoint(info: dict) -> None:
