@@ -78,7 +78,6 @@ def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedde
     import uvicorn
 
     from studio import login_links
-    from studio.listening.sessions import PUBLIC_URL_ENV
     from studio.security import trusted_proxies
 
     if embedded_workers:
@@ -91,7 +90,7 @@ def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedde
         shown = password if not source.startswith("$") else f"(from {source})"
         login_line = (f"Owner login: user {OWNER_USER!r}, password {shown}" +
                       (f"  (saved in {source})" if not source.startswith("$") else ""))
-        base = os.environ.get(PUBLIC_URL_ENV) or served.address(host, port)
+        base = os.environ.get(served.PUBLIC_URL_ENV) or served.address(host, port)
         login_line += f"\nOne-time owner login link (10 min): {login_links.link(base, login_links.issue(ws))}"
     proxies = trusted_proxies()  # X-Forwarded-For is believed from these peers only (default: none)
     server = uvicorn.Server(uvicorn.Config(create_app(ws, auth=auth), host=host, port=port, log_level="warning",

@@ -55,19 +55,16 @@ def backup(ctx, target_dir: str, as_json: bool) -> None:
 
 
 @click.command("login-link")
-@click.option("--url", default=None, help="The studio's address (default: $BARK_STUDIO_PUBLIC_URL, else "
-                                          "http://127.0.0.1:7860).")
+@click.option("--url", default=None, help="The studio's address (default: $BARK_STUDIO_PUBLIC_URL, else the "
+                                          "address `serve` last answered on).")
 @click.option("--minutes", default=10.0, show_default=True, type=float, help="How long the link works.")
 @json_option
 @pass_ctx
 def login_link(ctx, url: str | None, minutes: float, as_json: bool) -> None:
     """Print a one-time owner login link (works once, even while failed logins block the password form)."""
-    import os
+    from studio import login_links, served
 
-    from studio import login_links
-    from studio.listening.sessions import PUBLIC_URL_ENV
-
-    base = url or os.environ.get(PUBLIC_URL_ENV) or "http://127.0.0.1:7860"
+    base = url or served.public_url(ctx.ws)
     link = login_links.link(base, login_links.issue(ctx.ws, ttl_s=minutes * 60))
     emit({"link": link, "expires_in_s": minutes * 60}, as_json,
          lambda d: f"{d['link']}\n(works once, for {minutes:g} minutes)")
