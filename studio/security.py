@@ -193,7 +193,7 @@ def same_origin(origin: str, host: str) -> bool:
     mine = _netloc(o.netloc, o.scheme)
     if host and mine == _netloc(host, o.scheme):
         return True
-    from studio.listening.sessions import PUBLIC_URL_ENV  # the address raters and the owner use
+    from studio.served import PUBLIC_URL_ENV  # the address raters and the owner use
 
     public = os.environ.get(PUBLIC_URL_ENV, "")
     if public:
