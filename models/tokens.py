@@ -20,7 +20,8 @@ from torch import nn
 
 from models import constants as C
 from models.errors import MissingWeightsError, ModelInputError
-from models.presets import PRESETS, Preset, is_tiny, preset_for
+from models.catalog import hub_cache
+from models.presets import PRESETS, Preset, is_tiny, preset_for, require_local
 
 TINY_HUBERT_SEED = 4321
 
@@ -125,8 +126,9 @@ def load_semantic_tokenizer(model: str = "tiny", device="cpu") -> SemanticTokeni
     from transformers import HubertModel
 
     preset = preset_for(model)
+    require_local(model, ("hubert", "quantizer"))
     try:
-        hubert = HubertModel.from_pretrained(preset.hubert).eval()
+        hubert = HubertModel.from_pretrained(preset.hubert, cache_dir=str(hub_cache())).eval()
     except OSError as exc:
         raise MissingWeightsError(preset.hubert, preset.name if preset.name in PRESETS else None) from exc
     quantizer = load_quantizer(_hub_file(preset.quantizer_repo, preset.quantizer_file, preset))
@@ -138,7 +140,7 @@ def _hub_file(repo: str, filename: str, preset: Preset) -> str:
     from huggingface_hub import hf_hub_download
 
     try:
-        return hf_hub_download(repo, filename)
+        return hf_hub_download(repo, filename, cache_dir=str(hub_cache()))
     except Exception as exc:  # noqa: BLE001 - offline, missing, or network errors
         raise MissingWeightsError(f"{repo}/{filename}", preset.name if preset.name in PRESETS else None) from exc
 
@@ -155,8 +157,9 @@ def load_codec(model: str = "tiny", device="cpu"):
     from transformers import EncodecModel
 
     preset = preset_for(model)
+    require_local(model, ("codec",))
     try:
-        codec = EncodecModel.from_pretrained(preset.codec).eval()
+        codec = EncodecModel.from_pretrained(preset.codec, cache_dir=str(hub_cache())).eval()
     except OSError as exc:
         raise MissingWeightsError(preset.codec, preset.name if preset.name in PRESETS else None) from exc
     return codec.to(device), preset.codec
