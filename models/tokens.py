@@ -241,35 +241,3 @@ def load_tokens(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if sem.ndim != 1 or codes.ndim != 2 or codes.shape[0] != C.N_FINE_CODEBOOKS:
         raise ModelInputError(f"token file {path.name}: wrong shapes {sem.shape} / {codes.shape}")
     return sem.astype(np.int64), codes.astype(np.int64)
-
-
-# --- prefetch ------------------------------------------------------------------------------------------
-
-def download_list(preset_name: str) -> list[str]:
-    """What `bark-studio models download PRESET` fetches (hub ids; repo/file for single files)."""
-    p = PRESETS.get(preset_name) or preset_for(preset_name)
-    if is_tiny(p.name):
-        return []
-    return [p.bark, p.hubert, p.codec, f"{p.quantizer_repo}/{p.quantizer_file}"]
-
-
-def download(preset_name: str, progress=None) -> list[dict]:
-    """Fetch everything a preset needs into the Hugging Face cache; returns what is where."""
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    p = PRESETS.get(preset_name) or preset_for(preset_name)
-    if is_tiny(p.name):
-        return [{"name": "tiny", "path": None, "note": "built from configs; nothing to download"}]
-    out = []
-    for i, (kind, repo) in enumerate((("bark", p.bark), ("hubert", p.hubert), ("codec", p.codec))):
-        if progress:
-            progress(i, 4, repo)
-        try:
-            out.append({"name": repo, "path": snapshot_download(repo, allow_patterns=[
-                "*.json", "*.safetensors", "*.txt", "*.model"] if kind != "bark" else None)})
-        except Exception as exc:  # noqa: BLE001
-            raise MissingWeightsError(repo, p.name, f"download failed: {str(exc).splitlines()[0]}") from exc
-    if progress:
-        progress(3, 4, p.quantizer_file)
-    out.append({"name": f"{p.quantizer_repo}/{p.quantizer_file}", "path": _hub_file(p.quantizer_repo, p.quantizer_file, p)})
-    return out
