@@ -47,6 +47,10 @@ def voice_file(name_or_path: str, ws=None) -> str | None:
 
             return in_workspace(voices.voice_path(ws, name_or_path), ws)
         except (ImportError, UserError):
+            from models.catalog import is_builtin_voice_name
+
+            if is_builtin_voice_name(name_or_path):
+                raise  # a built-in voice whose prompts are not downloaded: say so
             return None
     return None
 
