@@ -51,7 +51,8 @@ def test_every_command_that_loads_a_real_model_names_what_is_missing_before_queu
         line = _refused(ws, *args)
         assert line.startswith("error: Whisper 'base' is not downloaded: missing base.pt"), (args, line)
         assert empty_cache["BARK_STUDIO_WHISPER_ROOT"] in line and line.endswith(FETCH), (args, line)
-    assert "Whisper 'medium' is not downloaded" in _refused(ws, "dataset", "transcribe", "d", "--model-size", "medium")
+    medium = _refused(ws, "dataset", "transcribe", "d", "--model-size", "medium")
+    assert "Whisper 'medium' is not downloaded" in medium and "whisper.load_model('medium', download_root=" in medium
     assert jobs.list_jobs(ws.db) == []  # nothing was queued
 
 
