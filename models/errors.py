@@ -11,10 +11,10 @@ class ModelInputError(ValueError):
 class MissingWeightsError(ModelInputError):
     """Weights are not on disk and cannot be downloaded (offline)."""
 
-    def __init__(self, model_id: str, preset: str | None = None, reason: str = ""):
+    def __init__(self, model_id: str, preset: str | None = None, reason: str = "", message: str | None = None):
         self.model_id = model_id
         hint = f"bark-studio models download {preset or model_id}"
         detail = f" ({reason})" if reason else ""
-        super().__init__(
-            f"weights for {model_id!r} are not on this machine{detail}; "
-            f"run `{hint}` on a machine with internet first")
+        super().__init__(message or
+                         f"weights for {model_id!r} are not on this machine{detail}; "
+                         f"run `{hint}` on a machine with internet first")

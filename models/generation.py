@@ -294,7 +294,9 @@ def fine_codes(module, coarse: torch.Tensor, history: VoicePrompt | None, temper
             elif not temperature:  # greedy (transformers spells it fine_temperature=1.0)
                 preds = torch.argmax(logits[:, rel:, : C.CODEBOOK_SIZE], -1)
             else:
-                probs = F.softmax(logits[:, :, : C.CODEBOOK_SIZE] / temperature, dim=-1)[:, rel: C.MAX_FINE_INPUT]
+                # in fp32 as the causal stages sample (a bf16 model gives bf16 logits)
+                scores = logits[:, rel: C.MAX_FINE_INPUT, : C.CODEBOOK_SIZE].float()
+                probs = F.softmax(scores / temperature, dim=-1)
                 preds = draw(probs.reshape(-1, C.CODEBOOK_SIZE), generator).view(1, -1)
             window[:, rel:, k] = preds.long()
         buf[:, w.fill_start: w.fill_start + (C.MAX_FINE_INPUT - rel), C.N_COARSE_CODEBOOKS:] = \

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from models import constants as C
-from models.catalog import PRESETS, TINY, Preset, preset_for  # noqa: F401 - the facts live in the catalog
+from models.catalog import PRESETS, TINY, Preset, hub_cache, missing_line, preset_for  # noqa: F401 - facts live there
 from models.catalog import looks_like_path as _looks_like_path
 from models.errors import MissingWeightsError, ModelInputError
 
@@ -123,6 +123,15 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def require_local(name: str, parts: tuple[str, ...]) -> None:
+    """Offline, a component that is not in the cache is one MissingWeightsError naming it and the
+    download command, before any loader starts (online, from_pretrained fetches it)."""
+    if _offline():
+        line = missing_line(name, only=parts)
+        if line:
+            raise MissingWeightsError(resolve(name), name if name in PRESETS else None, message=line)
+
+
 def load_bark(name_or_path: str = "tiny", device: str | torch.device = "cpu",
               dtype: torch.dtype | None = None):
     """A transformers BarkModel in eval mode: `tiny`, `small`, `large`, a hub id or a local folder."""
@@ -153,8 +162,9 @@ def _from_pretrained(kind: str, name: str):
             return BarkModel.from_pretrained(str(folder))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelInputError(f"cannot load Bark from {str(folder)!r}: {exc}".splitlines()[0]) from exc
+    require_local(name, ("bark",))
     try:
-        return BarkModel.from_pretrained(model_id)
+        return BarkModel.from_pretrained(model_id, cache_dir=str(hub_cache()))
     except OSError as exc:
         if _offline() or _is_missing(exc):
             raise MissingWeightsError(model_id, preset, "" if _offline() else "not found") from exc
@@ -213,9 +223,11 @@ def load_text_tokenizer(name_or_path: str = "tiny"):
     model_id = resolve(name)
     if _looks_like_path(model_id) and not Path(model_id).expanduser().is_dir():
         raise ModelInputError(f"model folder {model_id!r} does not exist")
+    if not _looks_like_path(model_id):
+        require_local(name, ("bark",))
     try:
         return BertTokenizerFast.from_pretrained(str(Path(model_id).expanduser())
-                                                 if _looks_like_path(model_id) else model_id)
+                                                 if _looks_like_path(model_id) else model_id, cache_dir=str(hub_cache()))
     except OSError as exc:
         if _looks_like_path(model_id):
             raise ModelInputError(f"model folder {model_id!r} has no text tokenizer files "

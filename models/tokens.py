@@ -20,7 +20,8 @@ from torch import nn
 
 from models import constants as C
 from models.errors import MissingWeightsError, ModelInputError
-from models.presets import PRESETS, Preset, is_tiny, preset_for
+from models.catalog import hub_cache
+from models.presets import PRESETS, Preset, is_tiny, preset_for, require_local
 
 TINY_HUBERT_SEED = 4321
 
@@ -125,8 +126,9 @@ def load_semantic_tokenizer(model: str = "tiny", device="cpu") -> SemanticTokeni
     from transformers import HubertModel
 
     preset = preset_for(model)
+    require_local(model, ("hubert", "quantizer"))
     try:
-        hubert = HubertModel.from_pretrained(preset.hubert).eval()
+        hubert = HubertModel.from_pretrained(preset.hubert, cache_dir=str(hub_cache())).eval()
     except OSError as exc:
         raise MissingWeightsError(preset.hubert, preset.name if preset.name in PRESETS else None) from exc
     quantizer = load_quantizer(_hub_file(preset.quantizer_repo, preset.quantizer_file, preset))
@@ -138,7 +140,7 @@ def _hub_file(repo: str, filename: str, preset: Preset) -> str:
     from huggingface_hub import hf_hub_download
 
     try:
-        return hf_hub_download(repo, filename)
+        return hf_hub_download(repo, filename, cache_dir=str(hub_cache()))
     except Exception as exc:  # noqa: BLE001 - offline, missing, or network errors
         raise MissingWeightsError(f"{repo}/{filename}", preset.name if preset.name in PRESETS else None) from exc
 
@@ -155,8 +157,9 @@ def load_codec(model: str = "tiny", device="cpu"):
     from transformers import EncodecModel
 
     preset = preset_for(model)
+    require_local(model, ("codec",))
     try:
-        codec = EncodecModel.from_pretrained(preset.codec).eval()
+        codec = EncodecModel.from_pretrained(preset.codec, cache_dir=str(hub_cache())).eval()
     except OSError as exc:
         raise MissingWeightsError(preset.codec, preset.name if preset.name in PRESETS else None) from exc
     return codec.to(device), preset.codec
@@ -238,35 +241,3 @@ def load_tokens(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if sem.ndim != 1 or codes.ndim != 2 or codes.shape[0] != C.N_FINE_CODEBOOKS:
         raise ModelInputError(f"token file {path.name}: wrong shapes {sem.shape} / {codes.shape}")
     return sem.astype(np.int64), codes.astype(np.int64)
-
-
-# --- prefetch ------------------------------------------------------------------------------------------
-
-def download_list(preset_name: str) -> list[str]:
-    """What `bark-studio models download PRESET` fetches (hub ids; repo/file for single files)."""
-    p = PRESETS.get(preset_name) or preset_for(preset_name)
-    if is_tiny(p.name):
-        return []
-    return [p.bark, p.hubert, p.codec, f"{p.quantizer_repo}/{p.quantizer_file}"]
-
-
-def download(preset_name: str, progress=None) -> list[dict]:
-    """Fetch everything a preset needs into the Hugging Face cache; returns what is where."""
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    p = PRESETS.get(preset_name) or preset_for(preset_name)
-    if is_tiny(p.name):
-        return [{"name": "tiny", "path": None, "note": "built from configs; nothing to download"}]
-    out = []
-    for i, (kind, repo) in enumerate((("bark", p.bark), ("hubert", p.hubert), ("codec", p.codec))):
-        if progress:
-            progress(i, 4, repo)
-        try:
-            out.append({"name": repo, "path": snapshot_download(repo, allow_patterns=[
-                "*.json", "*.safetensors", "*.txt", "*.model"] if kind != "bark" else None)})
-        except Exception as exc:  # noqa: BLE001
-            raise MissingWeightsError(repo, p.name, f"download failed: {str(exc).splitlines()[0]}") from exc
-    if progress:
-        progress(3, 4, p.quantizer_file)
-    out.append({"name": f"{p.quantizer_repo}/{p.quantizer_file}", "path": _hub_file(p.quantizer_repo, p.quantizer_file, p)})
-    return out

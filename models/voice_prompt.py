@@ -2,6 +2,9 @@
 fine_prompt 8 x T, raw codes without offsets), made from a clip or a 5-12 s span of one.
 
 A prompt conditions all three stages without training: the baseline a fine-tune must beat.
+Bark's built-in voices (`v2/en_speaker_6`, ...) are the `.npy` prompts its hub repos ship, listed
+in `speaker_embeddings_path.json`: `builtin(name)` reads them from the local hub cache.
+Importing this module never loads torch (the studio reads prompts too).
 """
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from models import catalog
 from models import constants as C
-from models.errors import ModelInputError
+from models.errors import MissingWeightsError, ModelInputError
 
 KEYS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 
@@ -36,8 +39,10 @@ class VoicePrompt:
                 "coarse_prompt": self.coarse.astype(np.int64),
                 "fine_prompt": self.fine.astype(np.int64)}
 
-    def as_history(self, device="cpu") -> dict[str, torch.Tensor]:
-        """The `history_prompt` dict transformers' Bark generate takes."""
+    def as_history(self, device="cpu") -> dict:
+        """The `history_prompt` dict transformers' Bark generate takes (torch tensors)."""
+        import torch
+
         return {k: torch.from_numpy(v).to(device) for k, v in self.as_arrays().items()}
 
     def save(self, path: str | Path) -> Path:
@@ -112,3 +117,32 @@ def check_span(duration: float, start: float | None, end: float | None, source: 
         raise ModelInputError(f"{source}: a voice prompt needs {C.VOICE_MIN_SECONDS:g}-{C.VOICE_MAX_SECONDS:g} s "
                               f"of speech, the span is {length:.2f} s")
     return s, e
+
+
+# --- Bark's built-in voices ----------------------------------------------------------------------
+
+def builtin(name: str, model: str = "small") -> VoicePrompt:
+    """A built-in voice (`v2/en_speaker_6`, `announcer`, ...) from the Bark repo in the hub cache.
+    Both Bark repos ship the same prompts: `model`'s repo is read first, then the other preset's."""
+    name = str(name).strip()
+    repos = [catalog.preset_for(model).bark] + [catalog.PRESETS[p].bark for p in catalog.REAL_PRESETS]
+    for repo in dict.fromkeys(r for r in repos if r != catalog.TINY and not catalog.looks_like_path(r)):
+        index, folder = catalog.voice_index(repo), catalog.voices_folder(repo)
+        if index is None or name not in index:
+            continue
+        paths = {k: folder / index[name][k] for k in KEYS}
+        if not all(p.is_file() for p in paths.values()):
+            continue
+        try:
+            arrays = {k: np.load(p, allow_pickle=False) for k, p in paths.items()}
+        except (OSError, ValueError) as exc:
+            raise ModelInputError(f"built-in voice {name!r}: unreadable prompt file ({exc})".splitlines()[0]) from exc
+        return from_arrays(arrays, source=f"built-in voice {name!r}")
+    known = catalog.builtin_voices(model)
+    if known:
+        raise ModelInputError(f"no built-in voice named {name!r} (Bark ships {known[0]} ... {known[-1]}, "
+                              f"e.g. v2/en_speaker_6)")
+    target = model if model in catalog.PRESETS and model != catalog.TINY else "small"
+    raise MissingWeightsError(catalog.preset_for(target).bark, target, message=(
+        f"built-in voice {name!r} is not downloaded: Bark's speaker prompts are not in {catalog.hub_cache()}; "
+        f"run `{catalog.DOWNLOAD_HINT.format(preset=target)}`"))

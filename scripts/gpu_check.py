@@ -165,13 +165,13 @@ def check_training(args, work: Path) -> list[dict]:
 
 # --- generation -----------------------------------------------------------------------------------
 
-def _problems(results) -> list[str]:
+def _problems(outputs) -> list[str]:
+    """What is wrong with (audio, (8, T) codes) outputs: empty or non-finite audio, codes out of range."""
     import numpy as np
 
     bad = []
-    for i, r in enumerate(results):
-        codes = np.concatenate(r.codes, axis=1) if r.codes else np.zeros((8, 0), int)
-        if not len(r.audio) or not np.isfinite(r.audio).all():
+    for i, (audio, codes) in enumerate(outputs):
+        if not len(audio) or not np.isfinite(audio).all():
             bad.append(f"row {i}: empty or non-finite audio")
         if codes.shape[0] != 8 or (codes.size and (codes.min() < 0 or codes.max() > 1023)):
             bad.append(f"row {i}: codes {codes.shape} outside 8 x 0..1023")
@@ -185,6 +185,8 @@ def _same(x, y) -> bool:
 
 
 def check_generation(args, device: str) -> list[dict]:
+    import numpy as np
+
     from models import presets
     from models.attention import resolve_precision
     from models.fast_generation import prepare_for_inference
@@ -208,11 +210,11 @@ def check_generation(args, device: str) -> list[dict]:
                 try:
                     requests = [Request(TEXTS[i], None, seed=100 + i) for i in range(batch)]
                     out = generate(stages, tok, requests, sampling, batch_size=8, fast=engine == "fast")
-                    again = generate(stages, tok, requests[:1], sampling, batch_size=8, fast=engine == "fast")
+                    again = generate(stages, tok, requests, sampling, fast=engine == "fast") if batch == 1 else None
                 except Exception as exc:  # noqa: BLE001 - every failure is a row
                     rows.append(failed(name, t0, exc))
                     continue
-                bad = _problems(out)
+                bad = _problems([(r.audio, np.concatenate(r.codes, axis=1)) for r in out])
                 notes = [f"{sum(len(r.audio) for r in out) / 24000:.1f} s of audio"]
                 if batch == 1:
                     alone = out[0]
@@ -248,9 +250,9 @@ def check_compile(args, device: str) -> list[dict]:
     ref = fg.generate_batch(bark, ids, settings=plain)
     out = fg.generate_batch(bark, ids, settings=compiled)
     torch.cuda.synchronize()
-    agree = sum(int((a.semantic == b.semantic).all()) for a, b in zip(ref, out) if a.semantic.shape == b.semantic.shape)
-    bad = _problems([type("R", (), {"audio": g.audio, "codes": [g.codes.numpy()]})() for g in out])
-    return [row(name, not bad, t0, "; ".join(bad) or f"{agree} of {len(out)} rows give the eager run's semantic tokens")]
+    agree = sum(torch.equal(a.semantic, b.semantic) for a, b in zip(ref, out))
+    bad = _problems([(g.audio, g.codes.numpy()) for g in out])
+    return [row(name, not bad, t0, "; ".join(bad) or f"{agree} of {len(out)} rows give the eager run's tokens")]
 
 
 # --- a real worker --------------------------------------------------------------------------------
@@ -262,7 +264,8 @@ def check_worker(args, work: Path, device: str) -> list[dict]:
 
     ws = Workspace.resolve(work / "workspace")
     cap = 32 if args.smoke else 64
-    env = {**os.environ, "BARK_STUDIO_GPU": "0", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "BARK_STUDIO_GPU": "0", "PYTHONPATH": path}
     log = open(work / "worker.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(ws.root), "worker", "--workers", "1"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -283,10 +286,12 @@ def check_worker(args, work: Path, device: str) -> list[dict]:
             t0 = time.monotonic()
             job = wait_for(ws, submit(ws, kind, params)["id"], timeout=600)
             result = job.get("result") or {}
-            made = len(result.get("files") or []) if kind == "generate" else result.get("outputs", 0) - result.get("failed", 0)
-            ok = job["status"] == "succeeded" and made == 4 and wanted in (job.get("log_tail") or "")
-            detail = (f"{made} outputs, generated {wanted}" if ok else
-                      f"{job['status']}: {job.get('error') or 'expected 4 outputs made ' + wanted}; log: {job.get('log_tail', '')[-300:]!r}")
+            made = (len(result.get("files") or []) if kind == "generate"
+                    else result.get("outputs", 0) - result.get("failed", 0))
+            log_tail = job.get("log_tail") or ""
+            ok = job["status"] == "succeeded" and made == 4 and wanted in log_tail
+            detail = (f"{made} outputs, generated {wanted}" if ok else f"{job['status']}: "
+                      f"{job.get('error') or f'expected 4 outputs made {wanted}'}; log: {log_tail[-300:]!r}")
             rows.append(row(f"worker: {kind} job, BARK_STUDIO_GPU=0", ok, t0, detail))
     finally:
         proc.send_signal(signal.SIGINT)

@@ -193,7 +193,7 @@ def same_origin(origin: str, host: str) -> bool:
     mine = _netloc(o.netloc, o.scheme)
     if host and mine == _netloc(host, o.scheme):
         return True
-    from studio.listening.sessions import PUBLIC_URL_ENV  # the address raters and the owner use
+    from studio.served import PUBLIC_URL_ENV  # the address raters and the owner use
 
     public = os.environ.get(PUBLIC_URL_ENV, "")
     if public:
@@ -225,6 +225,17 @@ class OwnerGate:
                 return True
         return False
 
+    @staticmethod
+    def foreign(headers: dict) -> bool:
+        """Whether a browser sent this request from another site. A browser's Sec-Fetch-Site (no page
+        can set it) decides; it also covers `Origin: null`, which a same-origin form sends from a
+        no-referrer page (the rater's consent). Without it, the Origin must name this server."""
+        fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1")
+        if fetch_site:
+            return fetch_site not in ("same-origin", "none")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        return bool(origin) and not same_origin(origin, headers.get(b"host", b"").decode("latin-1"))
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -240,10 +251,7 @@ class OwnerGate:
                 return
             scope = {**scope, "method": "GET"}  # Gradio's own logout route clears the session
         if method in STATE_CHANGING:
-            origin = headers.get(b"origin", b"").decode("latin-1")
-            fetch_site = headers.get(b"sec-fetch-site", b"").decode("latin-1")
-            if (origin and not same_origin(origin, headers.get(b"host", b"").decode("latin-1"))) or \
-                    fetch_site == "cross-site":
+            if self.foreign(headers):
                 await _send_json(send, 403, "cross-site request refused")
                 return
             if not PUBLIC_WRITES.match(path) and not self.is_owner(scope):

@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from studio import served
 from studio.limits import max_upload_bytes
 from studio.workspace import Workspace
 
@@ -64,48 +67,46 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
     return app
 
 
-def start_embedded_worker(ws: Workspace, workers: int) -> subprocess.Popen:
-    # Same process group as the server: Ctrl-C in the terminal reaches the worker too, and it
-    # checkpoints and stops; a worker in its own session outlived the studio.
-    proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(ws.root), "worker",
-                             "--workers", str(workers)])
+def start_embedded_worker(ws: Workspace, workers: int):
+    """The worker beside the web process, restarted if it dies (workers.embedded)."""
+    from workers.embedded import EmbeddedWorker
 
-    def _stop() -> None:
-        for sig, grace in ((None, 5), (signal.SIGINT, 30)):  # a second SIGINT would stop it mid-step
-            if proc.poll() is not None:
-                return
-            if sig is not None:
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        proc.kill()
-
-    atexit.register(_stop)
-    return proc
+    return EmbeddedWorker(ws, workers).start()
 
 
 def run_server(ws: Workspace, host: str = "127.0.0.1", port: int = 7860, embedded_workers: int = 2, auth=None) -> None:
     import uvicorn
 
     from studio import login_links
-    from studio.listening.sessions import PUBLIC_URL_ENV
     from studio.security import trusted_proxies
 
     if embedded_workers:
         start_embedded_worker(ws, embedded_workers)
-    print(f"Bark Studio on http://{host}:{port}  (workspace {ws.root})", flush=True)
+    login_line = None
     if auth is None:
         from studio.security import OWNER_USER, owner_password
 
         password, source = owner_password(ws)
         shown = password if not source.startswith("$") else f"(from {source})"
-        print(f"Owner login: user {OWNER_USER!r}, password {shown}" +
-              (f"  (saved in {source})" if not source.startswith("$") else ""), flush=True)
-        base = os.environ.get(PUBLIC_URL_ENV) or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        print(f"One-time owner login link (10 min): {login_links.link(base, login_links.issue(ws))}", flush=True)
+        login_line = (f"Owner login: user {OWNER_USER!r}, password {shown}" +
+                      (f"  (saved in {source})" if not source.startswith("$") else ""))
+        base = os.environ.get(served.PUBLIC_URL_ENV) or served.address(host, port)
+        login_line += f"\nOne-time owner login link (10 min): {login_links.link(base, login_links.issue(ws))}"
     proxies = trusted_proxies()  # X-Forwarded-For is believed from these peers only (default: none)
-    uvicorn.run(create_app(ws, auth=auth), host=host, port=port, log_level="warning",
-                proxy_headers=bool(proxies), forwarded_allow_ips=",".join(proxies) or "")
+    server = uvicorn.Server(uvicorn.Config(create_app(ws, auth=auth), host=host, port=port, log_level="warning",
+                                           proxy_headers=bool(proxies), forwarded_allow_ips=",".join(proxies) or ""))
+    threading.Thread(target=_announce_when_up, args=(server, ws, served.address(host, port), login_line),
+                     daemon=True).start()
+    server.run()
+
+
+def _announce_when_up(server, ws: Workspace, url: str, login_line: str | None) -> None:
+    """Print the address only once the server answers on it (and record it for rater links)."""
+    while not server.started:
+        if server.should_exit:
+            return
+        time.sleep(0.1)
+    served.record(ws, url)
+    print(f"Bark Studio on {url}  (workspace {ws.root})", flush=True)
+    if login_line:
+        print(login_line, flush=True)

@@ -95,10 +95,31 @@ def get_voice(ws, name: str) -> dict:
 
 
 def voice_path(ws, name: str) -> Path:
-    """Absolute .npz path of a saved voice (the file must still be there)."""
-    path = ws.root / get_voice(ws, name)["npz_path"]
+    """Absolute .npz path of a saved voice (the file must still be there), or of Bark's built-in
+    voice NAME (`v2/en_speaker_6`), copied once from the hub cache into the workspace."""
+    try:
+        path = ws.root / get_voice(ws, name)["npz_path"]
+    except NotFound:
+        from models.catalog import is_builtin_voice_name
+
+        if not is_builtin_voice_name(name):
+            raise
+        return builtin_voice_path(ws, name)
     if not path.is_file():
         raise UserError(f"voice {name!r}: its prompt file {path.name} is missing from the workspace")
+    return path
+
+
+def builtin_voice_path(ws, name: str) -> Path:
+    from models import voice_prompt
+    from models.errors import ModelInputError
+
+    path = ws.voices_dir / "builtin" / (name.strip().replace("/", "__") + ".npz")
+    if not path.is_file():
+        try:
+            voice_prompt.builtin(name).save(path)
+        except ModelInputError as exc:
+            raise UserError(str(exc)) from None
     return path
 
 

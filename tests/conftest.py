@@ -55,6 +55,23 @@ def slt_wav(speech_dir) -> Path:
     return speech_dir / "slt_arctic_a0009.wav"  # US English female, 16 kHz
 
 
+@pytest.fixture(scope="session")
+def hub_fixture_env() -> dict:
+    """The env that points every loader at the real-format `small` preset cache, offline
+    (tests/hub_fixture.py: built once, kept under ~/.cache/bark-studio-tests across sessions)."""
+    from tests.hub_fixture import hub_env
+
+    return hub_env()
+
+
+@pytest.fixture
+def real_hub(hub_fixture_env, monkeypatch) -> dict:
+    """hub_fixture_env, also set in this process (and so in the subprocesses it starts)."""
+    for key, value in hub_fixture_env.items():
+        monkeypatch.setenv(key, value)
+    return hub_fixture_env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

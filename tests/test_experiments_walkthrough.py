@@ -50,7 +50,7 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
         "--speaker", "awb", home=ws.root)
     for clip in studio_json(ws, "dataset", "clips", "awb"):
         cli("dataset", "text", str(clip["id"]), TEXT, home=ws.root)
-    assert job_json(ws, "dataset", "prepare", "awb", "--wait", "--min-snr", "0")["status"] == "succeeded"
+    assert job_json(ws, "dataset", "prepare", "awb", "--wait")["status"] == "succeeded"
 
     # The two arms: a voice prompt of awb, and a LoRA trained on awb.
     voice = job_json(ws, "voice", "create", "awb-voice", "--clip", str(src / "awb_long.wav"), "--model", "tiny")

@@ -219,3 +219,24 @@ def test_stimuli_go_only_to_a_consenting_rater_of_an_open_session(site):
     sessions.close_session(site.ws, session["id"])
     after = c.get(url)
     assert after.status_code == 403 and "closed" in after.json()["error"]
+
+
+@pytest.mark.browser
+def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
+    """Chromium, logged in as the owner, opens another site's page that posts a file to the studio."""
+    context = browser.new_context()
+    page = context.new_page()
+    site.server.login(page)
+    evil = "http://localhost:9/attack"  # another site: localhost is not 127.0.0.1
+    form = (f'<form id="f" method="post" enctype="multipart/form-data" action="{site.server.url}/gradio_api/upload">'
+            '<input type="hidden" name="files" value="x"></form><script>document.getElementById("f").submit()</script>')
+    page.route(evil, lambda route: route.fulfill(status=200, content_type="text/html", body=form))
+    with page.expect_response(lambda r: "/gradio_api/upload" in r.url) as answer:
+        page.goto(evil)
+    assert answer.value.status in (401, 403), (answer.value.status, answer.value.text())
+    # The same browser still works from the studio's own page.
+    page.goto(site.server.url + "/")
+    same = page.evaluate("""async () => { const f = new FormData(); f.append('files', new Blob(['RIFF']), 'a.wav');
+        return (await fetch('/gradio_api/upload', {method: 'POST', body: f})).status; }""")
+    assert same == 200
+    context.close()

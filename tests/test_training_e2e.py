@@ -33,7 +33,7 @@ def _dataset(ws, awb_wav, slt_wav):
              "slt": "He turned sharply, and faced Gregson across the table."}
     for clip in store.list_clips(ws.db, "arctic"):
         store.set_transcript(ws.db, clip["id"], texts["awb" if "awb" in clip["name"] else "slt"])
-    job = submit(ws, "prepare", {"dataset": "arctic", "settings": {"min_snr_db": 0}}, wait=True)
+    job = submit(ws, "prepare", {"dataset": "arctic"}, wait=True)
     assert job["status"] == "succeeded" and job["result"]["kept"] == 2, job
 
 

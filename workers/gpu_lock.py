@@ -4,18 +4,20 @@ holding the id of the job that owns it.
 
 Huey's `lock_task` makes a task that cannot get the lock fail ("unable to acquire lock"); here a
 job that finds the GPU busy is put back on the schedule and waits. A consumer that was SIGKILLed
-leaves its lock behind: the next consumer on the host flushes it at start, and a lock whose job has
-ended is broken by the next job that asks for it."""
+leaves its lock behind: the next consumer on the host flushes it at start unless its job is still
+alive (running with a fresh heartbeat: an orphaned worker may still be training), and a lock whose
+job has ended is broken by the next job that asks for it."""
 from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from typing import Callable
 
 from huey.api import Huey
 
 from studio import jobs
-from studio.db import Database
+from studio.db import Database, utcnow
 
 GPU_ENV = "BARK_STUDIO_GPU"  # which GPU this worker drives (one `bark-studio worker` per GPU)
 
@@ -101,3 +103,21 @@ class GpuLock:
     def release(self, job_id: int) -> None:
         if self.holder() == job_id:
             self.lock.release()
+
+    def flush_if_stale(self, db: Database, others_alive: bool) -> int | None:
+        """At a consumer's start: free the lock unless its job is alive. Returns the id of the job
+        whose stale lock was flushed, else None. A running holder with a fresh heartbeat keeps it
+        (its worker outlived a crash of the server that started it); a queued holder keeps it
+        while another worker is alive (it took the lock and is claiming the row this moment)."""
+        with db.write() as s:
+            holder = self.holder()
+            if holder is None:
+                return None
+            row = s.get(jobs.Job, holder) if holder > 0 else None
+            fresh_after = utcnow() - timedelta(seconds=jobs.stale_after_seconds())
+            if row is not None and row.status == "running" and row.heartbeat_at and row.heartbeat_at >= fresh_after:
+                return None
+            if row is not None and row.status == "queued" and others_alive:
+                return None
+            self.huey.delete(self.lock._key)
+            return holder

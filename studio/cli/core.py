@@ -30,12 +30,14 @@ def serve(ctx, host: str, port: int, n_workers: int, no_worker: bool) -> None:
 
 @click.command()
 @click.option("--workers", "n_workers", default=2, show_default=True, help="Process workers (jobs at once).")
+@click.option("--parent-pid", type=int, default=None, hidden=True,
+              help="Stop when this process (the `serve` that started the worker) is gone.")
 @pass_ctx
-def worker(ctx, n_workers: int) -> None:
+def worker(ctx, n_workers: int, parent_pid: int | None) -> None:
     """Run a queue consumer against the workspace (one per GPU host)."""
     from workers.consumer import run_consumer
 
-    run_consumer(ctx.ws, workers=n_workers)
+    run_consumer(ctx.ws, workers=n_workers, parent_pid=parent_pid)
 
 
 @click.command()
@@ -53,19 +55,16 @@ def backup(ctx, target_dir: str, as_json: bool) -> None:
 
 
 @click.command("login-link")
-@click.option("--url", default=None, help="The studio's address (default: $BARK_STUDIO_PUBLIC_URL, else "
-                                          "http://127.0.0.1:7860).")
+@click.option("--url", default=None, help="The studio's address (default: $BARK_STUDIO_PUBLIC_URL, else the "
+                                          "address `serve` last answered on).")
 @click.option("--minutes", default=10.0, show_default=True, type=float, help="How long the link works.")
 @json_option
 @pass_ctx
 def login_link(ctx, url: str | None, minutes: float, as_json: bool) -> None:
     """Print a one-time owner login link (works once, even while failed logins block the password form)."""
-    import os
+    from studio import login_links, served
 
-    from studio import login_links
-    from studio.listening.sessions import PUBLIC_URL_ENV
-
-    base = url or os.environ.get(PUBLIC_URL_ENV) or "http://127.0.0.1:7860"
+    base = url or served.public_url(ctx.ws)
     link = login_links.link(base, login_links.issue(ctx.ws, ttl_s=minutes * 60))
     emit({"link": link, "expires_in_s": minutes * 60}, as_json,
          lambda d: f"{d['link']}\n(works once, for {minutes:g} minutes)")

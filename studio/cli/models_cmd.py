@@ -1,4 +1,4 @@
-"""models download, voice create|list|delete, generate, tokenize.
+"""models list|verify|download, voice create|list|delete, generate, tokenize.
 
 Heavy work runs as jobs ("voice", "generate", "tokenize"); these commands submit and wait (with
 no live worker the job runs in this process). Nothing here imports torch at import time."""
@@ -46,26 +46,104 @@ def models_group() -> None:
     """Model presets and their weights (tiny, small, large, or a hub id)."""
 
 
+def _state_lines(rows: list[dict]) -> str:
+    from models.catalog import human_bytes
+
+    out = []
+    for r in rows:
+        if r.get("loadable") is False and r["present"]:
+            verdict = "BROKEN"
+        else:
+            verdict = "ok" if r["present"] else "MISSING"
+        size = human_bytes(r["bytes"]) if r["present"] else f"~{human_bytes(r['approx_bytes'])}"
+        missing = f" ({', '.join(r['missing'])})" if r["missing"] and r["bytes"] else ""
+        note = f"  {r['note']}" if r.get("note") else ""
+        out.append(f"{verdict:<8}{r['label'] + ' ' + r['repo']:<48}{size:>9}  {r['where']}{missing}{note}")
+    return "\n".join(out)
+
+
+def _check_preset(preset: str) -> str:
+    from models.catalog import PRESETS, looks_like_path
+
+    name = (preset or "").strip()
+    if not name:
+        raise UserError("name a preset: small, large (tiny needs nothing), or a hub id")
+    if looks_like_path(name):
+        raise UserError(f"{name!r} is a folder: there is nothing to download or verify for it")
+    if name not in PRESETS and name.count("/") != 1:
+        raise UserError(f"unknown preset {name!r}; use {', '.join(PRESETS)} or a hub id (owner/name)")
+    return name
+
+
+@models_group.command("list")
+@json_option
+def list_cmd(as_json):
+    """Each preset's components: present or missing, size on disk, where they live."""
+    from models import catalog
+
+    data = {name: catalog.state(name) for name in catalog.REAL_PRESETS}
+    emit(data, as_json, lambda d: "\n\n".join(
+        f"{name} ({catalog.PRESETS[name].bark}, about {catalog.human_bytes(catalog.total_bytes(name))}):\n"
+        f"{_state_lines(rows)}" for name, rows in d.items()) + "\n\ntiny: test model (random weights), nothing to download")
+
+
+@models_group.command("verify")
+@click.argument("preset")
+@click.option("--no-load", is_flag=True, help="Only check that the files are there (fast), not that they load.")
+@json_option
+def verify(preset, no_load, as_json):
+    """Offline: check that every file PRESET uses is present and loads. Exit 1 naming what is missing."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"   # verify never touches the network
+    name = _check_preset(preset)
+    if name == "tiny":
+        emit({"preset": name, "ok": True, "components": []}, as_json,
+             lambda d: "tiny is the test model (random weights): nothing to verify")
+        return
+    from models import catalog, weights
+
+    rows = weights.verify(name, load=not no_load)
+    ok = all(r["present"] and r["loadable"] is not False for r in rows)
+    data = {"preset": name, "ok": ok, "components": rows}
+    if as_json:
+        emit(data, True)
+    else:
+        click.echo(_state_lines(rows))
+    if not ok:
+        bad = [f"{r['label']} {r['repo']}" for r in rows if not r["present"] or r["loadable"] is False]
+        target = name if name in catalog.PRESETS else catalog.preset_for(name).bark
+        raise UserError(f"{name}: missing or unreadable: {'; '.join(bad)}; run "
+                        f"`{catalog.DOWNLOAD_HINT.format(preset=target)}`")
+
+
 @models_group.command("download")
 @click.argument("preset")
-@click.option("--dry-run", is_flag=True, help="Only list what the preset needs.")
+@click.option("--dry-run", is_flag=True, help="Only list what the preset needs, with sizes.")
 @json_option
 def download(preset, dry_run, as_json):
-    """Prefetch everything PRESET needs (Bark, HuBERT, the quantizer, EnCodec) into the HF cache."""
-    from models import tokens
+    """Fetch everything PRESET uses: Bark (with its built-in voices), HuBERT, the quantizer, EnCodec
+    and the Whisper size for transcripts and WER, into the Hugging Face cache and Whisper's folder."""
+    from models import catalog
+
+    name = _check_preset(preset)
+    if dry_run or name == "tiny":
+        rows = catalog.state(name)
+        emit({"preset": name, "needs": rows, "approx_bytes": catalog.total_bytes(name)}, as_json,
+             lambda d: (_state_lines(d["needs"]) + f"\ntotal about {catalog.human_bytes(d['approx_bytes'])}")
+             if d["needs"] else "tiny is the test model (random weights): nothing to download")
+        return
+    from models import weights
     from models.errors import ModelInputError
 
-    needs = tokens.download_list(preset)
-    if dry_run:
-        emit({"preset": preset, "needs": needs}, as_json,
-             lambda d: "\n".join(d["needs"]) or "tiny is built from configs; nothing to download")
-        return
+    def progress(i, n, what):
+        click.echo(f"[{min(i + 1, n)}/{n}] {what}" if i < n else f"[{n}/{n}] done", err=True)
+
     try:
-        got = tokens.download(preset, progress=lambda i, n, name: click.echo(f"[{i + 1}/{n}] {name}", err=True))
+        rows = weights.download(name, progress=progress)
     except ModelInputError as exc:
         raise UserError(str(exc)) from exc
-    emit({"preset": preset, "downloaded": got}, as_json,
-         lambda d: "\n".join(f"{x['name']}: {x['path'] or x.get('note', '')}" for x in d["downloaded"]))
+    emit({"preset": name, "downloaded": rows}, as_json, _state_lines)
 
 
 # --- voices --------------------------------------------------------------------------------------

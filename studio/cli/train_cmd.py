@@ -66,9 +66,11 @@ def _stages(value: str) -> list[str]:
 def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as_json, **hyper):
     """Fine-tune Bark on a dataset (LoRA or full); the result is a named adapter."""
     from studio.datasets import store
+    from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
     store.get_dataset(ctx.ws.db, dataset)  # an unknown dataset fails here, before a job is queued
+    check_transcripts_fit(ctx.ws, dataset)  # an over-long transcript too, naming its clip
     if name:
         T.check_name(name)
     if max_steps is not None and max_steps < 1:

@@ -11,7 +11,7 @@ from studio import voices as V
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import BASE_MODELS
-from studio.ui import builtin_voices, job_view
+from studio.ui import builtin_voices, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Voices"
@@ -180,7 +180,7 @@ def build(ws: Workspace) -> None:
             listen = gr.Audio(label="The span this voice was made from", interactive=False, elem_id="voices-audio")
             builtin_ui = _builtin_section()
 
-    clip.focus(lambda: gr.update(choices=clip_choices(ws)), outputs=clip)
+    live.keep_current(clip, lambda: live.choices_update(clip_choices(ws)))
 
     from studio.ui.uploads import uploaded_file
 

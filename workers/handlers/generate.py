@@ -69,7 +69,7 @@ def generate_job(ctx: JobContext) -> dict:
     folder = ws.generated_dir / f"job-{ctx.job_id}"
     wanted = [(i, t, seed + v) for i, t in enumerate(texts) for v in range(variants)]
     todo = [(k, w) for k, w in enumerate(wanted) if not (folder / f"{k:03d}.wav").is_file()]
-    ctx.progress(step=len(wanted) - len(todo), total=len(wanted), message="loading model")
+    ctx.progress(step=len(wanted) - len(todo), total=len(wanted), message="loading model", phase="loading model")
 
     from models import adapters as A
     from models import presets, voice_prompt
@@ -101,7 +101,7 @@ def generate_job(ctx: JobContext) -> dict:
             _write_wav(path, res.audio, res.sample_rate)
             rows.append(V.record_generation(ws, text=text, model=model, voice=voice_name, adapters=adapters, seed=s,
                                             params=params, audio_path=path, duration=res.seconds, job_id=ctx.job_id))
-        ctx.progress(step=len(wanted) - len(todo) + start + len(part), total=len(wanted),
+        ctx.progress(step=len(wanted) - len(todo) + start + len(part), total=len(wanted), phase="generating",
                      message=f"generated {start + len(part)} of {len(todo)}")
     files = [str(folder / f"{k:03d}.wav") for k in range(len(wanted))]
     return {"files": files, "generations": [r["id"] for r in rows], "model": model, "voice": voice_name,
