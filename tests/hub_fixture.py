@@ -308,13 +308,24 @@ def build(root: Path) -> dict:
     """Build everything into `root` (atomically: a half-built folder never looks finished)."""
     import torch
 
-    from models.catalog import PRESETS
-
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    preset = PRESETS["small"]
     started = time.monotonic()
     work = root.with_name(root.name + f".building-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
+    try:
+        report = _build_into(work, started)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)   # a failed build leaves nothing behind
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(work, root)
+    return report
+
+
+def _build_into(work: Path, started: float) -> dict:
+    from models.catalog import PRESETS
+
+    preset = PRESETS["small"]
     cache = work / "hf" / "hub"
     codec = build_codec()
     codec_repo = Repo(cache, preset.codec)
@@ -337,8 +348,6 @@ def build(root: Path) -> dict:
     size = sum(f.stat().st_size for f in work.rglob("*") if f.is_file() and not f.is_symlink())
     report = {"version": VERSION, "seconds": round(time.monotonic() - started, 1), "bytes": size, "params": counts}
     (work / "DONE").write_text(json.dumps(report, indent=2))
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(work, root)
     return report
 
 

@@ -4,7 +4,8 @@ GPU lock of their host, so one runs per GPU while light kinds (prepare, transcri
 beside it."""
 from __future__ import annotations
 
-SPAWNED_KINDS = frozenset({"train", "export_adapter", "tokenize", "generate", "voice", "sweep", "eval", "listening_stimuli"})
+SPAWNED_KINDS = frozenset({"train", "export_adapter", "tokenize", "generate", "voice", "sweep", "eval", "listening_stimuli",
+                           "download"})
 GPU_EXCLUSIVE_KINDS = frozenset({"train"})
 
 

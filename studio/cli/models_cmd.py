@@ -120,8 +120,11 @@ def verify(preset, no_load, as_json):
 @models_group.command("download")
 @click.argument("preset")
 @click.option("--dry-run", is_flag=True, help="Only list what the preset needs, with sizes.")
+@click.option("--job", "as_job", is_flag=True, help="Run it as a queued `download` job (progress on the job row).")
+@click.option("--wait", is_flag=True, help="With --job: block until it ends (runs here when no worker is alive).")
 @json_option
-def download(preset, dry_run, as_json):
+@pass_ctx
+def download(ctx, preset, dry_run, as_job, wait, as_json):
     """Fetch everything PRESET uses: Bark (with its built-in voices), HuBERT, the quantizer, EnCodec
     and the Whisper size for transcripts and WER, into the Hugging Face cache and Whisper's folder."""
     from models import catalog
@@ -132,6 +135,14 @@ def download(preset, dry_run, as_json):
         emit({"preset": name, "needs": rows, "approx_bytes": catalog.total_bytes(name)}, as_json,
              lambda d: (_state_lines(d["needs"]) + f"\ntotal about {catalog.human_bytes(d['approx_bytes'])}")
              if d["needs"] else "tiny is the test model (random weights): nothing to download")
+        return
+    if as_job:
+        from workers.dispatch import submit
+
+        job = submit(ctx.ws, "download", {"preset": name}, wait=wait)
+        emit(job, as_json, _job_line)
+        if job["status"] in ("failed", "cancelled", "interrupted"):
+            sys.exit(1)
         return
     from models import weights
     from models.errors import ModelInputError

@@ -23,6 +23,7 @@ HANDLERS: dict[str, str] = {
     "eval": "workers.handlers.experiments:eval_job",
     "sweep": "workers.handlers.experiments:sweep_job",
     "listening_stimuli": "workers.handlers.listening:listening_stimuli",
+    "download": "workers.handlers.download:download_job",
 }
 
 
