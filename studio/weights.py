@@ -11,8 +11,6 @@ from models import catalog
 from models.asr import RANDOM_PRESET as RANDOM_WHISPER
 from studio.inference import DEFAULT_MODEL
 
-WHISPER_DOWNLOAD_HINT = "bark-studio models download {preset}"
-
 
 def _bark(params: dict) -> str:
     return str(params.get("model") or DEFAULT_MODEL)
@@ -30,11 +28,10 @@ def _needs(kind: str, p: dict) -> tuple[list[tuple[str, tuple[str, ...]]], list[
         if params.get("voice") and catalog.is_builtin_voice_name(params["voice"]):
             bark.append((model, catalog.JOB_NEEDS["builtin-voice"]))
 
-    if kind in ("generate", "train", "tokenize", "voice"):
-        if kind == "generate":
-            generation(p)
-        else:
-            bark.append((_bark(p), catalog.JOB_NEEDS[kind]))
+    if kind == "generate":
+        generation(p)
+    elif kind in ("train", "tokenize", "voice"):
+        bark.append((_bark(p), catalog.JOB_NEEDS[kind]))
     elif kind == "sweep":  # an arm's model and voice replace the sweep's own (studio.experiments.grid)
         swept_arms = (p.get("axes") or {}).get("arm") or []
         arms = [a for a in p.get("arms") or [] if a.get("name") in swept_arms]
@@ -58,11 +55,12 @@ def _whisper_line(size: str) -> str | None:
     if size not in catalog.WHISPER_FILES or catalog.whisper_file(size) is not None:
         return None
     file, approx = catalog.WHISPER_FILES[size]
-    # every real preset fetches Whisper base; other sizes download by name on first use online
-    fetch = (f"run `{WHISPER_DOWNLOAD_HINT.format(preset='small')}`" if size == catalog.PRESETS["small"].whisper
-             else "run the job once on a machine with internet")
-    return (f"Whisper {size!r} is not downloaded: missing {file} ({catalog.human_bytes(approx)}) in "
-            f"{catalog.whisper_root()}; {fetch}")
+    root = catalog.whisper_root()
+    # every real preset fetches the Whisper size it uses; any other size, openai-whisper fetches by name
+    fetch = (catalog.DOWNLOAD_HINT.format(preset="small") if size == catalog.PRESETS["small"].whisper else
+             f"python -c \"import whisper; whisper.load_model('{size}', download_root='{root}')\"")
+    return (f"Whisper {size!r} is not downloaded: missing {file} ({catalog.human_bytes(approx)}) in {root}; "
+            f"run `{fetch}`")
 
 
 def missing_weights(kind: str, params: dict | None) -> str | None:

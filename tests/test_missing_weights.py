@@ -32,8 +32,13 @@ def _refused(ws, *args) -> str:
 
 def test_every_command_that_loads_a_real_model_names_what_is_missing_before_queueing(ws, empty_cache, awb_wav):
     from studio.datasets import store
+    from studio.datasets.importer import import_paths
+    from workers.dispatch import submit
 
-    store.create_dataset(ws.db, "d")
+    store.create_dataset(ws.db, "d")  # a prepared dataset: train checks that before the weights
+    (clip,) = import_paths(ws, "d", [awb_wav])["imported"]
+    store.set_transcript(ws.db, clip["clip_id"], "And you always want to see it in the superlative degree.")
+    assert submit(ws, "prepare", {"dataset": "d"}, wait=True)["status"] == "succeeded"
     bark_line = "model 'small' is not downloaded: missing Bark suno/bark-small"
     for args in (("generate", "--text", "Hello there."),                    # no --model: the real default
                  ("generate", "--text", "Hello there.", "--model", "small"),
@@ -51,8 +56,9 @@ def test_every_command_that_loads_a_real_model_names_what_is_missing_before_queu
         line = _refused(ws, *args)
         assert line.startswith("error: Whisper 'base' is not downloaded: missing base.pt"), (args, line)
         assert empty_cache["BARK_STUDIO_WHISPER_ROOT"] in line and line.endswith(FETCH), (args, line)
-    assert "Whisper 'medium' is not downloaded" in _refused(ws, "dataset", "transcribe", "d", "--model-size", "medium")
-    assert jobs.list_jobs(ws.db) == []  # nothing was queued
+    medium = _refused(ws, "dataset", "transcribe", "d", "--model-size", "medium")
+    assert "Whisper 'medium' is not downloaded" in medium and "whisper.load_model('medium', download_root=" in medium
+    assert [j["kind"] for j in jobs.list_jobs(ws.db)] == ["prepare"]  # nothing else was queued
 
 
 def test_the_test_model_and_present_weights_pass_the_check(empty_cache, tmp_path):

@@ -15,7 +15,8 @@ SUFFIX = " (Bark built-in)"
 
 
 def names(model: str | None) -> list[str]:
-    return catalog.builtin_voices(model or DEFAULT_MODEL)
+    """The downloaded built-in voices, suno's recommended v2 prompts first."""
+    return sorted(catalog.builtin_voices(model or DEFAULT_MODEL), key=lambda n: (not n.startswith("v2/"), n))
 
 
 def choices(model: str | None) -> list[tuple[str, str]]:
