@@ -164,7 +164,7 @@ def test_the_decode_step_and_the_training_pass_keep_to_the_models_device():
     prefill, cached steps and chunk-after-prefix path, and a training forward and backward through
     the SDPA attention: meta refuses CPU tensors in its arithmetic, so a mask or offset made on the
     CPU fails here as it would on a GPU (a CPU attention mask in the chunk path did). Meta accepts
-    CPU indices into its embeddings, so those are checked where they are made (the helpers above)."""
+    CPU indices into its embeddings: those this test does not catch."""
     from transformers import BarkCoarseModel, BarkSemanticModel
 
     from models import layouts as L
