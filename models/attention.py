@@ -218,7 +218,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if n == 0:
             raise ModelInputError(f"device {device!r}: torch sees no CUDA GPU on this machine")
         if chosen.index is not None and chosen.index >= n:
-            raise ModelInputError(f"device {device!r}: this process sees {n} GPU(s) (cuda:0..cuda:{n - 1})")
+            raise ModelInputError(f"device {device!r}: this process sees {n} GPU(s) (cuda:0..cuda:{n - 1}); "
+                                  f"a worker's job sees only the worker's own card, as cuda:0")
     return chosen
 
 

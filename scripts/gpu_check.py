@@ -21,6 +21,7 @@ line and exits 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -380,6 +381,9 @@ def main(argv=None) -> int:
             rows += check()
         except Exception as exc:  # noqa: BLE001 - a crashed check is a failed row, the rest still run
             rows.append(failed(f"{name}: crashed", t0, exc))
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()  # what this process cached goes back for the next check's processes
     text = table(card, rows)
     (work / "table.md").write_text(text + "\n")
     print(text)

@@ -157,3 +157,36 @@ def test_gpu_check_refuses_in_one_line_without_cuda():
     assert done.returncode != 0
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert len(lines) == 1 and "no CUDA GPU" in lines[0], lines
+
+
+def test_the_decode_step_and_the_training_pass_keep_to_the_models_device():
+    """Bark's causal stages built on the meta device (no memory, no compute) run the fast engine's
+    prefill, cached steps and chunk-after-prefix path, and a training forward and backward through
+    the SDPA attention: meta refuses CPU tensors in its arithmetic, so a mask or offset made on the
+    CPU fails here as it would on a GPU (a CPU attention mask in the chunk path did). Meta accepts
+    CPU indices into its embeddings: those this test does not catch."""
+    from transformers import BarkCoarseModel, BarkSemanticModel
+
+    from models import layouts as L
+    from models.attention import enable_sdpa
+    from models.presets import tiny_bark_config
+
+    cfg = tiny_bark_config()
+    with torch.device("meta"):
+        semantic = BarkSemanticModel(cfg.semantic_config)
+        coarse = BarkCoarseModel(cfg.coarse_acoustics_config)
+    for stage in (semantic, coarse):
+        enable_sdpa(stage)
+    ids = lambda *shape: torch.zeros(shape, dtype=torch.long, device="meta")  # noqa: E731
+    with torch.no_grad():
+        cache = fg.StaticKVCache(semantic.eval(), 2, 300)
+        emb = semantic.input_embeds_layer
+        for chunk in (ids(2, 257), ids(2, 1), ids(2, 4)):  # prefill, one cached step, a chunk after the prefix
+            logits = fg.causal_forward(semantic, emb(chunk), cache)
+            assert logits.device.type == "meta" and logits.shape == (2, semantic.config.output_vocab_size)
+    batches = {"semantic": {"text": ids(2, 256), "history": ids(2, 256), "input_ids": ids(2, 12)},
+               "coarse": {"input_ids": ids(2, 40)}}
+    for name, stage in (("semantic", semantic.train()), ("coarse", coarse.train())):
+        logits = L.stage_forward(name, stage, batches[name])
+        logits.float().sum().backward()
+        assert logits.device.type == "meta" and stage.lm_head.weight.grad.device.type == "meta"
