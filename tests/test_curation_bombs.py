@@ -45,6 +45,7 @@ def bombs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_flac_bombs_are_refused_by_duration_within_500_mb(tmp_path, bombs):
     home = tmp_path / "home"
     subprocess.run([sys.executable, "-m", "studio.cli", "dataset", "create", "bombs"], check=True,
@@ -65,6 +66,7 @@ def test_flac_bombs_are_refused_by_duration_within_500_mb(tmp_path, bombs):
     assert json.loads(clips.stdout) == []
 
 
+@pytest.mark.slow
 def test_prepare_streams_long_audio_and_keeps_no_silent_segment(tmp_path):
     """20 min of 48 kHz stereo, silence with a little noise: prepare --no-vad decodes it as a stream
     (the old whole decode took ~1.3 GB on this file) and drops every segment with its reason."""

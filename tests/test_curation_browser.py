@@ -1,6 +1,6 @@
 """The Dataset tab in Debian's chromium: create a dataset, upload two clips (an import job decodes
-them in the studio's worker), trim one, edit a transcript with a marker from the palette, and see
-the report change."""
+them in the studio's worker), trim one, edit a transcript with a marker from the palette, see
+the report change, and prepare: each dropped segment's reason shows next to its clip."""
 from __future__ import annotations
 
 import re
@@ -68,4 +68,13 @@ def test_upload_trim_edit_with_marker_and_report(ws, server, browser, awb_wav, s
     assert after != before and "Transcribed: 1 (1 human-checked)" in after
     assert store.get_clip(ws.db, clip["id"])["text"] == "And you always want to see it [laughs] in the superlative degree."
     assert "1 clip(s) have no transcript" in after  # the other clip still needs one
+
+    # prepare with a strict SNR filter: the clip table shows, next to each clip, why a segment was dropped
+    page.get_by_text("Transcribe and prepare (jobs)").first.click()  # open the accordion
+    page.locator("#ds-min-snr input").fill("40")
+    page.locator("#ds-min-snr input").press("Tab")
+    page.locator("#ds-prepare").click()
+    cell_text = re.compile(r"^0/1 kept; dropped #1: snr [\d.]+ dB is under 40 dB$")
+    table.get_by_text(cell_text).filter(visible=True).first.wait_for(timeout=240_000)
+    assert table.get_by_text(cell_text).filter(visible=True).count() == 2  # both clips, each with its reason
     page.close()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sqlalchemy import func, select
 
 from studio.datasets.models import PreparedVersion, Segment
@@ -25,6 +27,7 @@ def _cli(env, *args: str) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_a_killed_prepare_is_marked_interrupted_and_resume_finishes_the_same_version(tmp_path, awb_wav, slt_wav):
     home = tmp_path / "home"
     env = {**os.environ, "BARK_STUDIO_HOME": str(home), "BARK_STUDIO_HEARTBEAT_S": str(HEARTBEAT_S)}

@@ -1,6 +1,12 @@
 """Decoding untrusted audio with libsndfile (WAV, FLAC, OGG/Vorbis/Opus, MP3; any rate; any
 channel count), and the checks every imported file passes. Each failure is an AudioError whose
-message names the file and the reason."""
+message names the file and the reason.
+
+Compressed audio can expand ~400x (an hour of 48 kHz stereo silence is under 1 MB of FLAC and
+1.4 GB as float32), so files are read as streams of blocks: import probes a file without holding
+it (probe_file), prepare and transcribe take mono at the rates they need, resampled block by block
+(decode_mono), and every reader stops at the duration cap, whatever the header claims. Only
+decode_file holds a whole file, for short audio, under a memory cap."""
 from __future__ import annotations
 
 import os
@@ -18,7 +24,7 @@ SILENCE_DBFS = -60.0  # a file (or prepared segment) whose loudest sample is bel
 SILENCE_PEAK = 10 ** (SILENCE_DBFS / 20)
 DEFAULT_MAX_FILE_MB = 200
 MAX_FILE_MB_ENV = "BARK_STUDIO_MAX_AUDIO_MB"
-DEFAULT_MAX_MINUTES = 30.0  # per file: an hour-long FLAC of silence is ~5 MB and would fill memory decoded
+DEFAULT_MAX_MINUTES = 30.0  # per file; longer recordings are cut into files first
 MAX_MINUTES_ENV = "BARK_STUDIO_MAX_AUDIO_MINUTES"
 DEFAULT_MAX_DECODED_MB = 512  # decoding a file whole (voices, listening) stops past this
 MAX_DECODED_MB_ENV = "BARK_STUDIO_MAX_DECODED_MB"
