@@ -35,7 +35,7 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
     """The web app. `auth` defaults to the owner's login (studio.security); the studio has no open mode."""
     import gradio as gr
 
-    from studio import security
+    from studio import login_links, security
     from studio.ui.app import build_studio
 
     if auth is None:
@@ -53,7 +53,8 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
         max_file_size=max_upload_bytes(),
         allowed_paths=[str(ws.audio_dir), str(ws.generated_dir), str(ws.voices_dir)],
         blocked_paths=[str(ws.db_path), str(ws.queue_path), str(ws.checkpoints_dir),
-                       str(ws.adapters_dir), str(ws.tokens_dir), str(ws.models_dir)],
+                       str(ws.adapters_dir), str(ws.tokens_dir), str(ws.models_dir),
+                       str(security.password_file(ws)), str(login_links.links_file(ws))],
         ssr_mode=False,  # SSR had a forged-Host auth bypass (6.27-6.31); the studio needs none
         show_error=False,  # gr.Error messages still show; other errors (paths, SQL) stay in the log
         footer_links=[],

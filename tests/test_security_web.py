@@ -229,7 +229,9 @@ def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
     site.server.login(page)
     evil = "http://localhost:9/attack"  # another site: localhost is not 127.0.0.1
     form = (f'<form id="f" method="post" enctype="multipart/form-data" action="{site.server.url}/gradio_api/upload">'
-            '<input type="hidden" name="files" value="x"></form><script>document.getElementById("f").submit()</script>')
+            '<input type="file" name="files" id="i"></form><script>const t = new DataTransfer();'
+            't.items.add(new File(["RIFF"], "planted.wav")); document.getElementById("i").files = t.files;'
+            'document.getElementById("f").submit()</script>')
     page.route(evil, lambda route: route.fulfill(status=200, content_type="text/html", body=form))
     with page.expect_response(lambda r: "/gradio_api/upload" in r.url) as answer:
         page.goto(evil)
