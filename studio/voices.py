@@ -123,6 +123,47 @@ def builtin_voice_path(ws, name: str) -> Path:
     return path
 
 
+def stage_upload(ws, upload: str | Path) -> tuple[str, str]:
+    """Copy a browser upload into the workspace's tmp/uploads, undecoded: the voice job decodes it
+    (never the web process). Returns (workspace-relative staged path, the user's file name)."""
+    import secrets
+    import shutil
+
+    from studio.audio.decode import display_name
+    from studio.workspace import disk_full_as_user_error
+
+    src = Path(upload)
+    folder = ws.tmp_dir / "uploads" / secrets.token_hex(8)
+    with disk_full_as_user_error(ws.root):
+        folder.mkdir(parents=True)
+        try:
+            shutil.copyfile(src, folder / f"upload{src.suffix.lower()[:12]}")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return ws.relative(folder / f"upload{src.suffix.lower()[:12]}"), display_name(src)
+
+
+def take_upload(ws, staged: str, name: str) -> Path:
+    """In the voice job: decode a staged upload with the studio's decoder (errors name the user's
+    file), keep it in the content store (the voice's source, for listening later) and return that copy."""
+    from studio.audio.decode import decode_file
+
+    decode_file(ws.inside(staged), label=name)
+    return ws.store_file(ws.inside(staged))[1]
+
+
+def discard_staged(ws, staged: str | None) -> None:
+    """Remove a staged upload's folder once its job is done with it (taken, refused or failed)."""
+    import shutil
+
+    if not staged:
+        return
+    path = ws.inside(staged)
+    if (ws.tmp_dir / "uploads") in path.parents:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
 def record_voice(ws, *, name: str, npz: Path, model: str, source_path: str, source_clip_id: int | None,
                  span: tuple[float, float], semantic_len: int, frames: int, job_id: int | None) -> dict:
     with ws.db.write() as s:

@@ -7,13 +7,14 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from studio.errors import DISK_FULL
 from studio.workspace import Workspace, sha256_file
-from tests.conftest import Server, cli
+from tests.conftest import OWNER_PASSWORD, Server, cli, free_port
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -90,12 +91,25 @@ def test_importing_until_the_disk_is_full_leaves_nothing_behind_and_says_so_in_o
     assert len(list(ws.audio_dir.rglob("*.wav"))) == len(stored)  # and no unreferenced blob was left
 
 
+def _serve(ws, log: Path) -> Server:
+    """`bark-studio serve` with its output beside the test, not on the small disk (a server's log
+    goes to a terminal or the journal, which do not fill with the workspace)."""
+    server = Server.__new__(Server)
+    server.password, server.port = OWNER_PASSWORD, free_port()
+    server.url = f"http://127.0.0.1:{server.port}"
+    server.log = open(log, "w")
+    server.proc = subprocess.Popen([sys.executable, "-m", "studio.cli", "--home", str(ws.root), "serve", "--port",
+                                    str(server.port), "--no-worker"], stdout=server.log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "BARK_STUDIO_PASSWORD": OWNER_PASSWORD}, start_new_session=True)
+    server.wait_up()
+    return server
+
+
 @pytest.mark.slow
-def test_the_studio_says_the_disk_is_full_in_one_line_without_server_paths(small_disk, monkeypatch):
+def test_the_studio_says_the_disk_is_full_in_one_line_without_server_paths(small_disk, tmp_path, monkeypatch):
     home = small_disk / "home"
     monkeypatch.setenv("BARK_STUDIO_HOME", str(home))
-    ws = Workspace.resolve(home)
-    server = Server(ws)
+    server = _serve(Workspace.resolve(home), tmp_path / "server.log")
     try:
         client = server.owner_client()
         _fill(small_disk)
@@ -107,4 +121,4 @@ def test_the_studio_says_the_disk_is_full_in_one_line_without_server_paths(small
         server.stop()
     assert "event: error" in stream, stream
     shown = [json.loads(line[5:]) for line in stream.splitlines() if line.startswith("data:")]
-    assert shown == [DISK_FULL], stream  # the one line, no SQLite error, no server path
+    assert [s["error"] for s in shown] == [DISK_FULL], stream  # the one line: no SQLite error, no server path

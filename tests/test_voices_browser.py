@@ -109,14 +109,16 @@ def test_make_a_voice_from_a_clip_list_listen_use_it_and_reject_bad_input(ws, st
     status = _job_ends(page, 2)
     assert "failed" in status and "a voice named 'scot' already exists" in status
 
-    # bad input 3: an upload that is not audio: the error names the file the user chose
+    # bad input 3: an upload that is not audio: the job decodes it (never the web process) and its
+    # error names the file the user chose
     bogus = tmp_path / "notes.wav"
     bogus.write_text("these are my notes, not a recording\n")
     page.locator("#voices-upload input[type=file]").set_input_files(str(bogus))
     _fill(page, "voices-name", "bogus")
     page.locator("#voices-make").click()
-    _toast(page, "notes.wav: not an audio file").wait_for()
-    assert len(jobs.list_jobs(ws.db, kind="voice")) == 2  # refused in the page, before any job
+    status = _job_ends(page, 3)
+    assert "failed" in status and "notes.wav: not an audio file" in status
+    assert not list((ws.tmp_dir / "uploads").glob("*"))  # its staged copy went with the job
     assert [v["name"] for v in V.list_voices(ws)] == ["scot"]
     assert V.voice_path(ws, "scot").read_bytes() == saved
 

@@ -43,6 +43,7 @@ def run_consumer(ws: Workspace, workers: int = 2, worker_type: str = "process", 
     swept = jobs.mark_stale_interrupted(ws.db, jobs.stale_after_seconds())
     if swept:
         log.warning("jobs %s had lost their heartbeat; marked interrupted", swept)
+    _clean_leftovers(ws)
     os.register_at_fork(after_in_child=_exit_with_consumer)  # Huey's forked workers and scheduler
     consumer = huey.create_consumer(workers=workers, worker_type=worker_type, flush_locks=True,
                                     periodic=False, check_worker_health=True, health_check_interval=2)
@@ -71,6 +72,18 @@ def run_consumer(ws: Workspace, workers: int = 2, worker_type: str = "process", 
             if row is not None:
                 row.stopped_at = utcnow()
         log.info("consumer parent exiting; torch imported in the parent: %s", "torch" in sys.modules)
+
+
+def _clean_leftovers(ws: Workspace) -> None:
+    from studio.datasets.importer import clean_leftovers
+
+    try:
+        gone = clean_leftovers(ws)
+    except Exception:  # noqa: BLE001 - tidying must not keep a worker from starting
+        log.warning("could not clean the workspace's tmp folder", exc_info=True)
+        return
+    if gone:
+        log.info("removed what killed jobs left in tmp/: %s", ", ".join(gone))
 
 
 def _register(ws: Workspace, worker_id: str) -> None:

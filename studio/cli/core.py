@@ -23,9 +23,29 @@ def register(main: click.Group) -> None:
 @pass_ctx
 def serve(ctx, host: str, port: int, n_workers: int, no_worker: bool) -> None:
     """Start the studio in the browser, with one embedded worker process."""
+    from studio.datasets.importer import clean_leftovers
+
+    _private_upload_folder(ctx.ws)
+    clean_leftovers(ctx.ws)
     from studio.server import run_server
 
     run_server(ctx.ws, host=host, port=port, embedded_workers=0 if no_worker else n_workers)
+
+
+def _private_upload_folder(ws) -> None:
+    """Gradio keeps uploads and the audio it serves in GRADIO_TEMP_DIR, by default a shared,
+    world-readable /tmp/gradio. The studio's is the workspace's tmp/gradio: owner-only, emptied at
+    each start (what a previous server received is no one's any more). Set before gradio is imported."""
+    import os
+    import shutil
+
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return  # the owner chose one
+    folder = ws.tmp_dir / "gradio"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
 
 
 @click.command()

@@ -89,6 +89,7 @@ def import_(ctx, name, paths, source, licence, speaker, provenance, as_json):
                  + (f" ({', '.join(r['layouts'])})" if r["layouts"] else "")]
         lines += [f"duplicate: {d['file']} ({d['note']})" for d in r["duplicates"]]
         lines += [f"refused: {e['file']}: {e['error']}" for e in r["errors"]]
+        lines += [f"skipped: {e['file']}: {e['reason']}" for e in r["skipped"]]
         return "\n".join(lines)
 
     emit(report, as_json, human)

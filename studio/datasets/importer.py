@@ -7,8 +7,10 @@ Runs in a worker (the `import` job) for uploads from the browser, so a decoder c
 audio cannot take the web process down; the CLI runs it in its own process."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,6 +25,11 @@ from studio.datasets.models import PROVENANCE, Clip, Transcript, TranscriptEdit
 from studio.datasets.store import get_dataset_row
 from studio.errors import DiskFull, UserError, is_disk_full
 from studio.workspace import Workspace, disk_full_as_user_error, sha256_file
+
+WORK_PREFIX = "import-"  # tmp/import-<pid>-*: an import's unpacked zips, removed when it ends
+UPLOADS_DIR = "uploads"  # tmp/uploads/<token>: browser uploads staged for an import job
+STAGED_GRACE_SECONDS = 600.0  # a staged upload younger than this may not have its job row yet
+SYMLINK_REASON = "a symbolic link: links are not followed, so it was not imported (copy the file in instead)"
 
 
 @dataclass
@@ -51,7 +58,7 @@ def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: 
     labels = labels or {}
     report: dict = {"dataset": dataset, "imported": [], "duplicates": [], "errors": [], "skipped": [], "layouts": []}
     with disk_full_as_user_error(ws.root):
-        work = Path(tempfile.mkdtemp(prefix="import-", dir=ws.tmp_dir))
+        work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=ws.tmp_dir))
     try:
         items = _expand(paths, labels, work, limit, report)
         for i, (path, label, meta, origin) in enumerate(items):
@@ -133,6 +140,8 @@ def _folder(root: Path, label: str, report: dict, prefix: str | None = None) -> 
     tag = prefix if prefix is not None else f"{label}/"
     for m in lay.missing:
         report["errors"].append({"file": f"{tag}{m['file']}", "error": m["error"]})
+    for link in _audio_symlinks(root):
+        report["skipped"].append({"file": f"{tag}{printable(str(link.relative_to(root)))}", "reason": SYMLINK_REASON})
     items = []
     resolved_root = root.resolve()
     for p in audio_files(root):
@@ -146,6 +155,62 @@ def _folder(root: Path, label: str, report: dict, prefix: str | None = None) -> 
             continue
         items.append((p, f"{tag}{printable(rel)}", lay.meta.get(rp), f"{tag}{rel}"))
     return items
+
+
+def _audio_symlinks(root: Path) -> list[Path]:
+    """Symbolic links with an audio file's name under root (audio_files leaves them out)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            p = Path(dirpath) / name
+            if not name.startswith(".") and p.is_symlink() and (p.suffix.lower() in AUDIO_EXTENSIONS or p.is_dir()):
+                out.append(p)
+    return sorted(out)
+
+
+def clean_leftovers(ws: Workspace) -> list[str]:
+    """Remove what killed imports left in tmp/: unpacked zips of processes that are gone, and staged
+    uploads that no queued or running job will read. Run when a worker or the server starts."""
+    from studio import jobs
+
+    with ws.db.read() as s:
+        live_params = list(s.scalars(select(jobs.Job.params).where(jobs.Job.status.in_(("queued", "running")))))
+    wanted = set()  # tokens of tmp/uploads/<token> named anywhere in a live job's params
+    for params in live_params:
+        values = list((params or {}).values())
+        while values:
+            x = values.pop()
+            if isinstance(x, (list, tuple)):
+                values += x
+            elif isinstance(x, dict):
+                values += list(x.keys()) + list(x.values())
+            elif isinstance(x, str):
+                parts = Path(x).parts
+                if len(parts) >= 3 and parts[:2] == ("tmp", UPLOADS_DIR):
+                    wanted.add(parts[2])
+    gone = []
+    for d in ws.tmp_dir.glob(f"{WORK_PREFIX}*"):
+        pid = d.name.removeprefix(WORK_PREFIX).split("-", 1)[0]
+        if d.is_dir() and not (pid.isdigit() and _pid_alive(int(pid))):
+            gone.append(ws.relative(d))
+            shutil.rmtree(d, ignore_errors=True)
+    now = time.time()
+    for d in (ws.tmp_dir / UPLOADS_DIR).glob("*"):
+        if d.name not in wanted and now - d.stat().st_mtime > STAGED_GRACE_SECONDS:
+            gone.append(ws.relative(d))
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+    return gone
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _import_one(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Meta | None, origin: str,

@@ -140,6 +140,8 @@ def report_outputs(ws: Workspace, name: str | None):
 def stage_uploads(ws: Workspace, files: list) -> tuple[list[str], str]:
     """Copy uploaded files into the workspace (no decoding): audio and lists in one folder, so corpus
     layouts are recognised; each zip on its own. Returns (paths relative to the workspace, staging dir)."""
+    from studio.ui.uploads import discard_upload
+
     token = secrets.token_hex(8)
     root = ws.tmp_dir / "uploads" / token
     (root / "upload").mkdir(parents=True)
@@ -155,6 +157,7 @@ def stage_uploads(ws: Workspace, files: list) -> tuple[list[str], str]:
             dest = dest_dir / f"{Path(name).stem}-{n}{Path(name).suffix}"
             n += 1
         shutil.copyfile(src, dest)
+        discard_upload(src)  # the job reads the staged copy
         if dest_dir.name == "zips":
             paths.append(ws.relative(dest))
         else:
@@ -181,6 +184,7 @@ def job_status(ws: Workspace, job_id: int | None) -> tuple[str, str | None]:
     if j["kind"] == "import" and result:
         text += f"\n\nimported {len(result.get('imported', []))}, duplicates {len(result.get('duplicates', []))}"
         text += "".join(f"\n- refused **{e['file']}**: {e['error']}" for e in result.get("errors", []))
+        text += "".join(f"\n- skipped **{e['file']}**: {e['reason']}" for e in result.get("skipped", []))
     return text, j["status"]
 
 

@@ -1,9 +1,13 @@
-"""The one rule for a file a handler receives: it is something the user uploaded through the page,
-so it lies in Gradio's upload folder. Gradio applies the same rule before a handler runs (the
-studio marks its Blocks launched, studio.server); this check at each file input keeps it if that
-ever stops, and its message names the file, never a server path."""
+"""Files a handler receives from the page.
+
+The one rule: such a file is something the user uploaded through the page, so it lies in Gradio's
+upload folder (GRADIO_TEMP_DIR, which `serve` makes the workspace's own owner-only tmp/gradio).
+Gradio applies the same rule before a handler runs (the studio marks its Blocks launched,
+studio.server); the check at each file input keeps it if that ever stops, and its message names the
+file, never a server path. Once a job's copy is staged, Gradio's copy goes."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -26,3 +30,20 @@ def uploaded_file(path) -> str:
 
 def uploaded_files(paths) -> list[str]:
     return [uploaded_file(p) for p in paths or []]
+
+
+def discard_upload(path: str | os.PathLike) -> None:
+    """Delete a file Gradio received (and its per-upload folder once empty); paths outside the
+    upload folder are left alone."""
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder()).resolve()
+    p = Path(path).resolve()
+    if folder not in p.parents:
+        return
+    p.unlink(missing_ok=True)
+    if p.parent != folder:
+        try:
+            p.parent.rmdir()
+        except OSError:
+            pass  # not empty

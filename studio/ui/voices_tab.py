@@ -29,23 +29,17 @@ def clip_choices(ws: Workspace) -> list[tuple[str, str]]:
     return out
 
 
-def source_path(ws: Workspace, clip: str | None, upload: str | None) -> str:
-    """What the voice job reads: a clip id, or the upload stored in the workspace by content hash."""
+def source_params(ws: Workspace, clip: str | None, upload: str | None) -> dict:
+    """What the voice job reads: a clip id, or the upload staged in the workspace undecoded (the
+    job decodes it, never this web process; its errors name `upload_name`, the user's file)."""
     if upload:
-        from pathlib import Path
+        from studio.ui.uploads import discard_upload
 
-        from studio.audio.decode import AudioError, decode_file, display_name
-
-        # Check here, while the upload still has its own name: the job reads the content-hash copy,
-        # and an error naming that hash would not tell the user which file was wrong.
-        try:
-            decode_file(upload, label=display_name(upload))
-        except AudioError as exc:
-            raise gr.Error(str(exc)) from None
-        _, stored = ws.store_file(Path(upload))
-        return str(stored)
+        staged, name = V.stage_upload(ws, upload)
+        discard_upload(upload)
+        return {"clip": staged, "upload_name": name}
     if clip:
-        return str(clip)
+        return {"clip": str(clip)}
     raise gr.Error("choose a dataset clip or upload a recording")
 
 
@@ -87,7 +81,7 @@ def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -
 
     try:
         V.check_name(name)
-        params = {"name": name.strip(), "clip": source_path(ws, clip, upload), "model": model or DEFAULT_MODEL}
+        params = {"name": name.strip(), **source_params(ws, clip, upload), "model": model or DEFAULT_MODEL}
         if start not in (None, ""):
             params["start"] = float(start)
         if end not in (None, "", 0):

@@ -138,23 +138,32 @@ def voice_job(ctx: JobContext) -> dict:
     model = p.get("model") or DEFAULT_MODEL
     with ws.db.read() as s:
         if s.query(V.Voice).filter(V.Voice.name == name).first() is not None:
+            V.discard_staged(ws, p["clip"] if p.get("upload_name") else None)
             raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")
-    path, clip_id, label = resolve_clip(ws, p.get("clip", ""))
+    if p.get("upload_name"):  # a browser upload, staged undecoded: decoded here, never in the web process
+        try:
+            path = V.take_upload(ws, p["clip"], p["upload_name"])
+        finally:
+            V.discard_staged(ws, p["clip"])
+        clip_id, label, shown = None, ws.relative(path), p["upload_name"]
+    else:
+        path, clip_id, label = resolve_clip(ws, p.get("clip", ""))
+        shown = path.name
     try:
         duration = sf.info(str(path)).duration
     except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path.name}: cannot read audio ({exc})".splitlines()[0]) from exc
+        raise UserError(f"{shown}: cannot read audio ({exc})".splitlines()[0]) from exc
     from models import tokens as T
     from models import voice_prompt
 
     with user_errors():
-        start, end = voice_prompt.check_span(duration, p.get("start"), p.get("end"), source=path.name)
+        start, end = voice_prompt.check_span(duration, p.get("start"), p.get("end"), source=shown)
         ctx.progress(0.1, message="loading token models")
         semantic = T.load_semantic_tokenizer(model)
         codec, _ = T.load_codec(model)
-        ctx.progress(0.5, message=f"tokenizing {path.name} {start:.2f}-{end:.2f} s")
+        ctx.progress(0.5, message=f"tokenizing {shown} {start:.2f}-{end:.2f} s")
         sem, codes = T.tokenize_audio(path, semantic, codec, start, end)
-        prompt = voice_prompt.from_tokens(sem, codes, source=path.name)
+        prompt = voice_prompt.from_tokens(sem, codes, source=shown)
     npz = prompt.save(V.voice_file(ws, name))
     try:
         row = V.record_voice(ws, name=name, npz=npz, model=model, source_path=label, source_clip_id=clip_id,
