@@ -150,6 +150,13 @@ def test_id_fields_start_empty_and_markers_insert_at_the_caret_in_the_page(site,
     page.keyboard.type("ok")  # typed straight after the click: kept, after the marker (a server
     # round trip put the marker at the end and overwrote what was typed meanwhile)
     assert box.input_value() == "Hello [laughs] ok world"
+    # a refused request is a message in the page and at most one line in the server's terminal
+    chosen = page.locator("#gen-chosen input, #gen-chosen textarea").first
+    chosen.fill("999")
+    chosen.press("Tab")
+    page.locator("#gen-reuse").click()
+    page.get_by_text("no generation with id 999").first.wait_for()
+    assert "Traceback" not in Path(site.server.log.name).read_text()
     page.get_by_role("tab", name="Jobs").click()
     assert page.locator("#jobs-selected input, #jobs-selected textarea").first.input_value() == ""
     page.get_by_role("tab", name="Train").click()
