@@ -162,3 +162,31 @@ def test_id_fields_start_empty_and_markers_insert_at_the_caret_in_the_page(site,
     page.get_by_role("tab", name="Train").click()
     for elem in ("train-job", "train-cp"):
         assert page.locator(f"#{elem} input, #{elem} textarea").first.input_value() == "", elem
+
+
+def test_the_dataset_tab_follows_its_job_beside_the_button_pressed(site, page):
+    from studio.datasets.store import create_dataset
+
+    create_dataset(site.ws.db, "followed")
+    page.reload()
+    page.get_by_role("tab", name="Dataset").click()
+    page.locator("#ds-select input").click()
+    page.get_by_role("option", name="followed", exact=True).click()
+    page.get_by_text("Transcribe and prepare (jobs)").click()
+    before = {j["id"] for j in jobs.list_jobs(site.ws.db, kind="transcribe")}
+    page.locator("#ds-transcribe").click()
+    near = page.locator("#ds-job-status")
+    near.get_by_text("queued as job").wait_for()
+    (job,) = [j for j in jobs.list_jobs(site.ws.db, kind="transcribe") if j["id"] not in before]
+    # this test plays the worker: the row's progress is what a real transcribe job writes
+    ctx = jobs.JobContext(db=site.ws.db, job_id=job["id"], run_token=jobs.claim(site.ws.db, job["id"], "test:1"),
+                          params=job["params"], workspace=site.ws)
+    ctx.progress(0.0, message="loading Whisper base", phase="loading model")
+    near.get_by_text("loading model: loading Whisper base").wait_for()
+    ctx.progress(step=1, total=4, message="transcribing a.wav", phase="transcribing")
+    near.get_by_text("25%").wait_for()
+    ctx.progress(step=3, total=4, message="transcribing c.wav", phase="transcribing")
+    near.get_by_text("75%").wait_for()  # still running: the status moves with it
+    shot(page, "dataset")
+    jobs.finish(site.ws.db, job["id"], ctx.run_token, "succeeded", result={})
+    near.get_by_text("succeeded").wait_for()

@@ -160,9 +160,9 @@ def job_status(ws: Workspace, job_id: int | None) -> tuple[str, str | None]:
     if not job_id:
         return "", None
     j = jobs.get_job(ws.db, job_id)
-    text = f"Job {j['id']} ({j['kind']}): **{j['status']}** {100 * (j['progress'] or 0):.0f}% {j['message'] or ''}"
-    if j.get("error"):
-        text += f"\n\nerror: {j['error']}"
+    from studio.ui import job_view
+
+    text = job_view.summary_md(j)  # phase, progress, ETA while it runs; how it ended after
     result = j.get("result") or {}
     if j["kind"] == "import" and result:
         text += f"\n\nimported {len(result.get('imported', []))}, duplicates {len(result.get('duplicates', []))}"
@@ -242,6 +242,7 @@ def build(ws: Workspace) -> None:
             max_seg = gr.Number(value=15.0, label="Max segment (s)")
             min_snr = gr.Number(value=20.0, label="Min SNR (dB)", elem_id="ds-min-snr")
             prepare_btn = gr.Button("Prepare", variant="primary", elem_id="ds-prepare")
+        job_status_md = gr.Markdown(elem_id="ds-job-status")  # beside the buttons that start these jobs
 
     with gr.Group():
         with gr.Row():
@@ -363,7 +364,7 @@ def build(ws: Workspace) -> None:
             raise _err(exc)
         return job["id"], None, f"Transcription queued as job {job['id']}…"
 
-    transcribe_btn.click(on_transcribe, [ds, model_size, redo], [job_id, job_seen, status])
+    transcribe_btn.click(on_transcribe, [ds, model_size, redo], [job_id, job_seen, job_status_md])
 
     def on_prepare(name, tl, pk, kd, mn, mx, snr):
         from studio.datasets.prepare import resolve_settings
@@ -380,20 +381,22 @@ def build(ws: Workspace) -> None:
             raise _err(exc)
         return job["id"], None, f"Prepare queued as job {job['id']}…"
 
-    prepare_btn.click(on_prepare, [ds, target, peak, keep_dyn, min_seg, max_seg, min_snr], [job_id, job_seen, status])
+    prepare_btn.click(on_prepare, [ds, target, peak, keep_dyn, min_seg, max_seg, min_snr],
+                      [job_id, job_seen, job_status_md])
     report_btn.click(lambda name: report_outputs(ws, name), ds, report_outs)
 
     def poll(name, jid, seen, clip_id):
         if not jid:
-            return [gr.skip()] * (3 + len(change_outs))
+            return [gr.skip()] * (4 + len(change_outs))
         text_, state = job_status(ws, jid)
+        if state in ("queued", "running"):  # every tick: its progress and phase move while it runs
+            return [text_, text_, state, gr.skip(), *([gr.skip()] * len(change_outs))]
         if state == seen:
-            return [gr.skip()] * (3 + len(change_outs))
-        if state in ("queued", "running"):
-            return [text_, state, gr.skip(), *([gr.skip()] * len(change_outs))]
-        return [text_, state, gr.skip(), *after_change(name, clip_id)]
+            return [gr.skip()] * (4 + len(change_outs))
+        return [text_, text_, state, gr.skip(), *after_change(name, clip_id)]
 
-    gr.Timer(1.0).tick(poll, [ds, job_id, job_seen, current_clip], [status, job_seen, job_id, *change_outs])
+    gr.Timer(1.0).tick(poll, [ds, job_id, job_seen, current_clip],
+                       [status, job_status_md, job_seen, job_id, *change_outs])
 
 
 if __name__ == "__main__":

@@ -122,6 +122,16 @@ def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
     return path.resolve(), None, str(path.resolve())
 
 
+def _clip_name(ws, clip_id: int | None) -> str | None:
+    from studio.datasets.models import Clip
+
+    if clip_id is None:
+        return None
+    with ws.db.read() as s:
+        row = s.get(Clip, clip_id)
+        return row.name if row is not None else None
+
+
 def voice_job(ctx: JobContext) -> dict:
     """params: name, clip (path or clip id), start, end (seconds; default the whole clip, first 12 s),
     model (token models; default tiny)."""
@@ -137,21 +147,22 @@ def voice_job(ctx: JobContext) -> dict:
         if s.query(V.Voice).filter(V.Voice.name == name).first() is not None:
             raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")
     path, clip_id, label = resolve_clip(ws, p.get("clip", ""))
+    shown = p.get("label") or _clip_name(ws, clip_id) or path.name  # the user's name for it, not a storage hash
     try:
         duration = sf.info(str(path)).duration
     except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path.name}: cannot read audio ({exc})".splitlines()[0]) from exc
+        raise UserError(f"{shown}: cannot read audio ({exc})".splitlines()[0]) from exc
     from models import tokens as T
     from models import voice_prompt
 
     with user_errors():
-        start, end = voice_prompt.check_span(duration, p.get("start"), p.get("end"), source=path.name)
+        start, end = voice_prompt.check_span(duration, p.get("start"), p.get("end"), source=shown)
         ctx.progress(0.1, message="loading token models")
         semantic = T.load_semantic_tokenizer(model)
         codec, _ = T.load_codec(model)
-        ctx.progress(0.5, message=f"tokenizing {path.name} {start:.2f}-{end:.2f} s")
+        ctx.progress(0.5, message=f"tokenizing {shown} {start:.2f}-{end:.2f} s")
         sem, codes = T.tokenize_audio(path, semantic, codec, start, end)
-        prompt = voice_prompt.from_tokens(sem, codes, source=path.name)
+        prompt = voice_prompt.from_tokens(sem, codes, source=shown)
     npz = prompt.save(V.voice_file(ws, name))
     try:
         row = V.record_voice(ws, name=name, npz=npz, model=model, source_path=label, source_clip_id=clip_id,
