@@ -41,6 +41,7 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
 
     from studio import security
     from studio.ui.app import build_studio
+    from studio.ui.style import STUDIO_CSS
 
     if auth is None:
         auth = security.OwnerAuth(security.owner_password(ws)[0])
@@ -61,6 +62,7 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
         ssr_mode=False,  # SSR had a forged-Host auth bypass (6.27-6.31); the studio needs none
         show_error=True,  # shows gr.Error messages; handlers never raise raw tracebacks to users
         footer_links=[],
+        css=STUDIO_CSS,  # phones and tablets, readable tables (studio/ui/style.py)
     )
 
 

@@ -176,7 +176,7 @@ def test_the_dataset_tab_follows_its_job_beside_the_button_pressed(site, page):
     before = {j["id"] for j in jobs.list_jobs(site.ws.db, kind="transcribe")}
     page.locator("#ds-transcribe").click()
     near = page.locator("#ds-job-status")
-    near.get_by_text("queued as job").wait_for()
+    near.get_by_text(re.compile(r"[Jj]ob \d+")).first.wait_for()
     (job,) = [j for j in jobs.list_jobs(site.ws.db, kind="transcribe") if j["id"] not in before]
     # this test plays the worker: the row's progress is what a real transcribe job writes
     ctx = jobs.JobContext(db=site.ws.db, job_id=job["id"], run_token=jobs.claim(site.ws.db, job["id"], "test:1"),
@@ -190,3 +190,37 @@ def test_the_dataset_tab_follows_its_job_beside_the_button_pressed(site, page):
     shot(page, "dataset")
     jobs.finish(site.ws.db, job["id"], ctx.run_token, "succeeded", result={})
     near.get_by_text("succeeded").wait_for()
+    assert "100%" in near.inner_text() and "step" not in near.inner_text()
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.mark.parametrize("device", [PHONE, {"viewport": {"width": 1280, "height": 900}}], ids=["phone", "desktop"])
+def test_tabs_markers_and_the_clips_table_fit_the_screen(site, browser, device):
+    context = browser.new_context(**device)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    site.server.login(page)
+    page.goto(site.server.url + "/")
+    width = device["viewport"]["width"]
+    page.locator("#ds-clips").wait_for()
+    tabs = page.get_by_role("tab")
+    assert tabs.count() == 7  # none hidden behind a "..." menu
+    for k in range(7):
+        box = tabs.nth(k).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (tabs.nth(k).inner_text(), box)
+    for header in ("checked", "lint"):  # the clips table keeps these in view
+        cell = page.locator("#ds-clips th").filter(has_text=re.compile(rf"^\s*{header}\s*$")).first
+        box = cell.bounding_box()
+        assert box and box["x"] + box["width"] <= width + 1, (header, box)
+    word_break = page.locator("#ds-clips th").first.evaluate("th => getComputedStyle(th).wordBreak")
+    assert word_break == "normal"
+    page.get_by_role("tab", name="Generate").click()
+    markers = page.locator("#gen-markers button")
+    markers.first.wait_for()
+    for k in range(markers.count()):
+        box = markers.nth(k).bounding_box()
+        assert box and box["x"] + box["width"] <= width + 1, (markers.nth(k).inner_text(), box)
+    shot(page, f"generate-{'phone' if width < 500 else 'desktop'}")
+    context.close()

@@ -21,6 +21,8 @@ from studio.workspace import Workspace
 
 TITLE = "Dataset"
 CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint"]
+# Shares of the table's width: every column stays in view, "checked" and "lint" included.
+CLIP_COLUMN_WIDTHS = ["5%", "15%", "9%", "8%", "9%", "9%", "23%", "8%", "14%"]
 HISTORY_COLUMNS = ["#", "when", "by", "before", "after", "undone"]
 UPLOAD_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".zip", ".csv", ".tsv", ".txt", ".lab", ".list"]
 WHISPER_SIZES = ["tiny", "whisper-tiny", "base", "small", "medium", "large-v3", "turbo"]
@@ -197,7 +199,8 @@ def build(ws: Workspace) -> None:
     status = gr.Markdown(elem_id="ds-status")
 
     clips = gr.Dataframe(headers=CLIP_COLUMNS, value=lambda: clip_rows(ws, names[0] if names else None),
-                         interactive=False, wrap=True, elem_id="ds-clips", label="Clips (select one to edit)")
+                         interactive=False, wrap=True, elem_id="ds-clips", label="Clips (select one to edit)",
+                         column_widths=CLIP_COLUMN_WIDTHS)
 
     with gr.Group():
         clip_title = gr.Markdown("Select a clip in the table.", elem_id="ds-clip-title")
