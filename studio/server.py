@@ -37,6 +37,7 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
 
     from studio import login_links, security
     from studio.ui.app import build_studio
+    from studio.ui.style import STUDIO_CSS
 
     if auth is None:
         auth = security.OwnerAuth(security.owner_password(ws)[0])
@@ -58,6 +59,7 @@ def create_app(ws: Workspace, auth=None) -> FastAPI:
         ssr_mode=False,  # SSR had a forged-Host auth bypass (6.27-6.31); the studio needs none
         show_error=False,  # gr.Error messages still show; other errors (paths, SQL) stay in the log
         footer_links=[],
+        css=STUDIO_CSS,  # phones and tablets, readable tables (studio/ui/style.py)
     )
     # mount_gradio_app never marks the Blocks launched, and Gradio checks file paths sent as handler
     # inputs (upload folder only, blocked_paths) only for a launched Blocks: without this any server

@@ -1,6 +1,7 @@
 """The Voices and Generate tabs' domain calls: what they submit, what they play, what they stage."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -9,18 +10,25 @@ from studio import voices as V
 from studio.ui import generate_tab, voices_tab
 
 
-def test_a_voice_from_an_upload_or_a_span_is_a_voice_job_reading_the_workspace_copy(ws, awb_wav):
-    job_id = voices_tab.make_voice(ws, "scot", None, str(awb_wav), 0.5, 3.0, "tiny")
+def test_a_voice_from_an_upload_or_a_span_is_a_voice_job_reading_the_workspace_copy(ws, awb_wav, tmp_path):
+    x, sr = sf.read(str(awb_wav))
+    long_wav = tmp_path / "scot_long.wav"  # 8 s: room for a 5-12 s span
+    sf.write(long_wav, np.concatenate([x, x]), sr)
+    job_id = voices_tab.make_voice(ws, "scot", None, str(long_wav), 0.5, 6.0, "tiny")
     job = jobs.get_job(ws.db, job_id)
     assert job["kind"] == "voice" and job["status"] == "queued"
     p = job["params"]
-    assert (p["name"], p["start"], p["end"], p["model"]) == ("scot", 0.5, 3.0, "tiny")
+    assert (p["name"], p["start"], p["end"], p["model"]) == ("scot", 0.5, 6.0, "tiny")
     stored = ws.inside(p["clip"])  # the upload was copied into the workspace, by content hash
-    assert stored.read_bytes() == awb_wav.read_bytes()
-    sr, samples = voices_tab.span_audio(ws, p["clip"], 0.5, 3.0)
-    assert sr == sf.info(str(awb_wav)).samplerate and len(samples) == int(2.5 * sr)
+    assert stored.read_bytes() == long_wav.read_bytes()
+    sr, samples = voices_tab.span_audio(ws, p["clip"], 0.5, 6.0)
+    assert sr == sf.info(str(awb_wav)).samplerate and len(samples) == int(5.5 * sr)
     with pytest.raises(Exception, match="voice name"):
-        voices_tab.make_voice(ws, "bad name!", None, str(awb_wav), 0, 0, "tiny")
+        voices_tab.make_voice(ws, "bad name!", None, str(long_wav), 0, 0, "tiny")
+    # the 5-12 s rule is checked here, before a job is queued, naming the user's file
+    with pytest.raises(Exception, match=r"scot_long.wav: a voice prompt needs 5-12 s of speech, the span is 2.50 s"):
+        voices_tab.make_voice(ws, "short", None, str(long_wav), 0.5, 3.0, "tiny")
+    assert len(jobs.list_jobs(ws.db, kind="voice")) == 1
 
 
 def test_generations_stage_for_listening_paired_by_text_and_seed(ws, awb_wav):

@@ -150,8 +150,77 @@ def test_id_fields_start_empty_and_markers_insert_at_the_caret_in_the_page(site,
     page.keyboard.type("ok")  # typed straight after the click: kept, after the marker (a server
     # round trip put the marker at the end and overwrote what was typed meanwhile)
     assert box.input_value() == "Hello [laughs] ok world"
+    # a refused request is a message in the page and at most one line in the server's terminal
+    chosen = page.locator("#gen-chosen input, #gen-chosen textarea").first
+    chosen.fill("999")
+    chosen.press("Tab")
+    page.locator("#gen-reuse").click()
+    page.get_by_text("no generation with id 999").first.wait_for()
+    assert "Traceback" not in Path(site.server.log.name).read_text()
     page.get_by_role("tab", name="Jobs").click()
     assert page.locator("#jobs-selected input, #jobs-selected textarea").first.input_value() == ""
     page.get_by_role("tab", name="Train").click()
     for elem in ("train-job", "train-cp"):
         assert page.locator(f"#{elem} input, #{elem} textarea").first.input_value() == "", elem
+
+
+def test_the_dataset_tab_follows_its_job_beside_the_button_pressed(site, page):
+    from studio.datasets.store import create_dataset
+
+    create_dataset(site.ws.db, "followed")
+    page.reload()
+    page.get_by_role("tab", name="Dataset").click()
+    page.locator("#ds-select input").click()
+    page.get_by_role("option", name="followed", exact=True).click()
+    page.get_by_text("Transcribe and prepare (jobs)").click()
+    before = {j["id"] for j in jobs.list_jobs(site.ws.db, kind="transcribe")}
+    page.locator("#ds-transcribe").click()
+    near = page.locator("#ds-job-status")
+    near.get_by_text(re.compile(r"[Jj]ob \d+")).first.wait_for()
+    (job,) = [j for j in jobs.list_jobs(site.ws.db, kind="transcribe") if j["id"] not in before]
+    # this test plays the worker: the row's progress is what a real transcribe job writes
+    ctx = jobs.JobContext(db=site.ws.db, job_id=job["id"], run_token=jobs.claim(site.ws.db, job["id"], "test:1"),
+                          params=job["params"], workspace=site.ws)
+    ctx.progress(0.0, message="loading Whisper base", phase="loading model")
+    near.get_by_text("loading model: loading Whisper base").wait_for()
+    ctx.progress(step=1, total=4, message="transcribing a.wav", phase="transcribing")
+    near.get_by_text("25%").wait_for()
+    ctx.progress(step=3, total=4, message="transcribing c.wav", phase="transcribing")
+    near.get_by_text("75%").wait_for()  # still running: the status moves with it
+    shot(page, "dataset")
+    jobs.finish(site.ws.db, job["id"], ctx.run_token, "succeeded", result={})
+    near.get_by_text("succeeded").wait_for()
+    assert "%" not in near.inner_text() and "step" not in near.inner_text()  # no stale progress
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.mark.parametrize("device", [PHONE, {"viewport": {"width": 1280, "height": 900}}], ids=["phone", "desktop"])
+def test_tabs_markers_and_the_clips_table_fit_the_screen(site, browser, device):
+    context = browser.new_context(**device)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    site.server.login(page)
+    page.goto(site.server.url + "/")
+    width = device["viewport"]["width"]
+    page.locator("#ds-clips").wait_for()
+    tabs = page.get_by_role("tab")
+    assert tabs.count() == 7  # none hidden behind a "..." menu
+    for k in range(7):
+        box = tabs.nth(k).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (tabs.nth(k).inner_text(), box)
+    for header in ("checked", "lint"):  # the clips table keeps these in view
+        cell = page.locator("#ds-clips th").filter(has_text=re.compile(rf"^\s*{header}\s*$")).first
+        box = cell.bounding_box()
+        assert box and box["x"] + box["width"] <= width + 1, (header, box)
+    word_break = page.locator("#ds-clips th").first.evaluate("th => getComputedStyle(th).wordBreak")
+    assert word_break == "normal"
+    page.get_by_role("tab", name="Generate").click()
+    markers = page.locator("#gen-markers button")
+    markers.first.wait_for()
+    for k in range(markers.count()):
+        box = markers.nth(k).bounding_box()
+        assert box and box["x"] + box["width"] <= width + 1, (markers.nth(k).inner_text(), box)
+    shot(page, f"generate-{'phone' if width < 500 else 'desktop'}")
+    context.close()

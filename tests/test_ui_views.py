@@ -62,3 +62,18 @@ def test_ended_jobs_say_how_they_ended_not_a_stale_percent_or_step(ws):
     row = jobs.get_job(ws.db, sweep.job_id)
     text = job_view.summary_md(row)
     assert "**succeeded**" in text and "step 2/4" not in text and row["step"] == 4
+
+
+def test_the_loudness_histogram_reads_plain_numbers():
+    from matplotlib.figure import Figure
+
+    from studio.datasets.report import histogram_figure
+
+    fig = histogram_figure(Figure, "Loudness (LUFS)", [-20.0, -20.0, -20.0001])  # normalised: all alike
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert ax.xaxis.get_offset_text().get_text() == "", ax.xaxis.get_offset_text().get_text()
+    assert labels and all("e" not in t for t in labels) and any(t.replace("\u2212", "-") == "-20.0" for t in labels), labels

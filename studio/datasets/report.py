@@ -223,19 +223,28 @@ def plot_pngs(report: dict) -> dict[str, bytes]:
              "loudness": ("Loudness (LUFS)", data["lufs"])}
     out = {}
     for key, (label, values) in specs.items():
-        fig = Figure(figsize=(4, 2.6), dpi=100)
-        ax = fig.add_subplot()
-        if values:
-            ax.hist(values, bins=min(30, max(5, len(values))), color="#4b7bec", edgecolor="white")
-        else:
-            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel(label)
-        ax.set_ylabel("count")
-        fig.tight_layout()
+        fig = histogram_figure(Figure, label, values)
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         out[key] = buf.getvalue()
     return out
+
+
+def histogram_figure(figure_cls, label: str, values: list[float]):
+    fig = figure_cls(figsize=(4, 2.6), dpi=100)
+    ax = fig.add_subplot()
+    if values:
+        ax.hist(values, bins=min(30, max(5, len(values))), color="#4b7bec", edgecolor="white")
+        if max(values) - min(values) < 1:  # equal values (normalised loudness): a readable 2-unit span
+            mid = (max(values) + min(values)) / 2
+            ax.set_xlim(mid - 1, mid + 1)
+    else:
+        ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
+    ax.ticklabel_format(axis="x", style="plain", useOffset=False)  # -20, not "-2e1" plus offsets
+    ax.set_xlabel(label)
+    ax.set_ylabel("count")
+    fig.tight_layout(rect=(0, 0, 1, 0.88))  # room at the top for the label the page lays over it
+    return fig
 
 
 def public(report: dict) -> dict:

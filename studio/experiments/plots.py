@@ -34,7 +34,7 @@ def metric_vs_param(rows: list[dict], metrics: list[str], params: list[str], fol
                 ax.clear()
                 _draw(ax, pairs, metric, param)
                 path = folder / f"{_safe(metric)}__vs__{_safe(param)}.png"
-                fig.savefig(path)
+                fig.savefig(path, bbox_inches="tight", pad_inches=0.15)  # long labels are not cropped
                 out.append(path)
     finally:
         plt.close(fig)

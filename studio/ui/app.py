@@ -23,8 +23,9 @@ TAB_MODULES = [
 def build_studio(ws: Workspace) -> gr.Blocks:
     with gr.Blocks(title="Bark Studio", analytics_enabled=False) as blocks:
         gr.Markdown("# Bark Studio")
-        for name in TAB_MODULES:
-            module = importlib.import_module(name)
-            with gr.Tab(module.TITLE, id=module.TITLE.lower()):
-                module.build(ws)
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays in view, none behind "..."
+            for name in TAB_MODULES:
+                module = importlib.import_module(name)
+                with gr.Tab(module.TITLE, id=module.TITLE.lower()):
+                    module.build(ws)
     return blocks

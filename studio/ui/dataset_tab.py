@@ -22,6 +22,8 @@ from studio.workspace import Workspace
 
 TITLE = "Dataset"
 CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint", "prepared"]
+# Shares of the table's width: every column stays in view, "checked" and "lint" included.
+CLIP_COLUMN_WIDTHS = ["5%", "14%", "8%", "7%", "8%", "8%", "22%", "7%", "12%", "9%"]
 HISTORY_COLUMNS = ["#", "when", "by", "before", "after", "undone"]
 UPLOAD_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".zip", ".csv", ".tsv", ".txt", ".lab", ".list"]
 # OpenAI's real Whisper sizes, then the random-weight one, labelled as the test model it is.
@@ -170,16 +172,12 @@ def stage_uploads(ws: Workspace, files: list) -> tuple[list[str], str]:
 def job_status(ws: Workspace, job_id: int | None) -> tuple[str, str | None]:
     if not job_id:
         return "", None
-    from studio.ui.job_view import load_job
+    from studio.ui import job_view
 
-    j = load_job(ws.db, job_id)
+    j = job_view.load_job(ws.db, job_id)  # the row, with a warning while no live worker can take it
     if j is None:
         return "", None
-    text = f"Job {j['id']} ({j['kind']}): **{j['status']}** {100 * (j['progress'] or 0):.0f}% {j['message'] or ''}"
-    if j.get("no_worker"):
-        text += f"\n\n⚠️ **{j['no_worker']}**"
-    if j.get("error"):
-        text += f"\n\nerror: {j['error']}"
+    text = job_view.summary_md(j)  # phase, progress, ETA while it runs; how it ended after
     result = j.get("result") or {}
     if j["kind"] == "import" and result:
         text += f"\n\nimported {len(result.get('imported', []))}, duplicates {len(result.get('duplicates', []))}"
@@ -215,7 +213,8 @@ def build(ws: Workspace) -> None:
     status = gr.Markdown(elem_id="ds-status")
 
     clips = gr.Dataframe(headers=CLIP_COLUMNS, value=lambda: clip_rows(ws, names[0] if names else None),
-                         interactive=False, wrap=True, elem_id="ds-clips", label="Clips (select one to edit)")
+                         interactive=False, wrap=True, elem_id="ds-clips", label="Clips (select one to edit)",
+                         column_widths=CLIP_COLUMN_WIDTHS)
 
     with gr.Group():
         clip_title = gr.Markdown("Select a clip in the table.", elem_id="ds-clip-title")
@@ -260,6 +259,7 @@ def build(ws: Workspace) -> None:
             max_seg = gr.Number(value=15.0, label="Max segment (s)")
             min_snr = gr.Number(value=20.0, label="Min SNR (dB)", elem_id="ds-min-snr")
             prepare_btn = gr.Button("Prepare", variant="primary", elem_id="ds-prepare")
+        job_status_md = gr.Markdown(elem_id="ds-job-status")  # beside the buttons that start these jobs
 
     with gr.Group():
         with gr.Row():
@@ -384,7 +384,7 @@ def build(ws: Workspace) -> None:
             raise _err(exc)
         return job["id"], None, f"Transcription queued as job {job['id']}…"
 
-    transcribe_btn.click(on_transcribe, [ds, model_size, redo], [job_id, job_seen, status])
+    transcribe_btn.click(on_transcribe, [ds, model_size, redo], [job_id, job_seen, job_status_md])
 
     def on_prepare(name, tl, pk, kd, mn, mx, snr):
         from studio.datasets.prepare import resolve_settings
@@ -401,20 +401,22 @@ def build(ws: Workspace) -> None:
             raise _err(exc)
         return job["id"], None, f"Prepare queued as job {job['id']}…"
 
-    prepare_btn.click(on_prepare, [ds, target, peak, keep_dyn, min_seg, max_seg, min_snr], [job_id, job_seen, status])
+    prepare_btn.click(on_prepare, [ds, target, peak, keep_dyn, min_seg, max_seg, min_snr],
+                      [job_id, job_seen, job_status_md])
     report_btn.click(lambda name: report_outputs(ws, name), ds, report_outs)
 
     def poll(name, jid, seen, clip_id):
         if not jid:
-            return [gr.skip()] * (3 + len(change_outs))
+            return [gr.skip()] * (4 + len(change_outs))
         text_, state = job_status(ws, jid)
+        if state in ("queued", "running"):  # every tick: its progress and phase move while it runs
+            return [text_, text_, state, gr.skip(), *([gr.skip()] * len(change_outs))]
         if state == seen:
-            return [gr.skip()] * (3 + len(change_outs))
-        if state in ("queued", "running"):
-            return [text_, state, gr.skip(), *([gr.skip()] * len(change_outs))]
-        return [text_, state, gr.skip(), *after_change(name, clip_id)]
+            return [gr.skip()] * (4 + len(change_outs))
+        return [text_, text_, state, gr.skip(), *after_change(name, clip_id)]
 
-    gr.Timer(1.0).tick(poll, [ds, job_id, job_seen, current_clip], [status, job_seen, job_id, *change_outs])
+    gr.Timer(1.0).tick(poll, [ds, job_id, job_seen, current_clip],
+                       [status, job_status_md, job_seen, job_id, *change_outs])
 
 
 if __name__ == "__main__":

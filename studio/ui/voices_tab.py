@@ -72,8 +72,60 @@ def span_audio(ws: Workspace, source: str, start, end):
 
 
 def voice_rows(ws: Workspace) -> list[list]:
-    return [[v["name"], v["seconds"], v["model"], v["source_path"], f"{v['span_start']:.2f}-{v['span_end']:.2f} s",
+    return [[v["name"], v["seconds"], v["model"], _source_name(ws, v), f"{v['span_start']:.2f}-{v['span_end']:.2f} s",
              v["created_at"]] for v in V.list_voices(ws)]
+
+
+def _source_name(ws: Workspace, voice: dict) -> str:
+    """What the user calls the voice's source: the clip's name, not where its bytes are stored."""
+    from pathlib import Path
+
+    from studio.datasets.store import get_clip
+
+    if voice["source_clip_id"]:
+        try:
+            return get_clip(ws.db, voice["source_clip_id"])["name"]
+        except UserError:
+            return f"clip {voice['source_clip_id']} (deleted)"
+    return Path(voice["source_path"]).name
+
+
+def check_span(ws: Workspace, clip, upload, start, end) -> tuple[float, float]:
+    """The 5-12 s rule, checked in the page before a job is queued (the job checks it again).
+    End 0 or empty: to the end of the recording, at most 12 s after the start."""
+    from models.constants import VOICE_MAX_SECONDS, VOICE_MIN_SECONDS
+
+    path = _audio_file(ws, str(clip)) if not upload else upload
+    label = _display(ws, clip, upload)
+    import soundfile as sf
+
+    try:
+        duration = sf.info(str(path)).duration
+    except (OSError, RuntimeError) as exc:
+        raise UserError(f"{label}: cannot read audio ({exc})".splitlines()[0]) from None
+    a = float(start or 0)
+    b = float(end) if end not in (None, "", 0) else min(duration, a + VOICE_MAX_SECONDS)
+    if a < 0 or b > duration + 1e-6 or b <= a:
+        raise UserError(f"{label}: span {a:.2f}-{b:.2f} s is outside the recording (0-{duration:.2f} s)")
+    if not VOICE_MIN_SECONDS - 1e-6 <= b - a <= VOICE_MAX_SECONDS + 1e-6:
+        raise UserError(f"{label}: a voice prompt needs {VOICE_MIN_SECONDS:g}-{VOICE_MAX_SECONDS:g} s of speech, "
+                        f"the span is {b - a:.2f} s")
+    return a, b
+
+
+def _display(ws: Workspace, clip, upload) -> str:
+    from pathlib import Path
+
+    if upload:
+        from studio.audio.decode import display_name
+
+        return display_name(upload)
+    from studio.datasets.store import get_clip
+
+    try:
+        return get_clip(ws.db, int(clip))["name"]
+    except (UserError, ValueError, TypeError):
+        return str(Path(str(clip)).name)
 
 
 def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -> int:
@@ -81,11 +133,17 @@ def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -
 
     try:
         V.check_name(name)
-        params = {"name": name.strip(), **source_params(ws, clip, upload), "model": model or DEFAULT_MODEL}
-        if start not in (None, ""):
-            params["start"] = float(start)
-        if end not in (None, "", 0):
-            params["end"] = float(end)
+        if not clip and not upload:
+            raise UserError("choose a dataset clip or upload a recording")
+        label = _display(ws, clip, upload)
+        if upload:  # the job decodes the upload and checks its span, never this web process
+            params = {"start": float(start or 0)}
+            if end not in (None, "", 0):
+                params["end"] = float(end)
+        else:  # a stored clip's header says its length: the 5-12 s rule is checked before queuing
+            span_start, span_end = check_span(ws, clip, None, start, end)
+            params = {"start": span_start, "end": span_end}
+        params.update(name=name.strip(), **source_params(ws, clip, upload), model=model or DEFAULT_MODEL, label=label)
         return submit(ws, "voice", params)["id"]
     except UserError as exc:
         raise gr.Error(str(exc)) from None

@@ -125,6 +125,16 @@ def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
     return path.resolve(), None, str(path.resolve())
 
 
+def _clip_name(ws, clip_id: int | None) -> str | None:
+    from studio.datasets.models import Clip
+
+    if clip_id is None:
+        return None
+    with ws.db.read() as s:
+        row = s.get(Clip, clip_id)
+        return row.name if row is not None else None
+
+
 def voice_job(ctx: JobContext) -> dict:
     """params: name, clip (path or clip id), start, end (seconds; default the whole clip, first 12 s),
     model (token models; default small)."""
@@ -148,7 +158,7 @@ def voice_job(ctx: JobContext) -> dict:
         clip_id, label, shown = None, ws.relative(path), p["upload_name"]
     else:
         path, clip_id, label = resolve_clip(ws, p.get("clip", ""))
-        shown = path.name
+        shown = p.get("label") or _clip_name(ws, clip_id) or path.name  # the user's name for it, not a storage hash
     try:
         duration = sf.info(str(path)).duration
     except Exception as exc:  # noqa: BLE001
