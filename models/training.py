@@ -38,6 +38,7 @@ from models.lora import (STAGE_ATTRS, STAGES, TARGET_PRESETS, LoraSettings, coun
                          prepare_for_training, stage_module, trainable_parameters)
 
 SCHEDULES = ("cosine", "linear", "constant")
+VOICE_PROMPT_MODES = ("auto", "on", "off")
 STATE_VERSION = 2  # 2: per-stage optimizers, schedules, early stopping and best checkpoints
 
 
@@ -71,12 +72,16 @@ class TrainConfig:
     attention: str = "sdpa"         # "sdpa" (fused kernels) or "eager" (transformers' own path)
     activation_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     seed: int = 0                   # weights init of the adapter, dropout and data order
+    voice_prompts: str = "auto"     # condition each clip on a prompt from another clip of its speaker, as users
+                                    # generate: "on", "off", or "auto" (on when a speaker has several clips)
     device: str = "auto"            # "auto" = cuda when present, else cpu
 
     def __post_init__(self):
         self.stages = parse_stages(self.stages)
         checks = [
             (self.method in ("lora", "full"), f"method must be lora or full, got {self.method!r}"),
+            (self.voice_prompts in VOICE_PROMPT_MODES,
+             f"voice_prompts must be one of {VOICE_PROMPT_MODES}, got {self.voice_prompts!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be >= 1"),
@@ -151,6 +156,42 @@ class LayoutObjective:
     def loss(self, module, batch) -> tuple[torch.Tensor, int]:
         logits = self._layouts.stage_forward(self.stage, module, batch)
         return self._layouts.stage_loss(self.stage, logits, batch)
+
+
+def attach_voice_prompts(items: list, speaker_of: dict, pool: list, seed: int) -> list:
+    """Copies of `items`, each conditioned on a voice prompt made from another clip of the same
+    speaker in `pool` (by models.voice_prompt, as `voice create` makes one from a clip: its first
+    12 s; clips under 5 s cannot be prompts). The partner is a seeded choice per clip; a clip with
+    no eligible partner stays without a prompt. `speaker_of` maps id(item) -> speaker."""
+    from dataclasses import replace
+
+    from models.voice_prompt import from_clip_tokens
+
+    prompts = {}
+    for item in pool:
+        try:
+            prompts[id(item)] = from_clip_tokens(item.semantic, item.codes, item.key or "clip")
+        except ModelInputError:
+            continue  # too short to be a voice prompt
+    out = []
+    for i, item in enumerate(items):
+        partners = [p for p in pool if p is not item and id(p) in prompts
+                    and speaker_of.get(id(p)) is not None and speaker_of.get(id(p)) == speaker_of.get(id(item))]
+        if not partners:
+            out.append(item)
+            continue
+        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        partner = partners[int(torch.randint(len(partners), (1,), generator=g))]
+        out.append(replace(item, history=prompts[id(partner)]))
+    return out
+
+
+def voice_prompts_wanted(mode: str, speakers: list) -> bool:
+    """"auto": on when some speaker has two or more clips (a prompt can come from another clip)."""
+    if mode != "auto":
+        return mode == "on"
+    named = [s for s in speakers if s is not None]
+    return len(set(named)) < len(named)
 
 
 def split_items(items: list, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -266,6 +307,7 @@ class TrainingRecipe:
 
     def __init__(self, config: TrainConfig, bark, items: list, run_dir, *, val_items: list | None = None,
                  objectives: dict | None = None, guard_items: list | None = None, base_model: str = "tiny",
+                 speakers: list | None = None,
                  dataset: dict | None = None, resume_from=None,
                  on_progress: Callable[[dict], None] | None = None,
                  on_checkpoint: Callable[[dict], None] | None = None,
@@ -273,6 +315,8 @@ class TrainingRecipe:
         self.cfg = config
         self.bark = bark
         self.items, self.val_items = list(items), val_items
+        # speaker of each clip (items, then val_items), for voice-prompted training
+        self.speaker_of = {id(x): s for x, s in zip(self.items + list(val_items or []), speakers or [])}
         self.run_dir = Path(run_dir)
         self.objectives = objectives or {s: LayoutObjective(s) for s in config.stages}
         missing = [s for s in config.stages if s not in self.objectives]
@@ -317,6 +361,11 @@ class TrainingRecipe:
             self.train_items, self.val_items = split_items(self.items, cfg.val_fraction, cfg.seed)
         else:
             self.train_items = self.items
+        self.with_voice_prompts = voice_prompts_wanted(cfg.voice_prompts, list(self.speaker_of.values()))
+        if self.with_voice_prompts:  # prompts come from training clips only (no validation audio leaks in)
+            pool = self.train_items
+            self.train_items = attach_voice_prompts(self.train_items, self.speaker_of, pool, cfg.seed)
+            self.val_items = attach_voice_prompts(self.val_items, self.speaker_of, pool, cfg.seed + 1)
         self.train_ex = {s: self.objectives[s].examples(self.train_items) for s in cfg.stages}
         self.val_ex = {s: self.objectives[s].examples(self.val_items) for s in cfg.stages}
         self.guard_ex = {s: self.objectives[s].examples(self.guard_items) for s in cfg.stages} if self.guard_items else {}
@@ -678,6 +727,7 @@ def describe(recipe: TrainingRecipe) -> dict:
             "train_examples": {s: len(v) for s, v in recipe.train_ex.items()},
             "val_examples": {s: len(v) for s, v in recipe.val_ex.items()},
             "train_clips": len(recipe.train_items), "val_clips": len(recipe.val_items),
+            "voice_prompted_clips": sum(x.history is not None for x in recipe.train_items + recipe.val_items),
             "skipped": [reason for s in recipe.cfg.stages if hasattr(recipe.objectives[s], "skipped")
                         for reason in recipe.objectives[s].skipped(recipe.train_items + recipe.val_items)]}
 

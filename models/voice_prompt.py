@@ -104,6 +104,16 @@ def from_tokens(semantic: np.ndarray, codes: np.ndarray, source: str = "voice pr
                         "fine_prompt": codes}, source)
 
 
+def from_clip_tokens(semantic: np.ndarray, codes: np.ndarray, source: str = "clip") -> VoicePrompt:
+    """A prompt from a whole tokenized clip, the span `voice create` takes when none is given (the
+    first 12 s; a clip under 5 s is refused the same way)."""
+    codes = np.asarray(codes)
+    _, end = check_span(codes.shape[-1] / C.CODEC_FRAME_RATE, None, None, source)
+    n_frames = int(round(end * C.CODEC_FRAME_RATE))
+    n_semantic = int(round(end * C.SEMANTIC_RATE_HZ))
+    return from_tokens(np.asarray(semantic)[:n_semantic], codes[:, :n_frames], source)
+
+
 def check_span(duration: float, start: float | None, end: float | None, source: str = "clip") -> tuple[float, float]:
     """The (start, end) seconds of a voice span: whole clip by default; must be 5-12 s and inside."""
     s = 0.0 if start is None else float(start)

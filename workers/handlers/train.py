@@ -22,7 +22,7 @@ from workers.handlers.tokens import user_errors
 HYPERPARAMETERS = ("r", "alpha", "dropout", "targets", "lr", "batch_size", "grad_accum", "warmup_ratio", "schedule",
                    "weight_decay", "max_grad_norm", "max_steps", "max_epochs", "val_fraction", "eval_every",
                    "patience", "min_delta", "save_every", "keep_last", "precision", "attention",
-                   "activation_checkpointing", "seed", "device")
+                   "activation_checkpointing", "seed", "device", "voice_prompts")
 # Generic prompts for the forgetting guard: the base model's own outputs on these are scored before
 # and after training (a fine-tune that raises their NLL a lot has forgotten how Bark speaks).
 GUARD_PROMPTS = ("Hello, how are you today?", "The weather is nice this morning.",
@@ -127,14 +127,15 @@ def train_job(ctx: JobContext) -> dict:
     check_transcripts_fit(ws, dataset)  # names the clip; the model core could only name a segment hash
     ctx.progress(message="tokenizing what is not yet tokenized", phase="tokenizing")
     tokenized = tokenize_job(ctx)
+    from studio.datasets.api import training_items
+
+    records = training_items(ws, dataset)
     if tokenized.get("failed"):
         ctx.log(f"{len(tokenized['failed'])} segment(s) could not be tokenized and are left out")
         failed = {f["path"] for f in tokenized["failed"]}
-        from studio.datasets.api import training_items
-
-        items = token_items(ws, dataset, model, [it for it in training_items(ws, dataset) if it["path"] not in failed])
-    else:
-        items = token_items(ws, dataset, model)
+        records = [it for it in records if it["path"] not in failed]
+    items = token_items(ws, dataset, model, records)
+    speakers = [it.get("speaker") for it in records]  # token_items keeps the order of `records`
 
     from models import presets
     from models.training import TrainingRecipe, describe
@@ -166,7 +167,7 @@ def train_job(ctx: JobContext) -> dict:
                                                         if info.get("val_loss") is not None else ""))
 
     with user_errors():  # bad settings, corrupt checkpoints, ... become one line
-        recipe = TrainingRecipe(config, bark, items, run, guard_items=guard, base_model=model,
+        recipe = TrainingRecipe(config, bark, items, run, guard_items=guard, base_model=model, speakers=speakers,
                                 dataset={"name": dataset, "hash": dataset_hash(ws, dataset)},
                                 resume_from=resume, on_progress=on_progress, on_checkpoint=on_checkpoint,
                                 should_stop=ctx.stop_requested)
@@ -174,6 +175,8 @@ def train_job(ctx: JobContext) -> dict:
         plan = describe(recipe)
         for reason in plan["skipped"]:
             ctx.log(reason)
+        if plan["voice_prompted_clips"]:
+            ctx.log(f"{plan['voice_prompted_clips']} clip(s) train with a voice prompt from another clip of their speaker")
         if resume is not None:
             ctx.log(f"resuming from {ws.relative(Path(resume))} at step {recipe.step}")
         ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps ("
