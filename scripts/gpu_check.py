@@ -1,8 +1,9 @@
 """`make gpu-check`: the GPU path end to end on one CUDA card, printed as one table.
 
-    python scripts/gpu_check.py               # about 5-8 minutes on one H200
-    python scripts/gpu_check.py --model DIR   # a Bark folder instead of random bark-small weights
-    python scripts/gpu_check.py --smoke       # tiny shapes on whatever device is there: checks this script
+    python scripts/gpu_check.py                   # about 5-8 minutes on one H200
+    python scripts/gpu_check.py --random-weights  # skip building the hub fixture
+    python scripts/gpu_check.py --model DIR       # a Bark folder or a downloaded preset
+    python scripts/gpu_check.py --smoke           # tiny shapes on whatever device is there: checks this script
 
 Rows, each pass or FAIL with what it saw:
 - LoRA bf16 training of all three stages at bark-small shapes: a checkpoint, SIGKILL, a resume
@@ -13,10 +14,10 @@ Rows, each pass or FAIL with what it saw:
 - a generate job and a sweep job through a real `bark-studio worker` started with BARK_STUDIO_GPU=0;
 - the bench's GPU rows (bench/run_all.py; a missed speed target shows, but only a row that could
   not be measured fails).
-Weights are random with bark-small's real shapes (bench/shapes.py) unless --model names a folder:
-the real-format hub fixture or a downloaded `small` checkpoint. Logs and tracebacks go to the work
-folder (--work, default a temporary one); the table goes to stdout. Without CUDA it refuses in one
-line and exits 2.
+Weights: the real-format `small` hub fixture (tests/hub_fixture.py) where the checkout has it, else
+random ones at bark-small's shapes (bench/shapes.py), or --model. Logs and tracebacks go to the
+work folder (--work, default a temporary one); the table goes to stdout. Without CUDA it refuses in
+one line and exits 2.
 """
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ TEXTS = [f"Hello there, this is take {i} of the test." for i in range(8)]
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(prog="python scripts/gpu_check.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="a Bark model folder (default: random weights at bark-small shapes)")
+    ap.add_argument("--model", help="a Bark model: a folder, or a preset whose files are here (default: the "
+                                    "real-format `small` fixture where this checkout has tests/hub_fixture.py)")
+    ap.add_argument("--random-weights", action="store_true",
+                    help="random weights at bark-small shapes (bench/shapes.py) instead of the fixture")
     ap.add_argument("--work", type=Path, help="folder for the model, runs, workspace and logs (default: temporary)")
     ap.add_argument("--smoke", action="store_true", help="tiny shapes, any device: a quick run of this script")
     ap.add_argument("--skip", default="", help="comma list of checks to leave out: train, gen, compile, worker, bench")
@@ -61,6 +65,18 @@ def cuda_available() -> bool:
 
 
 # --- the model ----------------------------------------------------------------------------------
+
+def fixture_model() -> str | None:
+    """`small` from the real-format hub fixture (tests/hub_fixture.py: the hub's files in name, format
+    and shape, seeded random values) where this checkout has it, built once; every loader, here and
+    in the processes started below, then reads it offline. None where the checkout lacks it."""
+    try:
+        from tests.hub_fixture import hub_env
+    except ImportError:
+        return None
+    os.environ.update(hub_env())  # before anything imports huggingface_hub, which reads these once
+    return "small"
+
 
 def build_model(folder: Path, shape: str) -> str:
     """Random weights with `shape`'s real layer sizes and vocabularies, saved as a Bark folder."""
@@ -135,18 +151,23 @@ def check_training(args, work: Path) -> list[dict]:
     killed, whole = runs / "killed", runs / "uninterrupted"
     t0 = time.monotonic()
     reference = _train_process(args, whole)   # runs beside the one that gets killed
-    victim = _train_process(args, killed)
-    while read_pointer(killed) is None and victim.poll() is None:
-        time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
-    rc = victim.wait()
-    at_kill = read_pointer(killed)
-    if rc != -signal.SIGKILL or at_kill is None:
-        reference.kill()
-        return [row("train: LoRA bf16, kill + resume", False, t0,
-                    f"the run ended (rc {rc}) before it could be killed after a checkpoint; see {runs}")]
-    resumed = _train_process(args, killed, resume=True)
-    rc_resumed, rc_whole = resumed.wait(timeout=900), reference.wait(timeout=900)
+    victim = resumed = None
+    try:
+        victim = _train_process(args, killed)
+        while read_pointer(killed) is None and victim.poll() is None:
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        rc = victim.wait()
+        at_kill = read_pointer(killed)
+        if rc != -signal.SIGKILL or at_kill is None:
+            return [row("train: LoRA bf16, kill + resume", False, t0,
+                        f"the run ended (rc {rc}) before it could be killed after a checkpoint; see {runs}")]
+        resumed = _train_process(args, killed, resume=True)
+        rc_resumed, rc_whole = resumed.wait(timeout=600), reference.wait(timeout=600)
+    finally:  # nothing keeps running after this check, whatever happened
+        for proc in (reference, victim, resumed):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
     if rc_resumed or rc_whole:
         return [row("train: LoRA bf16, kill + resume", False, t0,
                     f"exit status {rc_resumed} (resumed), {rc_whole} (uninterrupted); logs in {runs}")]
@@ -364,11 +385,19 @@ def main(argv=None) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     rows: list[dict] = []
     t0 = time.monotonic()
+    weights = f"--model {args.model}"
     try:
-        args.model = args.model or build_model(work / "model", "tiny" if args.smoke else "bark-small")
+        if not args.model and not (args.smoke or args.random_weights):
+            args.model = fixture_model()
+            weights = "the real-format `small` hub fixture (tests/hub_fixture.py, seeded random values)"
+        if not args.model:
+            shape = "tiny" if args.smoke else "bark-small"
+            args.model = build_model(work / "model", shape)
+            weights = f"random weights at {shape} shapes (bench/shapes.py)"
     except Exception as exc:  # noqa: BLE001 - nothing runs without a model
-        rows.append(failed("model: build random bark-small weights", t0, exc))
+        rows.append(failed("model: the fixture or random bark-small weights", t0, exc))
         skip = {"train", "gen", "compile", "worker", "bench"}
+    card += f"; weights: {weights}"
     checks = [("train", lambda: check_training(args, work)), ("gen", lambda: check_generation(args, device)),
               ("compile", lambda: check_compile(args, device)), ("worker", lambda: check_worker(args, work, device)),
               ("bench", lambda: check_bench(args, work))]
