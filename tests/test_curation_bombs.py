@@ -87,3 +87,32 @@ def test_prepare_streams_long_audio_and_keeps_no_silent_segment(tmp_path):
     reasons = {g["reject_reason"].split(" ")[0] for g in clip["segments"]}
     assert reasons <= {"silent", "snr"} and "silent" in reasons
     assert all(g["reject_reason"] for g in clip["segments"])
+
+
+def test_streamed_mono_equals_the_whole_decode_and_finds_the_same_clipping(tmp_path, slt_wav):
+    """decode_mono (block by block, soxr streaming) gives what decoding whole and resampling gives."""
+    import numpy as np
+    import soundfile as sf
+
+    from studio.audio.decode import decode_file, decode_mono
+    from studio.audio.quality import clipping
+    from studio.audio.resample import resample
+
+    x, sr = sf.read(slt_wav, dtype="float32")
+    loud = np.clip(np.tile(x * 6, 30), -1, 1)  # 93 s, clipped in many places, spanning many blocks
+    path = tmp_path / "loud.flac"
+    sf.write(path, np.stack([loud, loud], axis=1), sr, subtype="PCM_16")
+    whole = decode_file(path).mono()
+    streamed = decode_mono(path, (16_000, 24_000), start_s=1.5, end_s=80.25)
+    part = whole[int(1.5 * sr):int(80.25 * sr)]
+    assert np.abs(streamed.audio[16_000] - part).max() == 0
+    assert np.abs(streamed.audio[24_000] - resample(part, sr, 24_000)).max() < 1e-6
+    assert streamed.clipped_fraction(0, streamed.duration) == pytest.approx(clipping(part)["clipped_fraction"])
+
+
+def test_whole_decode_is_refused_past_its_memory_cap_before_decoding(tmp_path):
+    from studio.audio.decode import AudioError, decode_file
+
+    bomb = write_flac_bomb(tmp_path / "long.flac", 25 * 60, 48_000, 2, noise_frames=5)  # 25 min: under the time cap
+    with pytest.raises(AudioError, match=r"^long.flac: over 512 MB decoded \(2 channels at 48000 Hz\)"):
+        decode_file(bomb)

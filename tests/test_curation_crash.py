@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from sqlalchemy import func, select
 
 from studio.datasets.models import PreparedVersion, Segment

@@ -127,9 +127,10 @@ class AudioStream:
         if self.sample_rate < 4000 or self.sample_rate > 384_000:
             self.close()
             raise AudioError(f"{self.who}: sample rate {self.sample_rate} Hz is out of range (4 kHz to 384 kHz)")
-        if 0 < f.frames < 1 << 62 and f.frames / self.sample_rate > self.max_s:
+        self.header_frames = f.frames if 0 < f.frames < 1 << 62 else 0  # 0: the header gives no length
+        if self.header_frames / self.sample_rate > self.max_s:
             self.close()
-            raise self._too_long(f"{duration_text(f.frames / self.sample_rate)} of audio is over")
+            raise self._too_long(f"{duration_text(self.header_frames / self.sample_rate)} of audio is over")
         self.frames = 0  # frames read so far
 
     def _unreadable(self, exc: Exception) -> AudioError:
@@ -220,12 +221,15 @@ def decode_file(path: Path | str, *, max_bytes: int | None = None, label: str | 
     duration cap or when the decoded samples would pass the memory cap."""
     with AudioStream(path, label=label, max_bytes=max_bytes) as stream:
         who, budget = stream.who, max_decoded_bytes()
+        too_large = AudioError(f"{who}: over {budget / 2 ** 20:.0f} MB decoded ({stream.channels} channels at "
+                               f"{stream.sample_rate} Hz); too large to open whole")
+        if stream.header_frames * stream.channels * 4 > budget:
+            raise too_large  # told by the header, before decoding anything
         parts, used = [], 0
         for block in stream.blocks():
             used += block.nbytes
             if used > budget:
-                raise AudioError(f"{who}: over {budget / 2 ** 20:.0f} MB decoded ({stream.channels} channels at "
-                                 f"{stream.sample_rate} Hz); too large to open whole")
+                raise too_large
             parts.append(block)
         if not parts:
             raise AudioError(f"{who}: holds no audio samples")

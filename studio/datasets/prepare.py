@@ -93,7 +93,8 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
         # a resumed job continues its own version: the clips it recorded stay, the rest are prepared
         version = s.scalar(select(PreparedVersion).where(PreparedVersion.dataset_id == ds.id,
                                                          PreparedVersion.job_id == job_id,
-                                                         PreparedVersion.status != "ready")) if job_id else None
+                                                         PreparedVersion.status != "ready")
+                           .order_by(PreparedVersion.version.desc()).limit(1)) if job_id else None
         done: set[int] = set()
         if version is not None and version.settings_hash == settings_hash(settings):
             version.status, version.finished_at = "running", None
