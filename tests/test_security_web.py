@@ -242,3 +242,18 @@ def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
         return (await fetch('/gradio_api/upload', {method: 'POST', body: f})).status; }""")
     assert same == 200
     context.close()
+
+
+@pytest.mark.browser
+def test_the_login_form_still_works_without_the_api_description(site, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site.server.url + "/")
+    page.get_by_label("username").fill("owner")
+    page.get_by_label("password").fill(site.server.password)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("tab", name="Voices").wait_for(timeout=60_000)
+    assert errors == []
+    context.close()
