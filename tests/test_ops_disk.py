@@ -59,6 +59,7 @@ def _fill(disk: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_importing_until_the_disk_is_full_leaves_nothing_behind_and_says_so_in_one_line(small_disk, takes):
     home = small_disk / "home"
     cli("dataset", "create", "voice", home=home)
