@@ -210,12 +210,13 @@ def test_tabs_markers_and_the_clips_table_fit_the_screen(site, browser, device):
     for k in range(7):
         box = tabs.nth(k).bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (tabs.nth(k).inner_text(), box)
-    for header in ("checked", "lint"):  # the clips table keeps these in view
-        cell = page.locator("#ds-clips th").filter(has_text=re.compile(rf"^\s*{header}\s*$")).first
-        box = cell.bounding_box()
-        assert box and box["x"] + box["width"] <= width + 1, (header, box)
-    word_break = page.locator("#ds-clips th").first.evaluate("th => getComputedStyle(th).wordBreak")
-    assert word_break == "normal"
+    headers = {h["text"]: h for h in page.evaluate("""() => Array.from(document.querySelectorAll('#ds-clips th'))
+        .filter(th => th.offsetParent !== null).map(th => ({text: th.innerText.trim(),
+            right: th.getBoundingClientRect().right, width: th.getBoundingClientRect().width,
+            wordBreak: getComputedStyle(th).wordBreak}))""")}
+    for name in ("id", "name", "transcript", "checked", "lint"):  # in view, wide enough to read
+        assert name in headers and headers[name]["right"] <= width + 1 and headers[name]["width"] >= 24, headers
+        assert headers[name]["wordBreak"] == "normal", headers[name]
     page.get_by_role("tab", name="Generate").click()
     markers = page.locator("#gen-markers button")
     markers.first.wait_for()

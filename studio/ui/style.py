@@ -19,5 +19,8 @@ STUDIO_CSS = """
   .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
   /* the clips table: the columns a user acts on, the rest a sideways scroll away */
   #ds-clips table { font-size: 12px; }
+  #ds-clips th:nth-child(3), #ds-clips td:nth-child(3),  /* speaker */
+  #ds-clips th:nth-child(5), #ds-clips td:nth-child(5),  /* trim */
+  #ds-clips th:nth-child(6), #ds-clips td:nth-child(6) { display: none !important; }  /* provenance */
 }
 """
