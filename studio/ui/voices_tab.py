@@ -107,10 +107,19 @@ def check_span(ws: Workspace, clip, upload, start, end) -> tuple[float, float]:
     b = float(end) if end not in (None, "", 0) else min(duration, a + VOICE_MAX_SECONDS)
     if a < 0 or b > duration + 1e-6 or b <= a:
         raise UserError(f"{label}: span {a:.2f}-{b:.2f} s is outside the recording (0-{duration:.2f} s)")
+    check_span_length(label, a, b)
+    return a, b
+
+
+def check_span_length(label: str, a: float, b: float) -> None:
+    """The 5-12 s rule on a span's bounds alone (an upload's length is known only to the job)."""
+    from models.constants import VOICE_MAX_SECONDS, VOICE_MIN_SECONDS
+
+    if a < 0 or b <= a:
+        raise UserError(f"{label}: span {a:.2f}-{b:.2f} s is not a span (the end must come after the start)")
     if not VOICE_MIN_SECONDS - 1e-6 <= b - a <= VOICE_MAX_SECONDS + 1e-6:
         raise UserError(f"{label}: a voice prompt needs {VOICE_MIN_SECONDS:g}-{VOICE_MAX_SECONDS:g} s of speech, "
                         f"the span is {b - a:.2f} s")
-    return a, b
 
 
 def _display(ws: Workspace, clip, upload) -> str:
@@ -136,10 +145,11 @@ def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -
         if not clip and not upload:
             raise UserError("choose a dataset clip or upload a recording")
         label = _display(ws, clip, upload)
-        if upload:  # the job decodes the upload and checks its span, never this web process
+        if upload:  # the job decodes the upload and checks the span against its length, never this process
             params = {"start": float(start or 0)}
             if end not in (None, "", 0):
                 params["end"] = float(end)
+                check_span_length(label, params["start"], params["end"])
         else:  # a stored clip's header says its length: the 5-12 s rule is checked before queuing
             span_start, span_end = check_span(ws, clip, None, start, end)
             params = {"start": span_start, "end": span_end}
