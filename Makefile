@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 UV      := python3 -m uv
 
-.PHONY: serve test bench system-deps clean
+.PHONY: serve test bench gpu-check system-deps clean
 
 $(STAMP): pyproject.toml
 	python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install -q uv
@@ -25,6 +25,11 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.run_all
+
+# The GPU path end to end on one CUDA card (training kill + resume, generation, a real worker, the
+# bench's GPU rows), as one table; refuses in one line where there is no CUDA.
+gpu-check: $(STAMP)
+	@HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

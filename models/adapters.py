@@ -233,6 +233,32 @@ def copy_adapter(src, out_dir, updates: dict | None = None) -> dict:
     return manifest
 
 
+def assemble_adapter(stage_sources: dict, folder, updates: dict | None = None) -> dict:
+    """Fill `folder` (new or empty; atomicity is the caller's) with one adapter whose stage
+    subfolders come from different adapter folders ({stage: adapter folder}): each stage from
+    its own best checkpoint. The manifest is the newest source's, restricted to these stages,
+    with `updates` applied and the checksums of the copied files."""
+    folder = Path(folder)
+    manifests = {stage: load_manifest(src) for stage, src in stage_sources.items()}
+    methods = {m["method"] for m in manifests.values()}
+    if len(methods) != 1:
+        raise AdapterError(f"cannot assemble stages trained with different methods ({', '.join(sorted(methods))})")
+    for stage, src in stage_sources.items():
+        if stage not in manifests[stage]["stages"]:
+            raise AdapterError(f"adapter {str(src)!r} holds no {stage} stage")
+        shutil.copytree(Path(src) / stage, folder / stage)
+    stages = [s for s in STAGES if s in stage_sources]
+    newest = max(manifests.values(), key=lambda m: (m.get("metrics") or {}).get("step") or 0)
+    manifest = {**newest, **(updates or {}), "stages": stages, "created": utc_iso(),
+                "base_signature": {s: manifests[s]["base_signature"][s] for s in stages
+                                   if s in (manifests[s].get("base_signature") or {})}}
+    manifest["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
+                         if p.is_file() and p.name != MANIFEST}
+    with open(folder / MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=2, default=str)
+    return manifest
+
+
 def load_manifest(path, verify: bool = True) -> dict:
     """Read and check an adapter folder's manifest (and, with `verify`, every file's checksum)."""
     path = Path(path)

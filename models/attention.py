@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from transformers.models.bark.modeling_bark import BarkBlock, BarkSelfAttention
 
+from models.errors import ModelInputError
+
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 ATTENTIONS = ("eager", "sdpa")
 
@@ -199,6 +201,25 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) -> the GPU when torch sees one, else the CPU. A job's process sees only its
+    worker's GPU (workers.gpu_lock.pin_job_gpu), so "cuda" is that card. An explicit CUDA device
+    is checked: asking for one that is not there is an error, not a silent run on the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as exc:
+        raise ModelInputError(f"device {device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from exc
+    if chosen.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ModelInputError(f"device {device!r}: torch sees no CUDA GPU on this machine")
+        if chosen.index is not None and chosen.index >= n:
+            raise ModelInputError(f"device {device!r}: this process sees {n} GPU(s) (cuda:0..cuda:{n - 1})")
+    return chosen
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:

@@ -9,7 +9,9 @@ A run folder holds one folder per checkpoint and two pointer files:
                         adapter/               a complete adapter folder (promote = copy it)
                         state.json             step, data position, metrics, config, checksums
       latest            "step-0000100"  (switched last, atomically)
-      best              "step-0000050"
+      best              "step-0000050"  (lowest mean validation loss over the stages)
+      best-<stage>      "step-0000075"  (that stage's lowest validation loss: the adapter takes
+                                         each stage from its own best checkpoint)
 
 A checkpoint is first written into `.tmp-...` (files fsynced), renamed to its final name, and only
 then do the pointers switch (temporary file, fsync, rename). So a crash leaves either the old
@@ -42,10 +44,11 @@ def checkpoint_name(step: int) -> str:
 
 
 def write_checkpoint(run_dir, step: int, write_files, state: dict, *, is_best: bool = False,
-                     keep_last: int = 2) -> Path:
+                     best_stages=(), keep_last: int = 2) -> Path:
     """Write one checkpoint: `write_files(folder)` fills a temporary folder, `state` (JSON) goes in
-    last with the checksum of every file; then rename, then switch `best` (if) and `latest`.
-    Older checkpoints beyond the last `keep_last` are deleted, except the best."""
+    last with the checksum of every file; then rename, then switch `best` (if), `best-<stage>` for
+    each of `best_stages`, and `latest`. Older checkpoints beyond the last `keep_last` are deleted,
+    except those a pointer names."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     clean_partial(run_dir)
@@ -66,6 +69,8 @@ def write_checkpoint(run_dir, step: int, write_files, state: dict, *, is_best: b
         raise
     if is_best:
         _point(run_dir, BEST, final.name)
+    for stage in best_stages:
+        _point(run_dir, stage_best_pointer(stage), final.name)
     _point(run_dir, LATEST, final.name)  # last: until here the previous checkpoint is `latest`
     prune(run_dir, keep_last)
     return final
@@ -84,6 +89,19 @@ def _point(run_dir: Path, pointer: str, name: str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(run_dir)
+
+
+def stage_best_pointer(stage: str) -> str:
+    return f"{BEST}-{stage}"
+
+
+def pointer_names(run_dir) -> list[str]:
+    """The pointer files of a run: latest, best and best-<stage>."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    return sorted(p.name for p in run_dir.iterdir()
+                  if p.is_file() and (p.name in (LATEST, BEST) or p.name.startswith(f"{BEST}-")))
 
 
 def read_pointer(run_dir, pointer: str = LATEST) -> Path | None:
@@ -115,7 +133,7 @@ def prune(run_dir, keep_last: int) -> list[Path]:
     """Delete all but the last `keep_last` checkpoints and the best; returns what was deleted."""
     run_dir = Path(run_dir)
     keep = {p.name for p in list_checkpoints(run_dir)[-max(1, keep_last):]}
-    for pointer in (BEST, LATEST):
+    for pointer in pointer_names(run_dir):
         target = read_pointer(run_dir, pointer)
         if target is not None:
             keep.add(target.name)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from models import constants as C
 from models.attention import cpu_attention_upcast, enable_sdpa, maybe_compile, resolve_precision
 from models.errors import ModelInputError
+from models.rng import RowRandom, draw, row_randoms
 from models.layouts import (
     MAX_SEMANTIC_HISTORY_FOR_COARSE,
     coarse_histories,
@@ -120,33 +121,30 @@ def _decoder(stage, compile_step: bool):
     return stage.__dict__[key]
 
 
-def sample(logits: torch.Tensor, temperature: float, generators: list[torch.Generator] | None,
+def sample(logits: torch.Tensor, temperature: float, generators: list[RowRandom] | None,
            active: list[bool] | None = None) -> torch.Tensor:
     """(B, V) float logits -> (B,) ids. temperature <= 0: argmax. Each row draws from its own
-    generator, so a row's draw does not depend on the rest of the batch; rows marked inactive
-    (past their own length, kept only to fill the batch) take the argmax and leave their RNG alone."""
+    random stream on the logits' device (models.rng), so a row's draw does not depend on the rest
+    of the batch; rows marked inactive (past their own length, kept only to fill the batch) take
+    the argmax and leave their stream alone."""
     if temperature is None or temperature <= 0:
         return logits.argmax(-1)
     probs = F.softmax(logits / temperature, dim=-1)
     if generators is None:
         return torch.multinomial(probs, 1)[:, 0]
     return torch.cat([
-        torch.multinomial(probs[i : i + 1], 1, generator=g)[:, 0] if active is None or active[i] else probs[i : i + 1].argmax(-1)
+        draw(probs[i : i + 1], g)[:, 0] if active is None or active[i] else probs[i : i + 1].argmax(-1)
         for i, g in enumerate(generators)
     ])
 
 
-def _generators(seeds, n: int, device) -> list[torch.Generator] | None:
+def _generators(seeds, n: int) -> list[RowRandom] | None:
+    """One random stream per row; each makes its generator on the device it draws on."""
     if seeds is None:
         return None
     if len(seeds) != n:
         raise ModelInputError(f"got {len(seeds)} seeds for {n} prompts")
-    gens = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(int(s))
-        gens.append(g)
-    return gens
+    return row_randoms(seeds)
 
 
 # --- stages ------------------------------------------------------------------------------------
@@ -332,7 +330,7 @@ def _fine_group(stage, coarse, histories, temperature, gens):
                 if gens is None:
                     pred = torch.multinomial(probs.reshape(-1, C.CODEBOOK_SIZE), 1).view(probs.shape[:2])
                 else:
-                    pred = torch.stack([torch.multinomial(probs[i], 1, generator=g)[:, 0] for i, g in enumerate(gens)])
+                    pred = torch.stack([draw(probs[i], g)[:, 0] for i, g in enumerate(gens)])
             buf[:, rel:, book] = pred
         fine_input[:, w.fill_start : w.fill_start + C.MAX_FINE_INPUT - rel, C.N_COARSE_CODEBOOKS:] = buf[
             :, rel:, C.N_COARSE_CODEBOOKS:
@@ -378,21 +376,20 @@ def generate_batch(bark, text_ids: list, voices: list | None = None, seeds: list
         raise ModelInputError(f"got {len(voices)} voice prompts for {n} prompts")
     if seeds is not None and len(seeds) != n:
         raise ModelInputError(f"got {len(seeds)} seeds for {n} prompts")
-    device = bark.semantic.lm_head.weight.device
     results: list[Generated] = []
     for lo in range(0, n, max(1, s.batch_size)):
         idx = list(range(lo, min(n, lo + s.batch_size)))
         chunk_seeds = [seeds[i] for i in idx] if seeds is not None else None
         results.extend(_generate_chunk(bark, [text_ids[i] for i in idx], [voices[i] for i in idx], chunk_seeds, s,
-                                       decode_audio, device))
+                                       decode_audio))
     return results
 
 
-def _generate_chunk(bark, text_ids, voices, seeds, s, decode_audio, device):
+def _generate_chunk(bark, text_ids, voices, seeds, s, decode_audio):
     prefixes = [semantic_prefix(t, v.semantic if v is not None else None) for t, v in zip(text_ids, voices)]
     text = torch.stack([p[0] for p in prefixes])
     history = torch.stack([p[1] for p in prefixes])
-    gens = _generators(seeds, len(text_ids), device)
+    gens = _generators(seeds, len(text_ids))
     sem = semantic_tokens(bark.semantic, text, history, max_new_tokens=s.max_semantic_tokens,
                           temperature=s.semantic_temperature, min_eos_p=s.min_eos_p,
                           min_new_tokens=s.min_semantic_tokens, generators=gens, compile_step=s.compile)
@@ -424,7 +421,7 @@ def decode(bark, codes: torch.Tensor) -> np.ndarray:
     return audio.reshape(-1).float().cpu().numpy()
 
 
-def run_rows(stages, part, voice, sampling, gens: list[torch.Generator]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def run_rows(stages, part, voice, sampling, gens: list[RowRandom]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Drop-in for models.generation._run_rows (same arguments, same (codes, semantic) result):
     the fast engine under models.generation.generate's request handling. Falls back to the
     model core's loop for top-k / top-p sampling, which this engine does not implement."""

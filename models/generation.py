@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from models import constants as C
 from models import layouts as L
 from models.errors import ModelInputError
+from models.rng import RowRandom, draw
 from models.voice_prompt import VoicePrompt
 
 SENTENCE_GAP_S = 0.25  # silence between the chunks of a long text
@@ -123,16 +124,17 @@ def _process(processors: list, input_ids: torch.Tensor, logits: torch.Tensor) ->
     return logits
 
 
-def _choose(scores: torch.Tensor, sample: bool, generators: list[torch.Generator],
+def _choose(scores: torch.Tensor, sample: bool, generators: list[RowRandom],
             active: list[bool] | None = None) -> torch.Tensor:
-    """(B, V) scores -> (B,) tokens: argmax, or one multinomial draw per row from its generator.
+    """(B, V) scores -> (B,) tokens: argmax, or one multinomial draw per row from its own random
+    stream, on the scores' device (models.rng).
     Rows marked inactive (past EOS or their own length, kept only while batch mates go on) take
     the argmax and leave their generator alone: a row's draws never depend on its batch mates'
     lengths, so it gives the same tokens alone as in any batch."""
     if not sample:
         return torch.argmax(scores, dim=-1)
     probs = F.softmax(scores, dim=-1)
-    return torch.cat([torch.multinomial(probs[i:i + 1], 1, generator=g)[:, 0]
+    return torch.cat([draw(probs[i:i + 1], g)[:, 0]
                       if active is None or active[i] else torch.argmax(probs[i:i + 1], dim=-1)
                       for i, g in enumerate(generators)])
 
@@ -159,8 +161,8 @@ def causal_decode(module, first: dict, max_new_tokens: int, choose: Chooser) -> 
             break
         out = module(input_ids=tokens[:, None], cache=cache, use_cache=True, return_dict=True)
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
-    if not chosen:
-        return torch.zeros((first_batch(first), 0), dtype=torch.long)
+    if not chosen:  # on the inputs' device, as the chosen tokens would be (callers cat it there)
+        return torch.zeros((first_batch(first), 0), dtype=torch.long, device=next(iter(first.values())).device)
     return torch.stack(chosen, dim=1)
 
 
@@ -172,7 +174,7 @@ def first_batch(first: dict) -> int:
 
 @torch.no_grad()
 def semantic_tokens(module, text_ids: list[list[int]], histories: list[np.ndarray | None],
-                    sampling: Sampling, generators: list[torch.Generator],
+                    sampling: Sampling, generators: list[RowRandom],
                     teacher: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Semantic tokens per row, EOS excluded. `teacher(step, raw_logits)` may replace the sampler
     (teacher forcing: the parity tests record logits through exactly this loop)."""
@@ -219,7 +221,7 @@ def semantic_tokens(module, text_ids: list[list[int]], histories: list[np.ndarra
 
 @torch.no_grad()
 def coarse_tokens(module, semantic: list[torch.Tensor], history: VoicePrompt | None,
-                  sampling: Sampling, generators: list[torch.Generator],
+                  sampling: Sampling, generators: list[RowRandom],
                   teacher: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Per row (2, T) raw coarse codes. Rows share one voice prompt (batch by voice).
     `teacher(window, step, raw_logits)` may replace the sampler (teacher forcing)."""
@@ -273,7 +275,7 @@ FineChooser = Callable[[int, L.FineWindow, int, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def fine_codes(module, coarse: torch.Tensor, history: VoicePrompt | None, temperature: float,
-               generator: torch.Generator | None, choose: FineChooser | None = None) -> torch.Tensor:
+               generator: RowRandom | None, choose: FineChooser | None = None) -> torch.Tensor:
     """(2, T) coarse codes of one row -> (8, T) codes, BarkFineModel.generate's schedule.
     `choose(window_index, window, k, logits)` may replace the sampler (teacher forcing in tests)."""
     device = next(module.parameters()).device
@@ -292,8 +294,10 @@ def fine_codes(module, coarse: torch.Tensor, history: VoicePrompt | None, temper
             elif not temperature:  # greedy (transformers spells it fine_temperature=1.0)
                 preds = torch.argmax(logits[:, rel:, : C.CODEBOOK_SIZE], -1)
             else:
-                probs = F.softmax(logits[:, :, : C.CODEBOOK_SIZE] / temperature, dim=-1)[:, rel: C.MAX_FINE_INPUT]
-                preds = torch.multinomial(probs.reshape(-1, C.CODEBOOK_SIZE), 1, generator=generator).view(1, -1)
+                # in fp32 as the causal stages sample (a bf16 model gives bf16 logits)
+                scores = logits[:, rel: C.MAX_FINE_INPUT, : C.CODEBOOK_SIZE].float()
+                probs = F.softmax(scores / temperature, dim=-1)
+                preds = draw(probs.reshape(-1, C.CODEBOOK_SIZE), generator).view(1, -1)
             window[:, rel:, k] = preds.long()
         buf[:, w.fill_start: w.fill_start + (C.MAX_FINE_INPUT - rel), C.N_COARSE_CODEBOOKS:] = \
             window[:, rel:, C.N_COARSE_CODEBOOKS:]
@@ -316,8 +320,8 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
              progress: Callable[[int, int], None] | None = None, fast: bool = False) -> list[Result]:
     """Audio for each request. Long texts are split at sentence ends; all chunks of all requests
     that share a voice run batched together (up to batch_size rows per pass). Chunk j of a
-    request with seed s samples from a generator seeded s + j, so a request's audio does not
-    depend on what it was batched with."""
+    request with seed s samples from a random stream seeded s + j (on the model's device), so a
+    request's audio does not depend on what it was batched with."""
     from models.text import DEFAULT_MAX_WORDS, encode_text, split_for_generation
 
     sampling = sampling or Sampling()
@@ -341,7 +345,7 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
         voice = requests[group[0][0]].voice
         for start in range(0, len(group), batch_size):
             part = group[start: start + batch_size]
-            gens = [torch.Generator(device="cpu").manual_seed(int(requests[ri].seed) + ci) for ri, ci, _ in part]
+            gens = [RowRandom(int(requests[ri].seed) + ci) for ri, ci, _ in part]
             # [perf] fast=True: models.fast_generation's engine (static KV cache, coarse windows
             # continued from the cache, batched fine stage); same tokens for greedy / same seeds
             if fast:
@@ -371,7 +375,7 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
 
 
 def _run_rows(stages: BarkStages, part, voice: VoicePrompt | None, sampling: Sampling,
-              gens: list[torch.Generator]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+              gens: list[RowRandom]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(codes (8, T) per row, semantic (S,) per row) for rows sharing one voice."""
     hist = voice.semantic if voice is not None else None
     sem = semantic_tokens(stages.semantic, [ids for _, _, ids in part], [hist] * len(part), sampling, gens)

@@ -14,7 +14,8 @@ Training API (the trainer calls only these four):
     loss, n_tokens = stage_loss(stage, logits, batch)
 
 Losses are taken over the vocabulary generation samples from (semantic: the 10000 tokens + EOS;
-coarse: the target codebook's 1024; fine: the 1024 codes), padding and prompt positions ignored.
+coarse: `coarse_candidates`, codebook 0's 1024 codes or codebook 1's 1024 plus the 48 special
+tokens after them; fine: the 1024 codes), padding and prompt positions ignored.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ class TokenItem:
     codes: np.ndarray                   # (8, T) ints in 0..1023, EnCodec 6 kbps at 75 Hz
     history: VoicePrompt | None = None  # a voice prompt the clip is conditioned on (usually none)
     key: str = ""                       # clip id for messages
+    ended: bool = True                  # the semantic tokens end where the speaker stopped (EOS is a
+                                        # target); False for generated tokens cut at a length cap
 
     def __post_init__(self):
         self.semantic = np.asarray(self.semantic, dtype=np.int64).reshape(-1)
@@ -64,7 +67,8 @@ class Example:
 
     semantic: text (256,), history (256,), input_ids (1+m,) = [infer, targets[:-1]], labels (256+m,)
     coarse:   input_ids (L,) = [256 semantic | infer | coarse history | window[:-1]], labels (L,)
-    fine:     input_ids (1024, 8), codebook k (2..7), labels (1024,) codes of codebook k
+    fine:     input_ids (1024, 8), codebook k (2..7), labels (1024,) codes of codebook k,
+              fill_from (first predicted window position), n_real (window positions before the padding)
     """
     stage: str
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -92,25 +96,35 @@ def semantic_embeds(module, text: torch.Tensor, history: torch.Tensor, input_ids
     return torch.cat([emb(text) + emb(history), emb(input_ids)], dim=1)
 
 
+def semantic_skip_reason(item: TokenItem) -> str | None:
+    """Why a clip gives no semantic example, or None. Generation makes at most 768 semantic tokens
+    in one pass (767 + EOS) from a history that is a voice prompt, never the clip's own earlier
+    tokens; a longer clip would need an input generation never builds, so it is left out of the
+    semantic stage (its coarse and fine examples are kept)."""
+    n = int(item.semantic.size)
+    if n > SEMANTIC_MAX_TARGETS - 1:
+        return (f"{item.key or 'clip'}: {n} semantic tokens (~{n / C.SEMANTIC_RATE_HZ:.1f} s) is longer than one "
+                f"Bark pass generates ({SEMANTIC_MAX_TARGETS - 1} tokens, ~{(SEMANTIC_MAX_TARGETS - 1) / C.SEMANTIC_RATE_HZ:.1f} s); "
+                f"left out of the semantic stage (split it into shorter segments to train on it)")
+    return None
+
+
 def _semantic_examples(item: TokenItem) -> list[Example]:
-    """Windows of up to 767 tokens (+EOS at the real end) so every target fits the 1024 block;
-    a later window's history is the clip's own preceding tokens (a continuation)."""
+    """One example: the clip's tokens and EOS as targets after [text + history | infer], the
+    history being the voice prompt (if any). None for a clip over 767 tokens (semantic_skip_reason).
+    `item.ended` False (a teacher's output cut at a length cap) means no EOS target: the teacher
+    never chose to stop there."""
+    if semantic_skip_reason(item) is not None:
+        return []
     sem = torch.as_tensor(item.semantic, dtype=torch.long)
-    prompt_sem = (torch.as_tensor(item.history.semantic, dtype=torch.long)
-                  if item.history is not None else torch.zeros(0, dtype=torch.long))
-    step = SEMANTIC_MAX_TARGETS - 1
-    out = []
-    for start in range(0, max(sem.numel(), 1), step):
-        window = sem[start:start + step]
-        last = start + step >= sem.numel()
-        targets = torch.cat([window, torch.tensor([C.SEMANTIC_EOS_TOKEN])]) if last else window
-        before = torch.cat([prompt_sem, sem[:start]])
-        text, hist = semantic_prefix(item.text_ids, before if before.numel() else None)
-        input_ids = torch.cat([torch.tensor([C.SEMANTIC_INFER_TOKEN]), targets[:-1]])
-        labels = torch.cat([torch.full((C.MAX_INPUT_SEMANTIC_LENGTH,), IGNORE), targets])
-        out.append(Example("semantic", {"text": text, "history": hist, "input_ids": input_ids,
-                                        "labels": labels}, n_targets=targets.numel()))
-    return out
+    targets = torch.cat([sem, torch.tensor([C.SEMANTIC_EOS_TOKEN])]) if item.ended else sem
+    if targets.numel() == 0:
+        return []
+    text, hist = semantic_prefix(item.text_ids, item.history.semantic if item.history is not None else None)
+    input_ids = torch.cat([torch.tensor([C.SEMANTIC_INFER_TOKEN]), targets[:-1]])
+    labels = torch.cat([torch.full((C.MAX_INPUT_SEMANTIC_LENGTH,), IGNORE), targets])
+    return [Example("semantic", {"text": text, "history": hist, "input_ids": input_ids, "labels": labels},
+                    n_targets=targets.numel())]
 
 
 # --- coarse --------------------------------------------------------------------------------------
@@ -126,9 +140,9 @@ def coarse_histories(history: VoicePrompt | None) -> tuple[torch.Tensor, torch.T
     n_sem = min(MAX_SEMANTIC_HISTORY_FOR_COARSE, x_sem.numel() - x_sem.numel() % 2,
                 int(np.floor(x_coarse.numel() / ratio)))
     n_coarse = int(round(n_sem * ratio))
-    x_sem = x_sem[-n_sem:] if n_sem > 0 else x_sem[:0]
-    x_coarse = x_coarse[-n_coarse:] if n_coarse > 0 else x_coarse[:0]
-    return x_sem, x_coarse[:-2]
+    # x[-0:] is all of x: with under 2 semantic tokens (or under 2 coarse frames) transformers keeps
+    # the whole prompt, and so does generation here; training builds the same input
+    return x_sem[-n_sem:], x_coarse[-n_coarse:][:-2]
 
 
 def interleave_coarse(coarse: torch.Tensor) -> torch.Tensor:
@@ -153,6 +167,18 @@ def coarse_window_prompt(semantic_full: torch.Tensor, base_semantic_idx: int, x_
     sem = F.pad(sem, (0, C.MAX_COARSE_INPUT_LENGTH - sem.numel()), value=C.COARSE_SEMANTIC_PAD_TOKEN)
     infer = torch.tensor([C.COARSE_INFER_TOKEN], dtype=torch.long, device=sem.device)
     return torch.cat([sem.long(), infer, x_coarse[-C.MAX_COARSE_HISTORY:].long()])
+
+
+def coarse_candidates(target: torch.Tensor, vocab: int = C.COARSE_VOCAB) -> torch.Tensor:
+    """(N,) coarse target tokens -> (N, vocab) bool: the tokens generation may sample at each
+    target's position. transformers' AlternatingCodebooksLogitsProcessor (which generation runs)
+    admits [10000, 11024) for codebook 0, and everything from 11024 on for codebook 1: its 1024
+    codes and the special tokens 12048..12095 after them."""
+    book = (target - C.SEMANTIC_VOCAB_SIZE) // C.CODEBOOK_SIZE                        # (N,) 0 or 1
+    lo = C.SEMANTIC_VOCAB_SIZE + book * C.CODEBOOK_SIZE
+    hi = torch.where(book == 0, lo + C.CODEBOOK_SIZE, torch.full_like(lo, vocab))
+    cols = torch.arange(vocab, device=target.device)
+    return (cols >= lo[:, None]) & (cols < hi[:, None])
 
 
 def _coarse_examples(item: TokenItem) -> list[Example]:
@@ -209,9 +235,10 @@ def fine_start_buffer(coarse: torch.Tensor, history_fine: torch.Tensor | None) -
 
 def _fine_examples(item: TokenItem) -> list[Example]:
     """One example per (window, codebook 2..7). Teacher forcing: frames generation has filled by
-    then hold the true codes; frames past the clip's end stay 1024 (generation's own guesses there
-    have no ground truth; they carry no loss). Loss only where the target codebook's input is
-    still 1024 (a frame re-predicted in an overlap sees its earlier value: copying is not learned)."""
+    then hold the true codes. Frames past the clip's end (a window padded to 1024) hold 1024 here;
+    `stage_forward` fills them as generation does (`fill_fine_padding`), since they have no ground
+    truth and carry no loss. Loss only where the target codebook's input is still 1024 (a frame
+    re-predicted in an overlap sees its earlier value: copying is not learned)."""
     codes = torch.as_tensor(item.codes, dtype=torch.long)
     hist = torch.as_tensor(item.history.fine, dtype=torch.long) if item.history is not None else None
     buf, n_hist = fine_start_buffer(codes[: C.N_COARSE_CODEBOOKS], hist)
@@ -230,11 +257,44 @@ def _fine_examples(item: TokenItem) -> list[Example]:
             real = torch.arange(w.fill_start, fill_end) < n_real
             keep = fresh & real
             labels[rel:][keep] = truth[w.fill_start:fill_end, k][keep]
-            out.append(Example("fine", {"input_ids": window_in, "codebook": torch.tensor(k), "labels": labels},
+            out.append(Example("fine", {"input_ids": window_in, "codebook": torch.tensor(k), "labels": labels,
+                                        "fill_from": torch.tensor(rel),
+                                        "n_real": torch.tensor(min(max(n_real - w.start, 0), C.MAX_FINE_INPUT))},
                                n_targets=int(keep.sum())))
             # teacher forcing: codebook k of this window's fill region becomes the truth (pad stays pad)
             buf[w.fill_start:min(fill_end, n_real), k] = truth[w.fill_start:min(fill_end, n_real), k]
     return [ex for ex in out if ex.n_targets > 0]
+
+
+def fill_fine_padding(module, input_ids: torch.Tensor, codebook: torch.Tensor, fill_from: torch.Tensor,
+                      n_real: torch.Tensor) -> torch.Tensor:
+    """(B, 1024, 8) fine inputs with the padding frames (window position >= n_real) of codebooks
+    2..k-1 set to what generation puts there: its own prediction of codebook j, made from the
+    window as it stood before codebook j was filled (codebooks < j filled, j still 1024 from
+    `fill_from` on). Generation's greedy choice (argmax), in eval mode, without gradient: the
+    fine model is not causal, so the real frames' logits depend on these frames. Only a window
+    padded to 1024 frames has padding, and such a clip has one window (BarkFineModel pads only
+    when history + clip < 1024), so the pre-fill state of codebook j is 1024 from `fill_from` on."""
+    pad = torch.arange(input_ids.shape[1], device=input_ids.device)[None] >= n_real[:, None]     # (B, 1024)
+    needs = pad.any(dim=1) & (codebook > C.N_COARSE_CODEBOOKS)
+    if not bool(needs.any()):
+        return input_ids
+    ids = input_ids.clone()
+    fresh = torch.arange(ids.shape[1], device=ids.device)[None] >= fill_from[:, None]             # (B, 1024)
+    was_training = module.training
+    module.eval()  # generation runs without dropout
+    try:
+        with torch.no_grad():
+            for j in range(C.N_COARSE_CODEBOOKS, int(codebook[needs].max())):
+                rows = (needs & (codebook > j)).nonzero(as_tuple=True)[0]
+                before = ids[rows].clone()
+                before[:, :, j] = torch.where(fresh[rows], C.FINE_PAD_TOKEN, before[:, :, j])
+                logits = module(codebook_idx=j, input_ids=before, return_dict=True).logits
+                preds = torch.argmax(logits[:, :, : C.CODEBOOK_SIZE], dim=-1)                     # (b, 1024)
+                ids[rows, :, j] = torch.where(pad[rows], preds, ids[rows, :, j])
+    finally:
+        module.train(was_training)
+    return ids
 
 
 # --- the training API ------------------------------------------------------------------------------
@@ -271,9 +331,8 @@ def collate(stage: str, examples: list[Example]) -> dict[str, torch.Tensor]:
         return {"input_ids": _pad_stack([x["input_ids"] for x in t], C.COARSE_SEMANTIC_PAD_TOKEN),
                 "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
     if stage == "fine":
-        return {"input_ids": torch.stack([x["input_ids"] for x in t]),
-                "codebook": torch.stack([x["codebook"] for x in t]),
-                "labels": torch.stack([x["labels"] for x in t])}
+        return {key: torch.stack([x[key] for x in t])
+                for key in ("input_ids", "codebook", "labels", "fill_from", "n_real")}
     raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
 
 
@@ -288,6 +347,8 @@ def stage_forward(stage: str, module, batch: dict[str, torch.Tensor]) -> torch.T
     if stage == "fine":
         codebook = batch["codebook"]
         ids = batch["input_ids"]
+        if "n_real" in batch:
+            ids = fill_fine_padding(module, ids, codebook, batch["fill_from"], batch["n_real"])
         logits = None
         for k in torch.unique(codebook).tolist():  # the fine model takes one codebook per call
             rows = (codebook == k).nonzero(as_tuple=True)[0]
@@ -310,11 +371,9 @@ def stage_loss(stage: str, logits: torch.Tensor, batch: dict[str, torch.Tensor])
     target = labels[mask]             # (N,)
     if stage == "semantic":           # the 10000 tokens and EOS (generation suppresses the rest)
         scores, idx = flat[:, : C.SEMANTIC_VOCAB_SIZE + 1], target
-    elif stage == "coarse":           # the target's own codebook: 1024 entries
-        book = (target - C.SEMANTIC_VOCAB_SIZE) // C.CODEBOOK_SIZE
-        start = C.SEMANTIC_VOCAB_SIZE + book * C.CODEBOOK_SIZE                       # (N,)
-        cols = start[:, None] + torch.arange(C.CODEBOOK_SIZE, device=flat.device)     # (N, 1024)
-        scores, idx = flat.gather(1, cols), target - start
+    elif stage == "coarse":           # what generation samples from at each target's position
+        scores = flat.masked_fill(~coarse_candidates(target, flat.shape[1]), float("-inf"))
+        idx = target
     elif stage == "fine":
         scores, idx = flat[:, : C.CODEBOOK_SIZE], target
     else:

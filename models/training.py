@@ -4,14 +4,20 @@
     recipe = TrainingRecipe(TrainConfig(stages=("coarse",), max_steps=200), bark, items, run_dir)
     result = recipe.train()          # or TrainingRecipe(..., resume_from=run_dir).train()
 
-One optimizer step trains every chosen stage at once: each stage draws its own micro-batches
-(its own shuffled order), the summed stage losses are backpropagated (stages share no weights),
-and one AdamW step follows. Examples come from models.layouts, built exactly as `generate` builds
-its inputs; a test may pass other objectives with the same three methods.
+The stages are trained side by side but balanced: they share no weights, so each has its own
+AdamW, schedule (steps, warmup, decay) and early stopping. An epoch of a stage is one pass over
+that stage's own examples (a 10 s clip gives ~1 semantic, ~25 coarse and ~6 fine examples), and
+a stage's steps come from its own data size, so every stage sees each example about max_epochs
+times. A step trains every stage still training; a stage ends at the end of its own schedule or
+when its own validation loss stops improving. Each checkpoint records which stages it is the
+best of; the adapter a job installs takes each stage from that stage's best checkpoint.
+Examples come from models.layouts, built exactly as `generate` builds its inputs; a test may
+pass other objectives with the same three methods.
 
-Exact resume: a checkpoint carries the trained weights, optimizer, scheduler, grad scaler, torch
-RNG states, every stage's data position (epoch, index; orders are re-derived from the seed), the
-early-stopping counters and the step. Resuming from step k replays the uninterrupted run.
+Exact resume: a checkpoint carries the trained weights, optimizers, schedulers, grad scaler,
+torch RNG states, every stage's data position (epoch, index; orders are re-derived from the
+seed), its early-stopping counters and status, and the step. Resuming from step k replays the
+uninterrupted run.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from models.lora import (STAGE_ATTRS, STAGES, TARGET_PRESETS, LoraSettings, coun
                          prepare_for_training, stage_module, trainable_parameters)
 
 SCHEDULES = ("cosine", "linear", "constant")
+STATE_VERSION = 2  # 2: per-stage optimizers, schedules, early stopping and best checkpoints
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -52,11 +59,11 @@ class TrainConfig:
     schedule: str = "cosine"        # decay after warmup: cosine, linear or constant
     weight_decay: float = 0.01      # AdamW decoupled decay on matrices (not biases or norms)
     max_grad_norm: float = 1.0      # clip the global gradient norm (0 = off)
-    max_steps: int | None = None    # optimizer steps; None = max_epochs over the largest stage
-    max_epochs: float = 10.0        # upper bound when max_steps is None; early stopping usually ends sooner
+    max_steps: int | None = None    # optimizer steps of every stage; None = max_epochs over each stage's own examples
+    max_epochs: float = 10.0        # passes over each stage's examples when max_steps is None; early stopping usually ends sooner
     val_fraction: float = 0.1       # clips held out for validation (split by clip, so windows never leak)
-    eval_every: int = 25            # steps between validation passes (each costs one pass over the val set)
-    patience: int = 5               # validation passes without improvement before stopping early (0 = never)
+    eval_every: int = 25            # steps between validation passes (each costs one pass over the val set; a stage's new best is saved)
+    patience: int = 5               # validation passes without improvement before a stage stops early (0 = never)
     min_delta: float = 1e-4         # improvement smaller than this does not reset patience
     save_every: int = 50            # steps between checkpoints (each writes the trained weights + optimizer)
     keep_last: int = 2              # checkpoints kept besides the best
@@ -132,6 +139,12 @@ class LayoutObjective:
     def examples(self, items: list) -> list:
         return [ex for item in items for ex in self._layouts.build_examples(self.stage, item)]
 
+    def skipped(self, items: list) -> list[str]:
+        """Why clips give no example in this stage (one line per clip)."""
+        if self.stage != "semantic":
+            return []
+        return [r for r in (self._layouts.semantic_skip_reason(item) for item in items) if r]
+
     def collate(self, examples: list):
         return self._layouts.collate(self.stage, examples)
 
@@ -200,16 +213,18 @@ def lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
     return f
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
+    """CPU, Python and, when training on a GPU, that card's RNG state (dropout there draws from the
+    card's own generator). Only the training card: asking every visible card would start CUDA on each."""
     return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
             "python": random.getstate()}
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"][0], device)
     if state.get("python") is not None:
         random.setstate(state["python"])
 
@@ -226,14 +241,15 @@ def _to_device(batch, device):
 
 @dataclass
 class TrainResult:
-    status: str                       # completed | stopped | early_stopped
+    status: str                       # completed | stopped | early_stopped (every stage stopped early)
     step: int
     max_steps: int
     last_checkpoint: str | None
-    best_checkpoint: str | None
+    best_checkpoint: str | None       # lowest mean validation loss over the stages
     best_val_loss: float | None
     history: list = field(default_factory=list)   # one dict per step (the progress payloads)
     forgetting: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)    # per stage: status, epochs, steps, best step / loss / checkpoint
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -274,9 +290,9 @@ class TrainingRecipe:
     # setup -------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if cfg.device == "auto" else cfg.device))
-        from models.attention import autocast, make_grad_scaler, resolve_precision, set_attention
+        from models.attention import autocast, make_grad_scaler, resolve_device, resolve_precision, set_attention
+
+        self.device = resolve_device(cfg.device)
 
         self.precision = resolve_precision(cfg.precision, self.device)
         self._autocast = lambda: autocast(self.device, self.precision)
@@ -308,26 +324,39 @@ class TrainingRecipe:
         if empty:
             raise ModelInputError(f"no training examples for stage(s) {', '.join(empty)} (clips too short?)")
         self.samplers = {s: StageSampler(len(self.train_ex[s]), cfg.seed, i) for i, s in enumerate(cfg.stages)}
+        # each stage its own schedule: one epoch is one pass over that stage's own examples
         per_step = cfg.batch_size * cfg.grad_accum
-        self.steps_per_epoch = max(1, math.ceil(max(len(v) for v in self.train_ex.values()) / per_step))
-        self.max_steps = cfg.max_steps or max(1, math.ceil(cfg.max_epochs * self.steps_per_epoch))
+        self.steps_per_epoch = {s: len(v) / per_step for s, v in self.train_ex.items()}
+        self.stage_steps = {s: cfg.max_steps or max(1, math.ceil(cfg.max_epochs * n))
+                            for s, n in self.steps_per_epoch.items()}
+        self.max_steps = max(self.stage_steps.values())
 
-        # optimizer and schedule: weight decay on matrices only
-        decay = [p for p in self.params.values() if p.ndim >= 2]
-        no_decay = [p for p in self.params.values() if p.ndim < 2]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-        warmup = int(round(cfg.warmup_ratio * self.max_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lr_lambda(self.max_steps, warmup, cfg.schedule))
+        # optimizer and schedule per stage (stages share no weights); weight decay on matrices only
+        self.stage_params = {s: [p for n, p in self.params.items() if n.startswith(STAGE_ATTRS[s] + ".")]
+                             for s in cfg.stages}
+        self.optimizers, self.schedulers = {}, {}
+        for s in cfg.stages:
+            params = self.stage_params[s]
+            if not params:
+                raise ModelInputError(f"the {s} stage has no trainable weights (LoRA targets matched nothing?)")
+            decay = [p for p in params if p.ndim >= 2]
+            no_decay = [p for p in params if p.ndim < 2]
+            groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+            self.optimizers[s] = torch.optim.AdamW(groups, lr=cfg.lr)
+            warmup = int(round(cfg.warmup_ratio * self.stage_steps[s]))
+            self.schedulers[s] = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizers[s], lr_lambda(self.stage_steps[s], warmup, cfg.schedule))
         self.scaler = make_grad_scaler(self.precision, self.device)
 
-        # loop state
+        # loop state; per stage: status (training, completed, early_stopped), the last step it trained,
+        # its latest validation loss and step, early-stopping counters
         self.step = 0
-        self.best_val: float | None = None    # best validation loss among saved checkpoints
+        self.stage_state = {s: {"status": "training", "last_step": 0, "val_loss": None, "val_step": -1,
+                                "best_eval": None, "bad_evals": 0} for s in cfg.stages}
+        self.stage_best: dict[str, dict] = {}  # stage -> {"step", "val_loss", "path"}: its best checkpoint
+        self.best_val: float | None = None    # lowest mean validation loss among saved checkpoints
         self.best_path: str | None = None
-        self.best_eval: float | None = None   # best validation loss seen (early stopping)
-        self.bad_evals = 0
         self.last_val: float | None = None
         self.last_val_step = -1
         self.last_val_stages: dict = {}
@@ -340,55 +369,94 @@ class TrainingRecipe:
             self.guard_base = self._guard_nll()  # fresh LoRA (B = 0) or untouched weights: the base model
 
     # train ---------------------------------------------------------------------------------------
+    def active_stages(self) -> list[str]:
+        return [s for s in self.cfg.stages if self.stage_state[s]["status"] == "training"]
+
     def train(self) -> TrainResult:
-        if not hasattr(self, "optimizer"):
+        if not hasattr(self, "optimizers"):
             self.setup()
-        cfg, status = self.cfg, "completed"
+        cfg, stopped = self.cfg, False
         started, steps_run = time.monotonic(), 0
-        while self.step < self.max_steps:
+        while self.active_stages() and self.step < self.max_steps:
             t0 = time.monotonic()
-            loss, stage_losses, n_tokens, grad_norm = self._train_step()
+            active = self.active_stages()
+            loss, stage_losses, n_tokens, grad_norm = self._train_step(active)
             self.step += 1
             steps_run += 1
             dt = time.monotonic() - t0
+            for s in active:
+                self.stage_state[s]["last_step"] = self.step
+            ended = [s for s in active if self.step >= self.stage_steps[s]]
             val = None
-            if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0 or self.step == self.max_steps:
+            if self.step % cfg.eval_every == 0 or self.step % cfg.save_every == 0 or ended:
                 val = self._validate()
+            fresh_val = {s: self.last_val_stages[s] for s in active
+                         if val is not None and s in self.last_val_stages}
+            for s in ended:
+                self.stage_state[s]["status"] = "completed"
+            early = [s for s in active if s not in ended and s in fresh_val and self._early_stop_update(s, fresh_val[s])]
+            for s in early:
+                self.stage_state[s]["status"] = "early_stopped"
             elapsed = time.monotonic() - started
-            info = {"step": self.step, "total_steps": self.max_steps,
-                    "epoch": round(min(s.epochs_done for s in self.samplers.values()), 4),
-                    "loss": loss, "val_loss": val, "lr": self.scheduler.get_last_lr()[0],
+            remaining = max((self.stage_steps[s] - self.step for s in self.active_stages()), default=0)
+            info = {"step": self.step, "total_steps": self.max_steps, "epoch": self._job_epoch(),
+                    "epochs": {s: round(smp.epochs_done, 4) for s, smp in self.samplers.items()},
+                    "loss": loss, "val_loss": val, "lr": self.schedulers[active[0]].get_last_lr()[0],
                     "grad_norm": grad_norm, "tokens_per_s": n_tokens / dt if dt > 0 else None,
-                    "eta_s": elapsed / steps_run * (self.max_steps - self.step),
-                    **{f"loss_{s}": v for s, v in stage_losses.items()}}
+                    "eta_s": elapsed / steps_run * remaining, "stages": self.stage_status(),
+                    **{f"loss_{s}": v for s, v in stage_losses.items()},
+                    **{f"val_loss_{s}": v for s, v in fresh_val.items()},
+                    **{f"lr_{s}": self.schedulers[s].get_last_lr()[0] for s in active}}
             self.history.append(info)
             self.on_progress(info)
-            early = val is not None and self._early_stop_update(val)
-            if self.step % cfg.save_every == 0 or early or self.step == self.max_steps:
-                self.save_checkpoint()
-            if early:
-                status = "early_stopped"
-                break
-            if self.step < self.max_steps and self.should_stop():
+            improved = [s for s, v in fresh_val.items()
+                        if s not in self.stage_best or v < self.stage_best[s]["val_loss"]]
+            if self.step % cfg.save_every == 0 or ended or early or improved or not self.active_stages():
+                self.save_checkpoint()  # a stage's new best is saved at once: its adapter comes from there
+            if self.active_stages() and self.should_stop():
                 if self.last_saved_step != self.step:
                     self.save_checkpoint()
-                status = "stopped"
+                stopped = True
                 break
         if self.last_saved_step != self.step:
             self.save_checkpoint()
+        statuses = self.stage_status()
+        status = ("stopped" if stopped else "early_stopped" if all(v == "early_stopped" for v in statuses.values())
+                  else "completed")
         last = ckpt.read_pointer(self.run_dir)
         return TrainResult(status=status, step=self.step, max_steps=self.max_steps,
                            last_checkpoint=str(last) if last else None, best_checkpoint=self.best_path,
-                           best_val_loss=self.best_val, history=self.history, forgetting=self._forgetting())
+                           best_val_loss=self.best_val, history=self.history, forgetting=self._forgetting(),
+                           stages=self.stage_summary())
 
-    def _train_step(self) -> tuple[float, dict, int, float]:
+    def stage_status(self) -> dict[str, str]:
+        return {s: st["status"] for s, st in self.stage_state.items()}
+
+    def stage_summary(self) -> dict[str, dict]:
+        """Per stage: status, epochs seen, steps trained of its schedule, and its best checkpoint."""
+        out = {}
+        for s, st in self.stage_state.items():
+            best = self.stage_best.get(s) or {}
+            out[s] = {"status": st["status"], "epochs": round(self.samplers[s].epochs_done, 4),
+                      "steps": st["last_step"], "scheduled_steps": self.stage_steps[s],
+                      "best_step": best.get("step"), "best_val_loss": best.get("val_loss"),
+                      "best_checkpoint": best.get("path")}
+        return out
+
+    def _job_epoch(self) -> float:
+        """The epochs every stage still training has completed (all stages once none is)."""
+        stages = self.active_stages() or list(self.cfg.stages)
+        return round(min(self.samplers[s].epochs_done for s in stages), 4)
+
+    def _train_step(self, active: list[str]) -> tuple[float, dict, int, float]:
         cfg = self.cfg
         self.bark.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        stage_losses = {s: 0.0 for s in cfg.stages}
+        for stage in active:
+            self.optimizers[stage].zero_grad(set_to_none=True)
+        stage_losses = {s: 0.0 for s in active}
         n_tokens = 0
         for _ in range(cfg.grad_accum):
-            for stage in cfg.stages:
+            for stage in active:
                 idx = self.samplers[stage].take(cfg.batch_size)
                 batch = _to_device(self.objectives[stage].collate([self.train_ex[stage][i] for i in idx]), self.device)
                 with self._autocast():
@@ -396,15 +464,21 @@ class TrainingRecipe:
                 self.scaler.scale(loss.float() / cfg.grad_accum).backward()
                 stage_losses[stage] += float(loss.detach()) / cfg.grad_accum
                 n_tokens += int(n)
-        self.scaler.unscale_(self.optimizer)
-        params = list(self.params.values())
-        if cfg.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-        else:
-            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
-        self.scaler.step(self.optimizer)
+        norms = []
+        for stage in active:  # each stage clipped on its own: they are separate models
+            self.scaler.unscale_(self.optimizers[stage])
+            params = self.stage_params[stage]
+            if cfg.max_grad_norm > 0:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)))
+            else:
+                grads = [p.grad.norm() for p in params if p.grad is not None]
+                norms.append(float(torch.norm(torch.stack(grads))) if grads else 0.0)
+        for stage in active:
+            self.scaler.step(self.optimizers[stage])
         self.scaler.update()
-        self.scheduler.step()
+        for stage in active:
+            self.schedulers[stage].step()
+        grad_norm = math.sqrt(sum(n * n for n in norms))
         return sum(stage_losses.values()) / len(stage_losses), stage_losses, n_tokens, grad_norm
 
     @torch.no_grad()
@@ -427,18 +501,25 @@ class TrainingRecipe:
         return out
 
     def _validate(self) -> float | None:
-        per_stage = self._mean_nll({s: v for s, v in self.val_ex.items() if v})
+        """Validation loss per stage (a stage whose weights have not changed since its last pass
+        keeps its value) and their mean."""
+        stale = {s: v for s, v in self.val_ex.items() if v and (self.stage_state[s]["val_loss"] is None
+                                                             or self.stage_state[s]["val_step"] < self.stage_state[s]["last_step"])}
+        for s, value in self._mean_nll(stale).items():
+            self.stage_state[s].update(val_loss=value, val_step=self.step)
+        per_stage = {s: st["val_loss"] for s, st in self.stage_state.items() if st["val_loss"] is not None}
         self.last_val_stages, self.last_val_step = per_stage, self.step
         self.last_val = sum(per_stage.values()) / len(per_stage) if per_stage else None
         return self.last_val
 
-    def _early_stop_update(self, val: float) -> bool:
-        """Track the best validation loss; True when patience has run out."""
-        if self.best_eval is None or val < self.best_eval - self.cfg.min_delta:
-            self.best_eval, self.bad_evals = val, 0
+    def _early_stop_update(self, stage: str, val: float) -> bool:
+        """Track the stage's best validation loss; True when its patience has run out."""
+        st = self.stage_state[stage]
+        if st["best_eval"] is None or val < st["best_eval"] - self.cfg.min_delta:
+            st["best_eval"], st["bad_evals"] = val, 0
         else:
-            self.bad_evals += 1
-        return self.cfg.patience > 0 and self.bad_evals >= self.cfg.patience
+            st["bad_evals"] += 1
+        return self.cfg.patience > 0 and st["bad_evals"] >= self.cfg.patience
 
     def _guard_nll(self) -> dict[str, float]:
         return self._mean_nll(self.guard_ex) if self.guard_ex else {}
@@ -457,16 +538,22 @@ class TrainingRecipe:
 
     # save / restore ------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint of the current step atomically and report it."""
+        """Write a checkpoint of the current step atomically and report it. It is the `best` of
+        each stage whose validation loss it lowers (and `best` overall for the lowest mean)."""
         cfg = self.cfg
         val = self.last_val if self.last_val_step == self.step else self._validate()
-        is_best = val is not None and (self.best_val is None or val < self.best_val)
-        best_val, best_path = (val, str(self.run_dir / ckpt.checkpoint_name(self.step))) if is_best \
-            else (self.best_val, self.best_path)
+        val_stages = dict(self.last_val_stages)
         final = self.run_dir / ckpt.checkpoint_name(self.step)
+        is_best = val is not None and (self.best_val is None or val < self.best_val)
+        best_val, best_path = (val, str(final)) if is_best else (self.best_val, self.best_path)
+        best_for = [s for s in cfg.stages if s in val_stages
+                    and (s not in self.stage_best or val_stages[s] < self.stage_best[s]["val_loss"])]
+        stage_best = {**self.stage_best,
+                      **{s: {"step": self.step, "val_loss": val_stages[s], "path": str(final)} for s in best_for}}
         forgetting = self._forgetting()
         metrics = {"step": self.step, "val_loss": val, "loss": self.history[-1]["loss"] if self.history else None,
-                   "val_loss_stages": self.last_val_stages, "forgetting": forgetting}
+                   "val_loss_stages": val_stages, "best_stages": best_for, "stage_status": self.stage_status(),
+                   "forgetting": forgetting}
         manifest = {"method": cfg.method, "stages": list(cfg.stages), "base_model": self.base_model,
                     "base_signature": self.base_signature, "dataset": self.dataset,
                     "hyperparameters": cfg.to_dict(), "metrics": metrics, "parent_checkpoint": str(final)}
@@ -477,31 +564,38 @@ class TrainingRecipe:
             if cfg.method == "lora":  # the full method's weights live in adapter/<stage>/ only
                 save_file({n: p.detach().contiguous().cpu() for n, p in self.params.items()},
                           folder / "trainable.safetensors")
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            torch.save({"optimizers": {s: o.state_dict() for s, o in self.optimizers.items()},
+                        "schedulers": {s: sch.state_dict() for s, sch in self.schedulers.items()},
                         "scaler": self.scaler.state_dict()}, folder / "optimizer.pt")
-            torch.save(rng_state(), folder / "rng.pt")
+            torch.save(rng_state(self.device), folder / "rng.pt")
             A.write_adapter(self.bark, folder / "adapter", manifest)
 
-        state = {"config": cfg.to_dict(), "max_steps": self.max_steps,
+        state = {"state_version": STATE_VERSION, "config": cfg.to_dict(), "max_steps": self.max_steps,
+                 "stage_steps": self.stage_steps, "stage_state": self.stage_state, "stage_best": stage_best,
                  "samplers": {s: smp.state() for s, smp in self.samplers.items()},
                  "train_examples": {s: len(v) for s, v in self.train_ex.items()},
-                 "best_val": best_val, "best_path": best_path, "best_eval": self.best_eval,
-                 "bad_evals": self.bad_evals,
+                 "best_val": best_val, "best_path": best_path,
                  "val_loss": val, "metrics": metrics, "guard_base": self.guard_base,
                  "history": self.history, "base_model": self.base_model, "dataset": self.dataset}
         before = set(ckpt.list_checkpoints(self.run_dir))
         path = ckpt.write_checkpoint(self.run_dir, self.step, write_files, state,
-                                     is_best=is_best, keep_last=cfg.keep_last)
-        self.best_val, self.best_path = best_val, best_path
+                                     is_best=is_best, best_stages=best_for, keep_last=cfg.keep_last)
+        self.best_val, self.best_path, self.stage_best = best_val, best_path, stage_best
         self.last_saved_step = self.step
         deleted = sorted(str(p) for p in before - set(ckpt.list_checkpoints(self.run_dir)) if p != path)
         self.on_checkpoint({"step": self.step, "path": str(path), "val_loss": val, "is_best": is_best,
+                            "val_loss_stages": val_stages, "best_stages": best_for,
                             "deleted": deleted, "forgetting": forgetting})
         return path
 
     def _restore(self, state: dict) -> None:
         """Put weights, optimizer, scheduler, scaler, RNG, data positions and counters back."""
         folder = Path(state["path"])
+        if state.get("state_version") != STATE_VERSION:
+            raise ckpt.CheckpointError(
+                f"checkpoint {str(folder)!r} was written before stages had their own schedules, so it cannot be "
+                f"resumed exactly; its adapter folder still loads and generates (start a new training job to "
+                f"train on)")
         if list(state["config"]["stages"]) != list(self.cfg.stages) or state["config"]["method"] != self.cfg.method:
             raise ckpt.CheckpointError(
                 f"checkpoint {str(folder)!r} trained {state['config']['method']} on {state['config']['stages']}, "
@@ -523,7 +617,9 @@ class TrainingRecipe:
                     prefix = STAGE_ATTRS[stage]
                     for n, t in load_file(str(folder / "adapter" / stage / A.FULL_WEIGHTS)).items():
                         weights[f"{prefix}.{n}"] = t
-            opt = torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True)
+            # on the CPU, as a fresh optimizer keeps its step counts: load_state_dict moves the
+            # moments to their parameters' device and leaves `step` where it is
+            opt = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
             rng = torch.load(folder / "rng.pt", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many kinds
             raise ckpt.CheckpointError(f"checkpoint {str(folder)!r} cannot be read: {exc}") from exc
@@ -537,31 +633,53 @@ class TrainingRecipe:
                     raise ckpt.CheckpointError(f"checkpoint {str(folder)!r}: weight {n} has shape "
                                                f"{tuple(weights[n].shape)}, the model expects {tuple(p.shape)}")
                 p.copy_(weights[n].to(p.device, p.dtype))
-        self.optimizer.load_state_dict(opt["optimizer"])
-        self.scheduler.load_state_dict(opt["scheduler"])
+        for s in self.cfg.stages:
+            self.optimizers[s].load_state_dict(opt["optimizers"][s])
+            self.schedulers[s].load_state_dict(opt["schedulers"][s])
         self.scaler.load_state_dict(opt["scaler"])
-        set_rng_state(rng)
+        set_rng_state(rng, self.device)
         for s, smp in self.samplers.items():
             smp.load(state["samplers"][s])
         self.step = int(state["step"])
+        self.stage_steps = {s: int(v) for s, v in state["stage_steps"].items()}
+        self.max_steps = int(state["max_steps"])
+        self.stage_state = {s: dict(v) for s, v in state["stage_state"].items()}
+        self.stage_best = {s: dict(v) for s, v in (state.get("stage_best") or {}).items()}
         self.best_val, self.best_path = state.get("best_val"), state.get("best_path")
-        self.best_eval = state.get("best_eval")
         self.last_val, self.last_val_step = state.get("val_loss"), self.step
         self.last_val_stages = (state.get("metrics") or {}).get("val_loss_stages") or {}
-        self.bad_evals = int(state.get("bad_evals", 0))
         self.history = list(state.get("history") or [])
         self.guard_base = state.get("guard_base") or {}
         self.last_saved_step = self.step
 
 
+def assemble_best_adapter(result: TrainResult, folder) -> tuple[dict, dict[str, Path]]:
+    """Fill `folder` with the adapter that takes each stage from its own best checkpoint (from the
+    last checkpoint for a stage without validation data). Returns (manifest, {stage: checkpoint})."""
+    sources = {}
+    for stage, info in result.stages.items():
+        best = Path(info["best_checkpoint"]) if info.get("best_checkpoint") else None
+        sources[stage] = best if best is not None and (best / "adapter").is_dir() else Path(result.last_checkpoint)
+    record = {s: {"checkpoint": str(f), **{k: result.stages[s].get(k) for k in ("best_step", "best_val_loss", "epochs",
+                                                                                  "steps", "status")}}
+              for s, f in sources.items()}
+    manifest = A.assemble_adapter({s: f / "adapter" for s, f in sources.items()}, folder,
+                                  {"stage_checkpoints": record})
+    return manifest, sources
+
+
 def describe(recipe: TrainingRecipe) -> dict:
     """What a run will do (after setup): for logs and the cost estimate."""
     return {"stages": list(recipe.cfg.stages), "method": recipe.cfg.method, "max_steps": recipe.max_steps,
-            "steps_per_epoch": recipe.steps_per_epoch, "trainable_params": recipe.n_trainable,
+            "stage_steps": dict(recipe.stage_steps),
+            "steps_per_epoch": {s: round(v, 4) for s, v in recipe.steps_per_epoch.items()},
+            "trainable_params": recipe.n_trainable,
             "total_params": recipe.n_total, "device": str(recipe.device), "precision": recipe.precision,
             "train_examples": {s: len(v) for s, v in recipe.train_ex.items()},
             "val_examples": {s: len(v) for s, v in recipe.val_ex.items()},
-            "train_clips": len(recipe.train_items), "val_clips": len(recipe.val_items)}
+            "train_clips": len(recipe.train_items), "val_clips": len(recipe.val_items),
+            "skipped": [reason for s in recipe.cfg.stages if hasattr(recipe.objectives[s], "skipped")
+                        for reason in recipe.objectives[s].skipped(recipe.train_items + recipe.val_items)]}
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -62,15 +62,30 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success, rolls back on error."""
-        with self._writer() as session, session.begin():
+        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success, rolls back on error.
+        A full disk raises DiskFull (one clear line) instead of SQLite's error."""
+        with self._disk_full_as_user_error(), self._writer() as session, session.begin():
             yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only snapshot; never upgrades to a write lock."""
-        with self._reader() as session, session.begin():
+        with self._disk_full_as_user_error(), self._reader() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _disk_full_as_user_error(self):
+        from studio.errors import DiskFull, is_disk_full
+
+        try:
+            yield
+        except DiskFull:
+            raise
+        except Exception as exc:
+            db_file = self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else None
+            if is_disk_full(exc, Path(db_file).parent if db_file else None):
+                raise DiskFull() from exc
+            raise
 
     # Schema --------------------------------------------------------------------
     def alembic_config(self):

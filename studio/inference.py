@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from studio.errors import UserError
 
+# The Bark preset every command, tab and job uses when none is named. `tiny` (random weights, for
+# tests) runs only when named.
+DEFAULT_MODEL = "small"
+TEST_MODEL = "tiny"
+TEST_MODEL_LABEL = "tiny (test model: random weights, not a voice)"
 ENGINES = ("fast", "reference")  # models.fast_generation, or the model core's own loop
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # models.attention.resolve_precision's names
 # What a stored generation without engine/precision keys was made with (before the fast engine).

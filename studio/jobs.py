@@ -243,10 +243,20 @@ class JobContext:
     stop_event: Any = None  # set when the worker shuts down (SIGINT): stop at the next step, resumable
     _started: float = field(default_factory=time.monotonic)
     _pending_log: list[str] = field(default_factory=list)
+    _phase: str | None = None  # what the job is doing now (tokenizing, loading model, training, ...)
+    _total: int | None = None  # the step count of the current phase
+    _done: float = 0.0  # the fraction of the current phase reached so far
 
     def progress(self, fraction: float | None = None, *, step: int | None = None, total: int | None = None,
-                 epoch: float | None = None, message: str | None = None, eta_seconds: float | None = None) -> None:
+                 epoch: float | None = None, message: str | None = None, eta_seconds: float | None = None,
+                 phase: str | None = None) -> None:
+        """Progress moves forward only within a phase. A new phase (a new `phase` name, or a new step
+        total) starts again from its own 0, names itself in the message, and times its own ETA."""
         values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if (phase is not None and phase != self._phase) or (total is not None and total != self._total):
+            self._phase = phase if phase is not None else self._phase
+            self._total, self._done, self._started = total, 0.0, time.monotonic()
+            values.update(progress=0.0, step=None, total_steps=total, eta_seconds=None)
         if step is not None:
             values["step"] = step
         if total is not None:
@@ -254,15 +264,19 @@ class JobContext:
         if fraction is None and step is not None and total:
             fraction = step / total
         if fraction is not None:
-            values["progress"] = max(0.0, min(1.0, float(fraction)))
-            if eta_seconds is None and fraction > 0:
-                eta_seconds = (time.monotonic() - self._started) * (1 - fraction) / fraction
+            self._done = max(self._done, min(1.0, float(fraction)))
+            values["progress"] = self._done
+            if eta_seconds is None and self._done > 0:
+                eta_seconds = (time.monotonic() - self._started) * (1 - self._done) / self._done
         if eta_seconds is not None:
             values["eta_seconds"] = eta_seconds
         if epoch is not None:
             values["epoch"] = epoch
-        if message is not None:
-            values["message"] = message[:500]
+        if message is not None or phase is not None:
+            text = message or ""
+            if self._phase and not text.startswith(self._phase):
+                text = f"{self._phase}: {text}" if text else self._phase
+            values["message"] = text[:500]
         self._update(values)
 
     def log(self, line: str) -> None:
@@ -319,5 +333,6 @@ def finish(db: Database, job_id: int, run_token: str, status: str, *, result: di
         res = s.execute(update(Job).where(Job.id == job_id, Job.run_token == run_token).values(
             status=status, result=result, error=error, error_detail=error_detail, failure_reason=failure_reason,
             finished_at=utcnow(), heartbeat_at=utcnow(), run_token=None, cancel_requested=False,
-            progress=1.0 if status == "succeeded" else Job.progress))
+            progress=1.0 if status == "succeeded" else Job.progress,
+            step=Job.total_steps if status == "succeeded" else Job.step))
         return res.rowcount == 1

@@ -101,7 +101,14 @@ def record_checkpoint(ws, job_id: int, info: dict) -> dict:
             s.add(row)
         row.val_loss = info.get("val_loss")
         row.is_best = bool(info.get("is_best"))
-        row.metrics = {"forgetting": info.get("forgetting") or {}}
+        best_stages = list(info.get("best_stages") or [])
+        if best_stages:  # a stage has one best checkpoint: the newer one takes it over
+            for other in s.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.path != rel)):
+                kept = [st for st in (other.metrics or {}).get("best_stages") or [] if st not in best_stages]
+                if kept != ((other.metrics or {}).get("best_stages") or []):
+                    other.metrics = {**other.metrics, "best_stages": kept}
+        row.metrics = {"forgetting": info.get("forgetting") or {}, "best_stages": best_stages,
+                       "val_loss_stages": info.get("val_loss_stages") or {}}
         for gone in info.get("deleted") or []:
             old = s.scalars(select(Checkpoint).where(Checkpoint.path == ws.relative(Path(gone)))).first()
             if old is not None:
@@ -143,7 +150,8 @@ def delete_checkpoint(ws, checkpoint_id: int) -> dict:
         os.rename(folder, trash)  # gone from its final name at once; the bytes go next
     remaining = sorted((p for p in run.iterdir() if p.is_dir() and CHECKPOINT_RE.match(p.name)),
                        key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1))) if run.is_dir() else []
-    for pointer in ("latest", "best"):
+    pointers = ["latest", "best"] + sorted(p.name for p in run.glob("best-*")) if run.is_dir() else []
+    for pointer in pointers:
         pfile = run / pointer
         if pfile.is_file() and pfile.read_text().strip() == folder.name:
             if remaining:

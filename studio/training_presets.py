@@ -9,9 +9,12 @@ from typing import Any
 
 import gradio as gr
 
+from studio.inference import DEFAULT_MODEL, TEST_MODEL, TEST_MODEL_LABEL
+
 STAGES = ("semantic", "coarse", "fine")
 # (label, what the train job's `model` takes): presets, or type a hub id / local folder.
-BASE_MODELS = [("suno/bark-small (small)", "small"), ("suno/bark (large)", "large"), ("tiny (random test model)", "tiny")]
+# The first is the default choice (studio.inference.DEFAULT_MODEL); tiny is last and labelled a test model.
+BASE_MODELS = [("suno/bark-small (small)", DEFAULT_MODEL), ("suno/bark (large)", "large"), (TEST_MODEL_LABEL, TEST_MODEL)]
 EVAL_SENTENCES = ("The quick brown fox jumps over the lazy dog.", "Well, I didn't expect that! [laughs]")
 EVAL_SEED = 1234  # fixed, so every checkpoint is heard on the same sentences with the same seed
 PRESET_LABELS = {"Quick LoRA": "quick", "Quality LoRA": "quality", "Full fine-tune": "full"}

@@ -5,10 +5,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
-from studio.errors import UserError
+from studio.errors import DiskFull, UserError, is_disk_full
 
 HOME_ENV = "BARK_STUDIO_HOME"
 DATABASE_URL_ENV = "BARK_STUDIO_DATABASE_URL"  # PostgreSQL at scale; SQLite in the workspace by default
@@ -78,20 +79,28 @@ class Workspace:
         digest = hashlib.sha256(data).hexdigest()
         target = self.blob_path(digest, suffix)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, data)
+            with disk_full_as_user_error(self.root):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, data)
         return digest, target
 
-    def store_file(self, source: Path, suffix: str | None = None) -> tuple[str, Path]:
+    def store_file(self, source: Path, suffix: str | None = None, digest: str | None = None) -> tuple[str, Path]:
+        """Copy a file into the store under its SHA-256 (`digest` when the caller already has it).
+        A failed copy leaves no partial file; a full disk raises DiskFull."""
         source = Path(source)
-        digest = sha256_file(source)
+        digest = digest or sha256_file(source)
         target = self.blob_path(digest, suffix if suffix is not None else source.suffix.lower())
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            shutil.copyfile(source, tmp)
-            _fsync_path(tmp)
-            os.replace(tmp, target)
+            with disk_full_as_user_error(self.root):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                try:
+                    shutil.copyfile(source, tmp)
+                    _fsync_path(tmp)
+                    os.replace(tmp, target)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
         return digest, target
 
     def inside(self, path: str | os.PathLike) -> Path:
@@ -136,3 +145,16 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextmanager
+def disk_full_as_user_error(where: Path):
+    """Turn a full disk under `where` into DiskFull (one clear line, no server path)."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc, where):
+            raise DiskFull() from exc
+        raise

@@ -41,7 +41,7 @@ def test_cli_forms_without_a_worker(ws, awb_wav, slt_wav, tmp_path):
                     "And you always want to see it [laughs] in the superlative degree.", "--json"))
     assert out["source"] == "human" and out["lint"] == []
     run(home, "dataset", "text", str(clip_ids[1]), "He turned sharply, and faced Gregson across the table.")
-    job = _json(run(home, "dataset", "prepare", "cli-set", "--wait", "--min-snr", "0", "--json"))
+    job = _json(run(home, "dataset", "prepare", "cli-set", "--wait", "--json"))
     assert job["status"] == "succeeded" and job["worker_id"] == "inline" and job["result"]["kept"] == 2
     shown = _json(run(home, "dataset", "show", "cli-set", "--json", "--plots", str(tmp_path / "plots")))
     assert shown["clips"] == 2 and shown["training_segments"] == 2 and shown["markers"] == {"[laughs]": 1}
@@ -93,7 +93,7 @@ def test_uploads_import_and_transcription_run_in_the_worker(ws, consumer, awb_wa
     again = submit(ws, "transcribe", {"dataset": "jobs", "model_size": "test-random"}, wait=True, poll=0.2)
     assert again["result"]["transcribed"] == 0
 
-    prep = submit(ws, "prepare", {"dataset": "jobs", "settings": {"min_snr_db": 0}}, wait=True, poll=0.2)
+    prep = submit(ws, "prepare", {"dataset": "jobs"}, wait=True, poll=0.2)
     assert prep["status"] == "succeeded" and prep["worker_id"] != "inline"
     segments = prepared_segments(ws.db, "jobs")
     assert segments and all(g["text"] for g in segments)

@@ -50,7 +50,7 @@ def prepared(pws, audio, awb_wav, slt_wav):
     store.set_transcript(ws.db, clips["slt_arctic_a0009.wav"]["id"], "He turned sharply, and faced Gregson across the table.")
     store.set_transcript(ws.db, clips["noisy.wav"]["id"], "He turned sharply [sighs] and faced Gregson!")
     store.set_trim(ws.db, clips["slt_arctic_a0009.wav"]["id"], 0.3, 2.9)
-    result = prepare_dataset(ws, "voice", {"min_snr_db": 12})
+    result = prepare_dataset(ws, "voice")
     return {"clips": clips, "result": result}
 
 
@@ -99,6 +99,17 @@ def test_prepare_makes_24k_mono_segments_at_the_target_within_bounds(pws, prepar
     assert 0.3 <= slt["start"] and slt["end"] <= 2.9  # the trim holds
     assert slt["text"] == "He turned sharply, and faced Gregson across the table."
     assert long_id not in by_clip and all(it["text"] for it in items)
+
+
+def test_clean_arctic_recordings_pass_the_default_snr_filter(pws, prepared):
+    """Clean studio speech is kept at the default 20 dB (WADA read awb at ~16 dB and dropped it)."""
+    assert prepared["result"]["settings"]["min_snr_db"] == 20.0
+    kept = {it["clip_id"]: it for it in training_items(pws.db, "voice")}
+    for name in ("awb_arctic_a0007.wav", "slt_arctic_a0009.wav"):
+        item = kept.get(prepared["clips"][name]["id"])
+        assert item is not None, name
+    segments = {g["clip_id"]: g for g in prepared_segments(pws.db, "voice")}
+    assert segments[prepared["clips"]["awb_arctic_a0007.wav"]["id"]]["snr_db"] > 24
 
 
 def test_low_snr_segments_are_filtered_and_reported(pws, prepared):
@@ -167,7 +178,7 @@ def test_preparing_again_makes_a_new_version_and_keeps_the_old(pws, prepared):
     ws = pws
     old = training_items(ws.db, "voice")
     old_hash = dataset_hash(ws.db, "voice")
-    result = prepare_dataset(ws, "voice", {"min_snr_db": 12, "target_lufs": -23.0})
+    result = prepare_dataset(ws, "voice", {"target_lufs": -23.0})
     assert result["version"] == 2
     versions = store.list_versions(ws.db, "voice")
     assert [v["version"] for v in versions] == [1, 2] and versions[0]["settings"]["target_lufs"] == -20.0
@@ -185,7 +196,7 @@ def test_keep_dynamics_keeps_relative_levels(ws, audio, slt_wav):
     import_paths(ws, "asmr", [slt_wav, audio["quiet"]])
     for c in store.list_clips(ws.db, "asmr"):
         store.set_transcript(ws.db, c["id"], "He turned sharply.")
-    result = prepare_dataset(ws, "asmr", {"min_snr_db": 0})
+    result = prepare_dataset(ws, "asmr")
     assert result["settings"]["keep_dynamics"] and "dataset_gain_db" in result
     levels = sorted(measure_lufs(*sf.read(it["path"], dtype="float32")) for it in training_items(ws, "asmr"))
     assert levels[1] - levels[0] == pytest.approx(20.0, abs=0.5)  # the quiet copy stays 20 dB quieter
@@ -243,10 +254,28 @@ def test_prepared_segments_land_within_a_hundredth_lu_of_the_target(ws, awb_wav,
 
     store.create_dataset(ws.db, "b")
     import_paths(ws, "b", [awb_wav, audio["long"], slt_wav, audio["quiet"]])
-    assert prepare_dataset(ws, "b", {"min_snr_db": 0, "target_lufs": -18.0})["status"] == "ready"
+    assert prepare_dataset(ws, "b", {"target_lufs": -18.0})["status"] == "ready"
     segments = prepared_segments(ws.db, "b")
     assert len(segments) >= 5
     for g in segments:
         x, sr = sf.read(g["path"], dtype="float64")
         lufs = pyloudnorm.Meter(sr).integrated_loudness(x)
         assert abs(lufs + 18.0) < 0.01 and g["lufs"] == pytest.approx(lufs, abs=0.01), g
+
+
+def test_each_dropped_segment_keeps_its_reason_in_the_report_and_the_clip_table(pws, prepared):
+    """`dataset show` (text and --json) and the Dataset tab's clip table give, per clip, what was
+    kept and why each dropped segment was dropped."""
+    from studio.datasets.report import summary_markdown
+    from studio.ui.dataset_tab import CLIP_COLUMNS, clip_rows
+
+    report = build_report(pws.db, "voice")
+    noisy_id = prepared["clips"]["noisy.wav"]["id"]
+    outcome = next(o for o in report["prepared_clips"] if o["clip_id"] == noisy_id)
+    assert outcome["kept"] == 0 and outcome["segments"][0]["reject_reason"].startswith("snr ")
+    assert "dB is under 20 dB" in outcome["segments"][0]["reject_reason"]
+    assert "- noisy.wav: 0/1 kept; dropped #1: snr " in summary_markdown(report)
+    column = CLIP_COLUMNS.index("prepared")
+    rows = {r[0]: r for r in clip_rows(pws, "voice")}
+    assert rows[noisy_id][column].startswith("0/1 kept; dropped #1: snr ")
+    assert rows[prepared["clips"]["awb_arctic_a0007.wav"]["id"]][column] == "1/1 kept"

@@ -60,7 +60,7 @@ def test_bad_sweep_requests_are_one_line_and_write_no_job(ws):
 
 @pytest.mark.slow
 def test_tiny_sweep_makes_the_full_grid_with_metrics_and_plots(ws, consumer, awb_wav):
-    proc = cli("sweep", "--prompt", "Hello there, friend.", "--axis", "semantic_temperature=0.5,1.0",
+    proc = cli("sweep", "--prompt", "Hello there, friend.", "--model", "tiny", "--axis", "semantic_temperature=0.5,1.0",
                "--seeds", "0,1", "--max-new-semantic", "30", "--batch-size", "4", "--ref", str(awb_wav),
                "--name", "temperature check", "--wait", "--json", home=ws.root)
     out = json.loads(proc.stdout)

@@ -50,10 +50,10 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
         "--speaker", "awb", home=ws.root)
     for clip in studio_json(ws, "dataset", "clips", "awb"):
         cli("dataset", "text", str(clip["id"]), TEXT, home=ws.root)
-    assert job_json(ws, "dataset", "prepare", "awb", "--wait", "--min-snr", "0")["status"] == "succeeded"
+    assert job_json(ws, "dataset", "prepare", "awb", "--wait")["status"] == "succeeded"
 
     # The two arms: a voice prompt of awb, and a LoRA trained on awb.
-    voice = job_json(ws, "voice", "create", "awb-voice", "--clip", str(src / "awb_long.wav"))
+    voice = job_json(ws, "voice", "create", "awb-voice", "--clip", str(src / "awb_long.wav"), "--model", "tiny")
     assert voice["name"] == "awb-voice"
     trained = job_json(ws, "train", "--dataset", "awb", "--model", "tiny", "--max-steps", "1", "--name", "awb-lora",
                        "--wait")
@@ -61,8 +61,8 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
 
     exp = studio_json(ws, "experiment", "create", "ft-vs-prompt",
                       "--hypothesis", "A LoRA of awb holds his voice more steadily than a voice prompt of awb",
-                      "--dataset", "awb", "--arm", "name=prompted,kind=voice_prompt,voice=awb-voice",
-                      "--arm", "name=lora,kind=finetune,adapter=awb-lora:1.0", "--prompt", "Hello there, friend.")
+                      "--dataset", "awb", "--arm", "name=prompted,kind=voice_prompt,voice=awb-voice,model=tiny",
+                      "--arm", "name=lora,kind=finetune,adapter=awb-lora:1.0,model=tiny", "--prompt", "Hello there, friend.")
     assert [a["kind"] for a in exp["arms"]] == ["voice_prompt", "finetune"]
     assert exp["arms"][0]["voice"] == "voices/awb-voice.npz"  # workspace-relative: a copied workspace works
     assert exp["arms"][1]["adapters"] == [{"path": "adapters/awb-lora", "scale": 1.0}]

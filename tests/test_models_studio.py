@@ -61,10 +61,11 @@ def test_released_quantizer_formats_load(tmp_path):
 def test_voice_create_generate_and_history(ws, long_clip, awb_wav):
     from studio import voices as V
 
-    short = _run(ws, "voice", "create", "shorty", "--clip", str(awb_wav))
+    short = _run(ws, "voice", "create", "shorty", "--clip", str(awb_wav), "--model", "tiny")
     assert short.exit_code == 1 and "needs 5-12 s" in short.output and "4.00 s" in short.output
 
-    res = _run(ws, "voice", "create", "anna", "--clip", str(long_clip), "--start", "1", "--end", "7", "--json")
+    res = _run(ws, "voice", "create", "anna", "--clip", str(long_clip), "--start", "1", "--end", "7",
+               "--model", "tiny", "--json")
     assert res.exit_code == 0, res.output
     voice = json.loads(res.output)
     assert voice["name"] == "anna" and voice["span_start"] == 1.0 and voice["span_end"] == 7.0
@@ -74,13 +75,13 @@ def test_voice_create_generate_and_history(ws, long_clip, awb_wav):
     prompt = voice_prompt.load(ws.root / voice["npz_path"])
     assert prompt.fine.shape == (8, voice["frames"]) and prompt.semantic.ndim == 1
 
-    dup = _run(ws, "voice", "create", "anna", "--clip", str(long_clip))
+    dup = _run(ws, "voice", "create", "anna", "--clip", str(long_clip), "--model", "tiny")
     assert dup.exit_code == 1 and "already exists" in dup.output
     listed = json.loads(_run(ws, "voice", "list", "--json").output)
     assert [v["name"] for v in listed] == ["anna"]
 
     out = ws.root.parent / "hello.wav"
-    gen = _run(ws, "generate", "--text", "Hello there.", "--voice", "anna", "--seed", "4",
+    gen = _run(ws, "generate", "--text", "Hello there.", "--model", "tiny", "--voice", "anna", "--seed", "4",
                "--max-semantic-tokens", "20", "--semantic-temp", "0.6", "--out", str(out), "--json")
     assert gen.exit_code == 0, gen.output
     result = json.loads(gen.output)
@@ -91,7 +92,7 @@ def test_voice_create_generate_and_history(ws, long_clip, awb_wav):
     assert row["params"]["semantic_temperature"] == 0.6 and row["model"] == "tiny"
     assert (ws.root / row["audio_path"]).is_file()
 
-    missing = _run(ws, "generate", "--text", "Hi.", "--voice", "nobody", "--out", str(out))
+    missing = _run(ws, "generate", "--text", "Hi.", "--model", "tiny", "--voice", "nobody", "--out", str(out))
     assert missing.exit_code == 1 and "no voice named 'nobody'" in missing.output
     assert len(missing.output.strip().splitlines()) == 1
 

@@ -156,11 +156,11 @@ def test_variants_of_one_prompt_share_one_prefill(bark, monkeypatch):
     prefix = semantic_prefix(texts(1, seed=5)[0])
     text = torch.stack([prefix[0]] * 3 + [semantic_prefix(texts(1, seed=6)[0])[0]])
     hist = torch.stack([prefix[1]] * 4)
-    gens = fg._generators([1, 2, 3, 4], 4, "cpu")
+    gens = fg._generators([1, 2, 3, 4], 4)
     out = fg.semantic_tokens(bark.semantic, text, hist, max_new_tokens=6, min_new_tokens=6, generators=gens)
     assert rows == [2]  # two distinct prompts among four rows
     alone = fg.semantic_tokens(bark.semantic, text[1:2], hist[1:2], max_new_tokens=6, min_new_tokens=6,
-                               generators=fg._generators([2], 1, "cpu"))
+                               generators=fg._generators([2], 1))
     assert torch.equal(out[1], alone[0])
 
 

@@ -57,7 +57,7 @@ def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser
     page.get_by_role("tab", name="Train").click()
     _choose(page, "train-dataset", "voice")
     page.locator("#train-dataset-report").get_by_text(re.compile(r"voice.*training segments")).wait_for()
-    _choose(page, "train-base", "tiny (random test model)")
+    _choose(page, "train-base", "tiny (test model: random weights, not a voice)")
     for stage in ("coarse", "fine"):  # one stage keeps a CPU test short
         page.locator("#train-stages").get_by_label(stage).uncheck()
     page.locator("#train-advanced").get_by_text("Advanced settings").click()
@@ -100,7 +100,7 @@ def test_train_from_the_train_tab_then_generate_from_its_adapter(studio, browser
     # generate from the adapter the run produced
     page.get_by_role("tab", name="Generate").click()
     _fill(page, "gen-text", "Hello from the studio.")
-    _choose(page, "gen-model", "tiny (random test model)")
+    _choose(page, "gen-model", "tiny (test model: random weights, not a voice)")
     _choose(page, "gen-adapter-1", "browser-voice")
     page.get_by_text("Sampling").click()
     _fill(page, "gen-max-tokens", 24)

@@ -29,7 +29,8 @@ def test_a_generation_sent_to_the_emergent_log_keeps_its_parameters(ws, awb_wav)
 def _job(ws, **params):
     from workers.dispatch import submit
 
-    job = submit(ws, "generate", {"text": "Hello there.", "seed": 3, "semantic_max_new_tokens": 16, **params},
+    job = submit(ws, "generate", {"text": "Hello there.", "model": "tiny", "seed": 3, "semantic_max_new_tokens": 16,
+                                    **params},
                  wait=True)
     assert job["status"] == "succeeded", job.get("error")
     return job["result"]
@@ -72,7 +73,7 @@ def test_the_generate_job_runs_the_fast_engine_unless_reference_is_asked(ws, mon
 
     from workers.dispatch import submit
 
-    bad = submit(ws, "generate", {"text": "Hi.", "engine": "turbo"}, wait=True)
+    bad = submit(ws, "generate", {"text": "Hi.", "model": "tiny", "engine": "turbo"}, wait=True)
     assert bad["status"] == "failed" and "engine 'turbo': use fast or reference" in bad["error"]
 
 

@@ -58,7 +58,8 @@ def teacher_items(teacher, n, seed=1):
     semantic = G.semantic_tokens(teacher.semantic, texts, [None] * n, sampling, gens)
     coarse = G.coarse_tokens(teacher.coarse_acoustics, semantic, None, sampling, gens)
     return [L.TokenItem(text_ids=texts[i], semantic=semantic[i].numpy(),
-                        codes=G.fine_codes(teacher.fine_acoustics, coarse[i], None, 1.0, gens[i]).numpy(), key=f"t{i}")
+                        codes=G.fine_codes(teacher.fine_acoustics, coarse[i], None, 1.0, gens[i]).numpy(), key=f"t{i}",
+                        ended=len(semantic[i]) < sampling.semantic_max_new_tokens)  # a cut is no EOS
             for i in range(n)]
 
 

@@ -67,7 +67,7 @@ def test_make_a_voice_from_a_clip_list_listen_use_it_and_reject_bad_input(ws, st
     _fill(page, "voices-end", 6)
     _fill(page, "voices-name", "scot")
     page.locator("#voices-model input").first.click()
-    page.get_by_role("option", name="tiny (random test model)", exact=True).click()
+    page.get_by_role("option", name="tiny (test model: random weights, not a voice)", exact=True).click()
     page.locator("#voices-make").click()
     assert "succeeded" in _job_ends(page, 1)
     (job,) = jobs.list_jobs(ws.db, kind="voice")

@@ -1,15 +1,29 @@
-"""Starting, resuming and cancelling jobs: the one path the CLI and the UI use. Writes the row,
-then enqueues it; with `wait`, blocks until it ends, running it in this process when no worker
-is alive."""
+"""Starting, resuming and cancelling jobs: the one path the CLI and the UI use. Checks that the
+weights the job will load are local (studio.weights), writes the row, then enqueues it; with
+`wait`, blocks until it ends, running it in this process when no worker is alive."""
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy import update
 
 from studio import jobs
+from studio.errors import UserError
+from studio.weights import missing_weights
 from studio.workspace import Workspace
 from workers.queue import enqueue, revoke
+
+log = logging.getLogger(__name__)  # the CLI prints this logger's warnings as `warning: ...` lines
+NO_WORKER = ("no worker is running, so it waits in the queue: start one with `bark-studio worker` "
+             "(or restart `bark-studio serve`)")
+
+
+def no_worker_warning(db, job: dict | None) -> str | None:
+    """A line to show beside a queued job when no live worker can take it, else None."""
+    if not job or job.get("status") != "queued" or jobs.live_workers(db):
+        return None
+    return f"job {job['id']} is queued, but {NO_WORKER}"
 
 
 def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: int = 0,
@@ -17,6 +31,9 @@ def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: in
     from workers.handlers import handler_for
 
     handler_for(kind)  # an unknown kind fails here, before a row is written
+    missing = missing_weights(kind, params)  # so does a real model whose weights are not local
+    if missing:
+        raise UserError(missing)
     job_id = jobs.create_job(ws.db, kind, params, priority=priority)
     if wait and not jobs.live_workers(ws.db):
         from workers.runner import execute
@@ -64,3 +81,6 @@ def _enqueue_row(ws: Workspace, job_id: int, priority: int) -> None:
     task_id = enqueue(ws, job_id, priority)
     with ws.db.write() as s:
         s.execute(update(jobs.Job).where(jobs.Job.id == job_id).values(queue_task_id=task_id))
+    warning = no_worker_warning(ws.db, {"id": job_id, "status": "queued"})
+    if warning:
+        log.warning(warning)

@@ -4,25 +4,70 @@ holding the id of the job that owns it.
 
 Huey's `lock_task` makes a task that cannot get the lock fail ("unable to acquire lock"); here a
 job that finds the GPU busy is put back on the schedule and waits. A consumer that was SIGKILLed
-leaves its lock behind: the next consumer on the host flushes it at start, and a lock whose job has
-ended is broken by the next job that asks for it."""
+leaves its lock behind: the next consumer on the host flushes it at start unless its job is still
+alive (running with a fresh heartbeat: an orphaned worker may still be training), and a lock whose
+job has ended is broken by the next job that asks for it."""
 from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
+from typing import Callable
 
 from huey.api import Huey
 
 from studio import jobs
-from studio.db import Database
+from studio.db import Database, utcnow
 
 GPU_ENV = "BARK_STUDIO_GPU"  # which GPU this worker drives (one `bark-studio worker` per GPU)
 
 
+VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
+
+
 def gpu_name() -> str:
     """host:gpu, e.g. 'box1:0'. The GPU index comes from BARK_STUDIO_GPU, else the first visible device."""
-    gpu = os.environ.get(GPU_ENV) or (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip() or "0"
+    gpu = os.environ.get(GPU_ENV) or (os.environ.get(VISIBLE_ENV) or "0").split(",")[0].strip() or "0"
     return f"{socket.gethostname()}:{gpu}"
+
+
+def visible_devices_for(gpu: str | None, visible: str | None, count: Callable[[], int]) -> str | None:
+    """The CUDA_VISIBLE_DEVICES that leaves only the card BARK_STUDIO_GPU names (`gpu`, an index
+    among the cards this process may use), so that a job's "cuda" (cuda:0) is that card; None to
+    leave the environment as it is. `visible` is the current CUDA_VISIBLE_DEVICES; `count()` the
+    number of cards this process sees (asked only when `visible` is unset).
+
+    One visible card is left alone whatever its number: a container started with one GPU, or a
+    scheduler that handed out one, already chose it. Raises ValueError when `gpu` is not a card
+    this process can see."""
+    if gpu is None or not gpu.strip():
+        return None
+    gpu = gpu.strip()
+    if not gpu.isdigit():
+        raise ValueError(f"{GPU_ENV}={gpu!r} is not a GPU index (0, 1, ...)")
+    index = int(gpu)
+    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible is not None else None
+    n = len(entries) if entries is not None else count()
+    if n <= 1:
+        return None
+    if index >= n:
+        raise ValueError(f"{GPU_ENV}={gpu}, but this process sees {n} GPUs (0..{n - 1})")
+    return entries[index] if entries is not None else str(index)
+
+
+def pin_job_gpu(env=os.environ) -> str | None:
+    """In a job's own process, before CUDA initialises: make the worker's GPU the only visible one.
+    Returns the CUDA_VISIBLE_DEVICES it set (None when it left the environment alone)."""
+
+    def count() -> int:
+        import torch  # counts through NVML: CUDA itself stays uninitialised, so the setting below holds
+
+        return torch.cuda.device_count()
+
+    value = visible_devices_for(env.get(GPU_ENV), env.get(VISIBLE_ENV), count)
+    if value is not None:
+        env[VISIBLE_ENV] = value
+    return value
 
 
 class GpuLock:
@@ -58,3 +103,21 @@ class GpuLock:
     def release(self, job_id: int) -> None:
         if self.holder() == job_id:
             self.lock.release()
+
+    def flush_if_stale(self, db: Database, others_alive: bool) -> int | None:
+        """At a consumer's start: free the lock unless its job is alive. Returns the id of the job
+        whose stale lock was flushed, else None. A running holder with a fresh heartbeat keeps it
+        (its worker outlived a crash of the server that started it); a queued holder keeps it
+        while another worker is alive (it took the lock and is claiming the row this moment)."""
+        with db.write() as s:
+            holder = self.holder()
+            if holder is None:
+                return None
+            row = s.get(jobs.Job, holder) if holder > 0 else None
+            fresh_after = utcnow() - timedelta(seconds=jobs.stale_after_seconds())
+            if row is not None and row.status == "running" and row.heartbeat_at and row.heartbeat_at >= fresh_after:
+                return None
+            if row is not None and row.status == "queued" and others_alive:
+                return None
+            self.huey.delete(self.lock._key)
+            return holder

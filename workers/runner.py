@@ -19,7 +19,7 @@ import traceback
 from sqlalchemy import update
 
 from studio import jobs
-from studio.errors import NotFound, UserError
+from studio.errors import DISK_FULL, NotFound, UserError, is_disk_full
 from studio.workspace import Workspace
 from workers.faults import context_class
 from workers.gpu_lock import GpuLock
@@ -135,6 +135,8 @@ def run_claimed(ws: Workspace, job_id: int, token: str, *, stop_event=None) -> N
         error = f"{type(exc).__name__}: {first}"[:2000]
         if oom:
             error = f"out of memory ({error}); try a smaller batch size or a smaller model"
+        elif is_disk_full(exc, ws.root):
+            error = DISK_FULL
         jobs.finish(db, job_id, token, "failed", error=error, error_detail=traceback.format_exc(),
                     failure_reason="oom" if oom else None)
         log.exception("job %s failed", job_id)

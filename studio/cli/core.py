@@ -12,6 +12,7 @@ def register(main: click.Group) -> None:
     main.add_command(serve)
     main.add_command(worker)
     main.add_command(backup)
+    main.add_command(login_link)
 
 
 @click.command()
@@ -29,12 +30,14 @@ def serve(ctx, host: str, port: int, n_workers: int, no_worker: bool) -> None:
 
 @click.command()
 @click.option("--workers", "n_workers", default=2, show_default=True, help="Process workers (jobs at once).")
+@click.option("--parent-pid", type=int, default=None, hidden=True,
+              help="Stop when this process (the `serve` that started the worker) is gone.")
 @pass_ctx
-def worker(ctx, n_workers: int) -> None:
+def worker(ctx, n_workers: int, parent_pid: int | None) -> None:
     """Run a queue consumer against the workspace (one per GPU host)."""
     from workers.consumer import run_consumer
 
-    run_consumer(ctx.ws, workers=n_workers)
+    run_consumer(ctx.ws, workers=n_workers, parent_pid=parent_pid)
 
 
 @click.command()
@@ -49,3 +52,19 @@ def backup(ctx, target_dir: str, as_json: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = ctx.ws.db.backup(out / f"studio-{utcnow():%Y%m%d-%H%M%S}.db")
     emit({"backup": str(path)}, as_json, lambda d: f"backed up to {d['backup']}")
+
+
+@click.command("login-link")
+@click.option("--url", default=None, help="The studio's address (default: $BARK_STUDIO_PUBLIC_URL, else the "
+                                          "address `serve` last answered on).")
+@click.option("--minutes", default=10.0, show_default=True, type=float, help="How long the link works.")
+@json_option
+@pass_ctx
+def login_link(ctx, url: str | None, minutes: float, as_json: bool) -> None:
+    """Print a one-time owner login link (works once, even while failed logins block the password form)."""
+    from studio import login_links, served
+
+    base = url or served.public_url(ctx.ws)
+    link = login_links.link(base, login_links.issue(ctx.ws, ttl_s=minutes * 60))
+    emit({"link": link, "expires_in_s": minutes * 60}, as_json,
+         lambda d: f"{d['link']}\n(works once, for {minutes:g} minutes)")

@@ -189,7 +189,7 @@ def lint_cmd(ctx, name, as_json):
 @click.option("--keep-dynamics/--normalize-each", default=None, help="One gain for the whole set, or each segment to the target.")
 @click.option("--min-segment", "min_segment_s", type=float, help="Shortest segment in seconds (default 5).")
 @click.option("--max-segment", "max_segment_s", type=float, help="Longest segment in seconds (default 15).")
-@click.option("--min-snr", "min_snr_db", type=float, help="Keep segments with WADA-SNR at least this (default 20 dB).")
+@click.option("--min-snr", "min_snr_db", type=float, help="Keep segments whose speech stands at least this over the noise (default 20 dB).")
 @click.option("--no-vad", is_flag=True, help="Do not trim silence with silero-vad.")
 @json_option
 @pass_ctx

@@ -8,7 +8,8 @@ import click
 
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
-from studio.inference import ENGINES, PRECISIONS
+from studio.experiments import arms as arm_specs
+from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -142,59 +143,9 @@ def _range(spec: str) -> tuple[str, list[float]]:
         raise UserError(f"--range {spec!r}: write NAME=LOW:HIGH (e.g. adapter_scale=0:2.5)") from None
 
 
-def _in_workspace(path: Path, ws) -> str:
-    """Workspace-relative when inside the workspace (so a copied workspace still finds it), else absolute."""
-    path = path.resolve()
-    if ws is not None and (ws.root == path or ws.root in path.parents):
-        return ws.relative(path)
-    return str(path)
-
-
-def _adapter_folder(name_or_path: str, ws=None) -> Path | None:
-    """A folder path, or the name of an adapter under the workspace's adapters folder."""
-    p = Path(name_or_path).expanduser()
-    if p.is_dir():
-        return p
-    if ws is not None and name_or_path and "/" not in name_or_path and (ws.adapters_dir / name_or_path).is_dir():
-        return ws.adapters_dir / name_or_path
-    return None
-
-
-def _voice_file(name_or_path: str, ws=None) -> str | None:
-    """A voice prompt .npz path, or the name of a saved voice."""
-    p = Path(name_or_path).expanduser()
-    if p.is_file():
-        return _in_workspace(p, ws)
-    if ws is not None:
-        try:
-            from studio import voices
-
-            return _in_workspace(voices.voice_path(ws, name_or_path), ws)
-        except (ImportError, UserError):
-            from models.catalog import is_builtin_voice_name
-
-            if is_builtin_voice_name(name_or_path):
-                raise  # a built-in voice whose prompts are not downloaded: say so
-            return None
-    return None
-
-
-def _adapter_specs(spec: str, where: str, ws=None) -> list[dict]:
-    """PATH:SCALE+PATH:SCALE -> [{path, scale}] (paths resolved; a missing folder is an error)."""
-    out = []
-    for part in spec.split("+"):
-        path, colon, scale = part.rpartition(":")
-        if not colon:
-            path, scale = part, "1.0"
-        try:
-            value = float(scale)
-        except ValueError:
-            raise UserError(f"{where} {spec!r}: scale {scale!r} is not a number") from None
-        p = _adapter_folder(path, ws)
-        if p is None:
-            raise UserError(f"{where} {spec!r}: adapter {path} is neither a folder nor a trained adapter's name")
-        out.append({"path": _in_workspace(p, ws), "scale": value})
-    return out
+# One parser for the CLI and the Experiments tab (studio.experiments.arms).
+_in_workspace, _adapter_folder, _voice_file, _adapter_specs = (arm_specs.in_workspace, arm_specs.adapter_folder,
+                                                              arm_specs.voice_file, arm_specs.adapter_specs)
 
 
 def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
@@ -207,7 +158,8 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.command("sweep")
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
 @click.option("--experiment", help="Experiment (id or name): its prompts and arms are used.")
-@click.option("--model", default=None, help="Bark model: tiny, small, large, a hub id or folder (default tiny).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Bark model: small, large, a hub id or folder (tiny = random test weights).")
 @click.option("--voice", help="Voice prompt (.npz) for every output.")
 @click.option("--adapter", help="Adapter folder whose scale `--axis adapter_scale=...` sweeps.")
 @click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,...: semantic_temperature, coarse_temperature, "
@@ -312,28 +264,7 @@ def sweeps_export(ctx, sweep_id, target, as_json):
 # Experiments ------------------------------------------------------------------------------------
 
 def _arm(spec: str, ws=None) -> dict:
-    """JSON, or key=value pairs: name=ft,kind=finetune,adapter=PATH:1.0,voice=PATH,model=tiny."""
-    if spec.strip().startswith("{"):
-        try:
-            return json.loads(spec)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--arm {spec!r}: not valid JSON ({exc})") from None
-    arm: dict = {}
-    for part in spec.split(","):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise UserError(f"--arm {spec!r}: write name=...,kind=... (kinds: base, voice_prompt, finetune, "
-                            f"adapter_scale, adapter_mix)")
-        key, value = key.strip(), value.strip()
-        if key == "adapter":
-            arm["adapters"] = _adapter_specs(value, "--arm", ws)
-        elif key == "voice":
-            arm["voice"] = _voice_file(value, ws)
-            if arm["voice"] is None:
-                raise UserError(f"--arm {spec!r}: voice {value} is neither a voice prompt file nor a saved voice")
-        else:
-            arm[key] = value
-    return arm
+    return arm_specs.parse_arm(spec, ws, "--arm")
 
 
 def _experiment_text(e: dict) -> str:

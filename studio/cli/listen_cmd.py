@@ -50,7 +50,7 @@ def listen() -> None:
               help="Real recordings as a hidden reference, shown blind like any system.")
 @click.option("--generated", "generated", multiple=True, metavar="NAME=JSON",
               help='A system the model core generates for --prompt texts, e.g. '
-                   '\'prompt={"model": "tiny", "voice": "alice"}\' (the generate job\'s parameters).')
+                   '\'prompt={"model": "small", "voice": "alice"}\' (the generate job\'s parameters).')
 @click.option("--prompt", "prompts", multiple=True, help="A text to generate (one item each). Repeat.")
 @click.option("--generation-seed", default=0, show_default=True, type=int, help="Seed of every generated stimulus.")
 @click.option("--type", "test_type", type=click.Choice(["ab", "mos"]), default="ab", show_default=True)
@@ -60,7 +60,8 @@ def listen() -> None:
 @click.option("--voice-reference", type=click.Path(dir_okay=False, exists=True),
               help="A recording of the voice, playable on every trial.")
 @click.option("--no-preference", is_flag=True, help="Offer a 'no preference' answer in A/B.")
-@click.option("--trials", "trials_per_rater", default=20, show_default=True, type=int, help="Trials per rater.")
+@click.option("--trials", "trials_per_rater", type=int,
+              help="Trials per rater (default: every distinct trial, up to 20; more than the items allow is refused).")
 @click.option("--gold", "n_gold", default=0, show_default=True, type=int, help="Gold/trap trials per rater.")
 @click.option("--seed", type=int, help="Seed of the trial pool (default: random, stored).")
 @click.option("--lufs", "target_lufs", default=-23.0, show_default=True, type=float,
@@ -124,15 +125,16 @@ def show(ctx, session_id, as_json):
 @click.argument("session_id", type=int)
 @click.option("--count", default=1, show_default=True, type=int, help="How many rater links to make.")
 @click.option("--expires-days", default=14.0, show_default=True, type=float)
-@click.option("--base-url", envvar="BARK_STUDIO_PUBLIC_URL", default="http://127.0.0.1:7860", show_default=True,
-              help="Address raters reach the studio at ($BARK_STUDIO_PUBLIC_URL).")
+@click.option("--base-url", envvar="BARK_STUDIO_PUBLIC_URL",
+              help="Address raters reach the studio at (default: $BARK_STUDIO_PUBLIC_URL, else the address "
+                   "`bark-studio serve` answers on).")
 @json_option
 @pass_ctx
 def raters(ctx, session_id, count, expires_days, base_url, as_json):
     """Make rater links (each shown once; only a hash of its token is stored)."""
     from studio.listening.sessions import add_raters
 
-    links = add_raters(ctx.ws, session_id, count, expires_days=expires_days, base_url=base_url)
+    links = add_raters(ctx.ws, session_id, count, expires_days=expires_days, base_url=base_url or None)
     emit(links, as_json, lambda ls: "\n".join(f"{x['label']}: {x['link']}" for x in ls))
 
 

@@ -12,7 +12,7 @@ import click
 
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
-from studio.inference import ENGINES, PRECISIONS
+from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
 
 
 def register(main: click.Group) -> None:
@@ -169,7 +169,8 @@ def voice_group() -> None:
 @click.option("--clip", required=True, help="An audio file path or a dataset clip id.")
 @click.option("--start", type=float, help="Span start in seconds (default 0).")
 @click.option("--end", type=float, help="Span end in seconds (default: the clip's end, at most 12 s in).")
-@click.option("--model", default="tiny", show_default=True, help="Token models: tiny, small, large or a hub id.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Token models: small, large or a hub id (tiny = random test weights).")
 @json_option
 @pass_ctx
 def voice_create(ctx, name, clip, start, end, model, as_json):
@@ -236,7 +237,8 @@ def resolve_adapter(ws, spec: str) -> dict:
 
 @click.command("generate")
 @click.option("--text", "texts", multiple=True, required=True, help="Text to say (repeat for several).")
-@click.option("--model", default="tiny", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Bark model: small, large, a hub id or a folder "
+              "(tiny = random test weights, not a voice).")
 @click.option("--voice", help="A saved voice name.")
 @click.option("--adapter", "adapters", multiple=True, help="NAME[:SCALE] or latest[:SCALE]; repeat to mix.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -282,7 +284,8 @@ def generate_cmd(ctx, texts, model, voice, adapters, seed, variants, semantic_te
 
 @click.command("tokenize")
 @click.argument("dataset")
-@click.option("--model", default="tiny", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Bark model: small, large, a hub id or a folder "
+              "(tiny = random test weights, not a voice).")
 @click.option("--wait", is_flag=True, help="Block until done (runs here if no worker is alive).")
 @json_option
 @pass_ctx

@@ -9,6 +9,7 @@ import click
 from studio import training as T
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 
 STAGES = ("semantic", "coarse", "fine")
 
@@ -42,7 +43,8 @@ def _stages(value: str) -> list[str]:
 @click.option("--dataset", required=True, help="The dataset to train on (its newest prepared version).")
 @click.option("--stages", default="semantic,coarse,fine", show_default=True, help="Comma list of stages to train.")
 @click.option("--method", type=click.Choice(["lora", "full"]), help="LoRA adapters (default) or full fine-tuning.")
-@click.option("--model", default="tiny", show_default=True, help="Base model: tiny, small, large, a hub id or a folder.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Base model: small, large, a hub id or a folder (tiny = random test weights).")
 @click.option("--preset", type=click.Choice(["quick", "quality", "full"]), help="Hyperparameter preset.")
 @click.option("--max-steps", type=int, help="Optimizer steps (default: epochs bounded by early stopping).")
 @click.option("--name", help="Name of the resulting adapter (default DATASET-JOBID).")
@@ -64,9 +66,11 @@ def _stages(value: str) -> list[str]:
 def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as_json, **hyper):
     """Fine-tune Bark on a dataset (LoRA or full); the result is a named adapter."""
     from studio.datasets import store
+    from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
     store.get_dataset(ctx.ws.db, dataset)  # an unknown dataset fails here, before a job is queued
+    check_transcripts_fit(ctx.ws, dataset)  # an over-long transcript too, naming its clip
     if name:
         T.check_name(name)
     if max_steps is not None and max_steps < 1:

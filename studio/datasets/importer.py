@@ -13,19 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from studio.audio.decode import AUDIO_EXTENSIONS, AudioError, decode_file, display_name, max_file_bytes, printable
+from studio.audio.decode import AUDIO_EXTENSIONS, AudioError, display_name, max_file_bytes, printable, probe_file
 from studio.datasets.archive import ARCHIVE_EXTENSIONS, ZipLimits, extract_zip
 from studio.datasets.corpus import Layout, Meta, audio_files, read_layout
 from studio.datasets.models import PROVENANCE, Clip, Transcript, TranscriptEdit
 from studio.datasets.store import get_dataset_row
-from studio.errors import UserError
-from studio.workspace import Workspace
-
-PEAK_POINTS = 800  # waveform envelope drawn by the UI without decoding audio in the web process
+from studio.errors import DiskFull, UserError, is_disk_full
+from studio.workspace import Workspace, disk_full_as_user_error, sha256_file
 
 
 @dataclass
@@ -41,12 +38,6 @@ class ImportOptions:
             raise UserError(f"provenance must be one of {', '.join(PROVENANCE)}, not {self.provenance!r}")
 
 
-def peaks(mono: np.ndarray, points: int = PEAK_POINTS) -> list[float]:
-    n = max(1, min(points, mono.size))
-    edges = np.linspace(0, mono.size, n + 1).astype(int)
-    return [round(float(np.abs(mono[a:b]).max()) if b > a else 0.0, 4) for a, b in zip(edges, edges[1:])]
-
-
 def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: ImportOptions | None = None, *,
                  labels: dict[str, str] | None = None, progress: Callable[[int, int, str], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> dict:
@@ -59,7 +50,8 @@ def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: 
     limit = options.max_file_bytes if options.max_file_bytes is not None else max_file_bytes()
     labels = labels or {}
     report: dict = {"dataset": dataset, "imported": [], "duplicates": [], "errors": [], "skipped": [], "layouts": []}
-    work = Path(tempfile.mkdtemp(prefix="import-", dir=ws.tmp_dir))
+    with disk_full_as_user_error(ws.root):
+        work = Path(tempfile.mkdtemp(prefix="import-", dir=ws.tmp_dir))
     try:
         items = _expand(paths, labels, work, limit, report)
         for i, (path, label, meta, origin) in enumerate(items):
@@ -71,15 +63,29 @@ def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: 
             try:
                 report_key, row = _import_one(ws, dataset_id, path, label, meta, origin, options, limit)
                 report[report_key].append(row)
-            except UserError as exc:
-                report["errors"].append({"file": label, "error": str(exc).removeprefix(f"{label}: ")})
-            except Exception as exc:  # noqa: BLE001 - one strange file must not stop the batch
-                report["errors"].append({"file": label, "error": f"could not be imported ({type(exc).__name__}: {exc})"})
+            except Exception as exc:  # noqa: BLE001 - one strange file must not stop the batch; a full disk does
+                if is_disk_full(exc, ws.root):
+                    raise DiskFull(_disk_full_message(label, len(items) - i - 1, len(report["imported"]))) from exc
+                if isinstance(exc, UserError):
+                    report["errors"].append({"file": label, "error": str(exc).removeprefix(f"{label}: ")})
+                else:
+                    report["errors"].append({"file": label, "error": f"could not be imported ({type(exc).__name__}: {exc})"})
         if progress:
             progress(len(items), len(items), "done")
+    except Exception as exc:
+        if is_disk_full(exc, ws.root) and not isinstance(exc, DiskFull):
+            raise DiskFull() from exc  # e.g. unpacking a zip filled it
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _disk_full_message(label: str, left: int, imported: int) -> str:
+    rest = f" and the {left} file(s) after it" if left else ""
+    before = f" ({imported} imported before it)" if imported else ""
+    return (f"{label}{rest}: not imported, the disk holding the workspace is full{before}; "
+            "free some space, then import again (files already imported are skipped as duplicates)")
 
 
 def _expand(paths, labels, work: Path, limit: int, report: dict) -> list[tuple[Path, str, Meta | None, str]]:
@@ -144,9 +150,32 @@ def _folder(root: Path, label: str, report: dict, prefix: str | None = None) -> 
 
 def _import_one(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Meta | None, origin: str,
                 options: ImportOptions, limit: int) -> tuple[str, dict]:
-    decoded = decode_file(path, max_bytes=limit, label=label)  # raises AudioError naming the file
+    decoded = probe_file(path, max_bytes=limit, label=label)  # streamed; raises AudioError naming the file
     suffix = path.suffix.lower()
-    sha, blob = ws.store_file(path, suffix)  # content-addressed; an existing blob is never overwritten
+    sha = sha256_file(path)
+    blob = ws.blob_path(sha, suffix)
+    new_blob = not blob.exists()
+    ws.store_file(path, suffix, digest=sha)  # content-addressed; an existing blob is never overwritten
+    try:
+        return _record_clip(ws, dataset_id, path, label, meta, origin, options, decoded, sha, blob)
+    except Exception as exc:
+        if new_blob and is_disk_full(exc, ws.root):
+            _forget_unused_blob(ws, sha, blob)  # the row could not be written: keep the disk as it was
+        raise
+
+
+def _forget_unused_blob(ws: Workspace, sha: str, blob: Path) -> None:
+    try:
+        with ws.db.read() as s:
+            used = s.scalar(select(Clip.id).where(Clip.sha256 == sha).limit(1)) is not None
+    except Exception:  # noqa: BLE001 - cannot tell: keep it (a stray blob is safer than a lost one)
+        return
+    if not used:
+        blob.unlink(missing_ok=True)
+
+
+def _record_clip(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Meta | None, origin: str,
+                 options: ImportOptions, decoded, sha: str, blob: Path) -> tuple[str, dict]:
     speaker = (meta.speaker if meta and meta.speaker else options.speaker) or ""
     with ws.db.write() as s:
         existing = s.scalar(select(Clip).where(Clip.dataset_id == dataset_id, Clip.sha256 == sha))
@@ -155,7 +184,7 @@ def _import_one(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Me
         clip = Clip(dataset_id=dataset_id, name=label[-300:], sha256=sha, blob=ws.relative(blob), format=decoded.format,
                     sample_rate=decoded.sample_rate, channels=decoded.channels, duration=round(decoded.duration, 4),
                     source=(options.source or origin)[:500], licence=options.licence[:500], speaker=speaker[:100],
-                    provenance=options.provenance, trim_history=[], peaks=peaks(decoded.mono()))
+                    provenance=options.provenance, trim_history=[], peaks=decoded.peaks)
         s.add(clip)
         try:
             s.flush()

@@ -90,7 +90,8 @@ class PreparedVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     settings: Mapped[dict] = mapped_column(JSON)
     settings_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | ready | failed | cancelled
+    # running | ready | failed | cancelled | interrupted (its job died; stats["interrupted"] says how)
+    status: Mapped[str] = mapped_column(String(16), default="running")
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from studio.datasets.api import segments_with_text
 from studio.datasets.lint import KNOWN_TAGS, lint, tags
-from studio.datasets.models import Clip, Transcript
+from studio.datasets.models import Clip, PreparedVersion, Transcript
 from studio.datasets.store import dataset_dict, get_dataset_row, latest_version, trim_bounds
 from studio.db import Database
 
@@ -70,8 +70,17 @@ def _dist(values: list[float]) -> dict:
 
 
 def build_report(db: Database, name: str) -> dict:
+    from studio.datasets.prepare import repair_versions
+
+    with db.read() as s:
+        dataset_id = get_dataset_row(s, name).id
+    repair_versions(db, dataset_id)  # a version a killed prepare left 'running' is marked interrupted
     with db.read() as s:
         ds = get_dataset_row(s, name)
+        versions = [{"version": v.version, "status": v.status, "job_id": v.job_id,
+                     "interrupted": (v.stats or {}).get("interrupted")}
+                    for v in s.scalars(select(PreparedVersion).where(PreparedVersion.dataset_id == ds.id)
+                                       .order_by(PreparedVersion.version))]
         rows = list(s.execute(select(Clip, Transcript).outerjoin(Transcript, Transcript.clip_id == Clip.id)
                               .where(Clip.dataset_id == ds.id).order_by(Clip.id)))
         version = latest_version(s, ds.id)
@@ -101,6 +110,7 @@ def build_report(db: Database, name: str) -> dict:
         "human_checked_clips": sum(1 for _, t in rows if t and t.source == "human"),
         "ai_generated_clips": sum(1 for c, _ in rows if c.provenance == "ai"),
         "prepared": version_info,
+        "versions": versions,
         "segments": len(segments),
         "kept_segments": len(kept),
         "training_segments": len(trainable),
@@ -117,10 +127,53 @@ def build_report(db: Database, name: str) -> dict:
         "speakers": speakers,
         "lint": {str(cid): issues for cid, issues in lint_by_clip.items() if issues},
         "warnings": warnings,
+        "prepared_clips": clip_outcomes(rows, segments, version_info),
         "_plot_data": {"lengths": [g["duration"] for g in segments] if version else clip_secs,
                        "snr": [g["snr_db"] for g in segments if g["snr_db"] is not None],
                        "lufs": [g["lufs"] for g in segments if g["lufs"] is not None]},
     }
+
+
+def clip_outcomes(rows, segments: list[dict], version_info: dict | None) -> list[dict]:
+    """Per clip of the prepared version: its segments, each kept or dropped with the reason, or the
+    reason the clip gave no segments at all."""
+    if version_info is None:
+        return []
+    errors = {e["clip_id"]: e["error"] for e in version_info["stats"].get("clip_errors", [])}
+    by_clip: dict[int, list[dict]] = {}
+    for g in segments:
+        by_clip.setdefault(g["clip_id"], []).append(
+            {"index": g["index"], "start": g["start"], "end": g["end"], "duration": g["duration"],
+             "snr_db": g["snr_db"], "kept": g["kept"], "reject_reason": g["reject_reason"]})
+    out = []
+    for c, _ in rows:
+        segs = by_clip.get(c.id, [])
+        note = errors.get(c.id) or (None if segs else "no speech found")
+        out.append({"clip_id": c.id, "clip_name": c.name, "kept": sum(1 for g in segs if g["kept"]),
+                    "segments": segs, "error": note})
+    return out
+
+
+def prepare_outcomes(db: Database, name: str) -> dict[int, str]:
+    """Clip id -> its outcome line in the newest ready version ({} before any prepare)."""
+    with db.read() as s:
+        ds = get_dataset_row(s, name)
+        version = latest_version(s, ds.id)
+        if version is None:
+            return {}
+        rows = [(c, None) for c in s.scalars(select(Clip).where(Clip.dataset_id == ds.id).order_by(Clip.id))]
+        outcomes = clip_outcomes(rows, segments_with_text(s, ds.id, version.id), {"stats": version.stats})
+    return {o["clip_id"]: outcome_line(o) for o in outcomes}
+
+
+def outcome_line(outcome: dict) -> str:
+    """One clip's prepare outcome in a line: '2/3 kept; dropped #1: snr 12.1 dB is under 20 dB'."""
+    segs = outcome["segments"]
+    if not segs:
+        return f"not prepared: {outcome['error']}"
+    dropped = [f"#{g['index'] + 1}: {g['reject_reason']}" for g in segs if not g["kept"]]
+    line = f"{outcome['kept']}/{len(segs)} kept"
+    return line + (f"; dropped {'; '.join(dropped)}" if dropped else "")
 
 
 def _warnings(rows, lint_by_clip, version, segments, kept, trainable, speakers) -> list[str]:
@@ -166,7 +219,7 @@ def plot_pngs(report: dict) -> dict[str, bytes]:
     from matplotlib.figure import Figure
 
     data = report["_plot_data"]
-    specs = {"lengths": ("Length (s)", data["lengths"]), "snr": ("WADA-SNR (dB)", data["snr"]),
+    specs = {"lengths": ("Length (s)", data["lengths"]), "snr": ("SNR (dB)", data["snr"]),
              "loudness": ("Loudness (LUFS)", data["lufs"])}
     out = {}
     for key, (label, values) in specs.items():
@@ -214,4 +267,10 @@ def summary_markdown(report: dict) -> str:
             lines.append(f"{label}: min {d['min']}, median {d['median']}, max {d['max']} (n={d['n']})")
     for w in report["warnings"]:
         lines.append(f"⚠ {w}")
+    for v in report.get("versions", []):
+        if v["status"] == "interrupted":
+            lines.append(f"⚠ version {v['version']} was interrupted: {v['interrupted']}")
+    if report.get("prepared_clips"):
+        lines.append("Prepared clips:\n" + "\n".join(f"- {o['clip_name']}: {outcome_line(o)}"
+                                                       for o in report["prepared_clips"]))
     return "\n\n".join(lines)

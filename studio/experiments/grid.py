@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from studio.errors import UserError
-from studio.inference import inference_options
+from studio.inference import DEFAULT_MODEL, inference_options
 
 TEMPERATURES = ("semantic_temperature", "coarse_temperature", "fine_temperature")
 AXES = (*TEMPERATURES, "adapter_scale", "adapter_mix", "prompt", "seed", "arm")
@@ -84,7 +84,7 @@ def normalize(request: dict) -> dict:
         raise UserError("a random sweep needs n >= 1 points")
     out = {**request, "mode": mode, "axes": axes, "ranges": ranges, "mixes": mixes, "n": n,
            "engine": engine, "precision": precision,
-           "model": request.get("model") or "tiny", "batch_size": max(1, int(request.get("batch_size") or 4))}
+           "model": request.get("model") or DEFAULT_MODEL, "batch_size": max(1, int(request.get("batch_size") or 4))}
     if len(points(out)) > MAX_POINTS:
         raise UserError(f"the sweep makes {len(points(out))} outputs; the limit is {MAX_POINTS}")
     return out

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from studio.db import utcnow
 from studio.errors import NotFound, UserError
+from studio.inference import DEFAULT_MODEL
 from studio.experiments.tables import ARM_KINDS, EmergentEntry, Experiment, Sweep
 from studio.workspace import Workspace
 
@@ -41,7 +42,7 @@ def normalize_arms(arms: list[dict]) -> list[dict]:
                 raise UserError(f"arm {name!r}: each adapter needs a path, got {a!r}")
             a["scale"] = float(a.get("scale", 1.0))
         seen.add(name)
-        out.append({"name": name, "kind": kind, "model": arm.get("model") or "tiny",
+        out.append({"name": name, "kind": kind, "model": arm.get("model") or DEFAULT_MODEL,
                     "voice": arm.get("voice"), "adapters": adapters, "notes": arm.get("notes") or ""})
     return out
 

@@ -163,7 +163,7 @@ def _ab(votes: list[ListenVote], systems: list[ListenSystem], n_boot: int, seed:
     return out
 
 
-def summary_text(r: dict) -> str:
+def summary_text(r: dict, with_paths: bool = True) -> str:
     """The results as the CLI prints them and the Listen tab shows them."""
     lines = [f"session {r['session']['id']}: {r['session']['name']} - {r['n_votes']} votes used"
              f" ({r['n_votes_all']} recorded, raters excluded: {r['excluded_raters'] or 'none'})"]
@@ -186,11 +186,14 @@ def summary_text(r: dict) -> str:
     for s in r["screening"]:
         if s["flags"]:
             lines.append(f"flagged {s['label']} (id {s['rater_id']}): {'; '.join(s['flags'])}")
-    lines += [f"plot: {p}" for p in r["plots"]]
+    if with_paths:  # the CLI's reader is on the machine; the studio's page shows the plots instead
+        lines += [f"plot: {p}" for p in r["plots"]]
     return "\n".join(lines)
 
 
 def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +219,8 @@ def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
     if res["ab"]:
         pairs = [p for p in res["ab"]["pairs"] if p["n_decided"]]
         if pairs:
-            fig, ax = plt.subplots(figsize=(6, 0.6 * len(pairs) + 1.5))
+            # at least 3 in tall: a one-pair plot 2 in tall was scaled up in the page into giant text
+            fig, ax = plt.subplots(figsize=(7, max(3.0, 0.6 * len(pairs) + 1.8)))
             ys = np.arange(len(pairs))
             rates = [p["win_rate"] for p in pairs]
             ax.barh(ys, rates, xerr=[[r - p["ci"][0] for r, p in zip(rates, pairs)],
@@ -225,7 +229,7 @@ def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
             ax.set_yticks(ys, [f"{p['system_x']} vs {p['system_y']}" for p in pairs])
             ax.set_xlim(0, 1)
             ax.set_xlabel("win rate of the first system (exact 95% CI; ties excluded)")
-            ax.set_title(session["question"])
+            ax.set_title(textwrap.fill(session["question"], 70), fontsize=10)
             paths.append(_save(fig, folder / "ab.png"))
         if res["ab"]["bradley_terry"]:
             bt = res["ab"]["bradley_terry"]

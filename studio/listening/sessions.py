@@ -34,8 +34,7 @@ MOS_QUESTION = "How would you rate the overall quality of this speech sample?"
 MOS_LABELS = {5: "Excellent", 4: "Good", 3: "Fair", 2: "Poor", 1: "Bad"}  # ITU-T P.800 ACR
 MOS_TRAP_MAX = 2  # a degraded trap rated above this is a failed trap
 DEFAULT_EXPIRES_DAYS = 14.0
-PUBLIC_URL_ENV = "BARK_STUDIO_PUBLIC_URL"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:7860"
+DEFAULT_TRIALS_PER_RATER = 20  # when not asked, and the pool is at least this large
 SELECTOR_LEN = 16  # hex chars of the token's public half
 
 
@@ -77,10 +76,28 @@ def resolve_question(test_type: str, question: str, voice_label: str | None) -> 
     return "custom", question
 
 
+def trial_pool_size(test_type: str, n_items: int, n_systems: int) -> int:
+    """Distinct trials: A/B, every item x pair of systems; MOS, every item x system."""
+    return n_items * (n_systems * (n_systems - 1) // 2 if test_type == "ab" else n_systems)
+
+
+def check_trials_fit(test_type: str, n_items: int, n_systems: int, trials_per_rater: int) -> None:
+    """A rater answers each trial of the pool at most once: more trials than the pool holds would
+    quietly give fewer."""
+    pool = trial_pool_size(test_type, n_items, n_systems)
+    if test_type == "ab":
+        what = f"{n_items} item(s) x {n_systems * (n_systems - 1) // 2} pair(s) of systems = {pool} distinct trials"
+    else:
+        what = f"{n_items} item(s) x {n_systems} system(s) = {pool} distinct trials"
+    if trials_per_rater > pool:
+        raise UserError(f"{trials_per_rater} trials per rater asked, but this session has {what}: ask for at "
+                        f"most {pool}, or add items (audio files present in every system's folder)")
+
+
 def create_session(ws: Workspace, *, name: str, systems: list[SystemSource], test_type: str = "ab",
                    question: str = "natural", voice_label: str | None = None,
                    voice_reference: str | Path | None = None, allow_no_preference: bool = False,
-                   trials_per_rater: int = 20, n_gold: int = 0, seed: int | None = None,
+                   trials_per_rater: int | None = None, n_gold: int = 0, seed: int | None = None,
                    target_lufs: float = audio.DEFAULT_TARGET_LUFS,
                    sample_rate: int = audio.DEFAULT_SAMPLE_RATE, item_texts: dict | None = None,
                    item_seeds: dict | None = None, job_id: int | None = None,
@@ -97,7 +114,7 @@ def create_session(ws: Workspace, *, name: str, systems: list[SystemSource], tes
     names = [s.name.strip() for s in systems]
     if any(not n for n in names) or len(set(names)) != len(names):
         raise UserError(f"system names must be non-empty and distinct: {names}")
-    if trials_per_rater < 1:
+    if trials_per_rater is not None and trials_per_rater < 1:
         raise UserError("trials per rater must be at least 1")
     if n_gold < 0:
         raise UserError("gold/trap trials per rater cannot be negative")
@@ -138,6 +155,10 @@ def create_session(ws: Workspace, *, name: str, systems: list[SystemSource], tes
     keys = [k for k in keys if (names[0], k) in decoded]
     if not keys:
         raise UserError("every item was skipped: " + "; ".join(notes[-3:]))
+    pool = trial_pool_size(test_type, len(keys), len(systems))
+    if trials_per_rater is None:  # not asked: every trial of the pool, up to the usual number
+        trials_per_rater = min(DEFAULT_TRIALS_PER_RATER, pool)
+    check_trials_fit(test_type, len(keys), len(systems), trials_per_rater)
 
     # Gold/trap stimuli: degraded copies of the hidden reference (or the first system).
     gold_source = next((s.name for s in systems if s.reference), names[0])
@@ -283,13 +304,13 @@ def set_excluded(ws: Workspace, session_id: int, rater_ids: list[int], excluded:
 def add_raters(ws: Workspace, session_id: int, count: int, *, expires_days: float = DEFAULT_EXPIRES_DAYS,
                base_url: str | None = None) -> list[dict]:
     """Make `count` rater links. The token is shown here once; only its hash is stored."""
-    import os
+    from studio import served
 
     if count < 1:
         raise UserError("make at least one rater link")
     if expires_days <= 0:
         raise UserError("links must expire in the future (expires_days > 0)")
-    base_url = base_url or os.environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL
+    base_url = base_url or served.public_url(ws)
     out = []
     with ws.db.write() as s:
         session = _session_row(s, session_id)

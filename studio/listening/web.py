@@ -10,11 +10,11 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from studio.limits import VOTE_BYTES as MAX_VOTE_BYTES  # BodyLimit refuses larger votes before reading them
 from studio.listening import votes
 from studio.listening.votes import Refused
 from studio.workspace import Workspace
 
-MAX_VOTE_BYTES = 4096
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -155,6 +155,11 @@ def install(app: FastAPI, ws: Workspace) -> None:
     @app.get(base + "/audio/{stimulus_id}", include_in_schema=False)
     def audio(session_id: str, token: str, stimulus_id: str):
         try:
+            # Audio only for a rater who consented, of a session still open, with rounds to play.
+            page = votes.page_state(ws.db, session_id, token)["page"]
+            if page != "listen":
+                raise Refused(403, {"consent": "agree to the test first", "closed": "this listening session is "
+                                    "closed", "done": "all your answers are saved"}[page])
             rel = votes.stimulus_file(ws.db, session_id, token, stimulus_id)
         except Refused as exc:
             return _json({"error": exc.message}, exc.status)

@@ -12,17 +12,22 @@ from pathlib import Path
 
 import gradio as gr
 
+from models.asr import RANDOM_PRESET
 from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
 from studio.errors import UserError
+from studio.ui import live
 from studio.workspace import Workspace
 
 TITLE = "Dataset"
-CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint"]
+CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint", "prepared"]
 HISTORY_COLUMNS = ["#", "when", "by", "before", "after", "undone"]
 UPLOAD_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".zip", ".csv", ".tsv", ".txt", ".lab", ".list"]
-WHISPER_SIZES = ["tiny", "whisper-tiny", "base", "small", "medium", "large-v3", "turbo"]
+# OpenAI's real Whisper sizes, then the random-weight one, labelled as the test model it is.
+WHISPER_SIZES = [(s, s) for s in ("tiny", "base", "small", "medium", "large-v3", "turbo")] + [
+    (f"{RANDOM_PRESET} (test model: random weights, transcribes nothing)", RANDOM_PRESET)]
+DEFAULT_WHISPER = "base"
 _SAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
 
 # Palette: (label, js action). Tags insert at the caret; ♪ wraps the selection (a sung line);
@@ -56,7 +61,10 @@ def dataset_names(ws: Workspace) -> list[str]:
 def clip_rows(ws: Workspace, name: str | None) -> list[list]:
     if not name:
         return []
+    from studio.datasets.report import prepare_outcomes
+
     ds = store.get_dataset(ws.db, name)
+    outcomes = prepare_outcomes(ws.db, name)  # clip id -> "2/3 kept; dropped #1: snr ..." (latest version)
     rows = []
     for c in store.list_clips(ws.db, name):
         issues = lint(c["text"], c["asr_text"], ds["allow_free_tags"])
@@ -64,7 +72,8 @@ def clip_rows(ws: Workspace, name: str | None) -> list[list]:
             f"{c['trim_start'] or 0:.2f}-{c['trim_end'] if c['trim_end'] is not None else c['duration']:.2f}"
         rows.append([c["id"], c["name"], c["speaker"], round(c["trimmed_duration"], 2), trim, c["provenance"],
                      c["text"] or "", "yes" if c["transcript_source"] == "human" else "",
-                     "; ".join(i["message"] for i in issues if i["code"] != "empty")[:120]])
+                     "; ".join(i["message"] for i in issues if i["code"] != "empty")[:120],
+                     outcomes.get(c["id"], "")])
     return rows
 
 
@@ -158,8 +167,14 @@ def stage_uploads(ws: Workspace, files: list) -> tuple[list[str], str]:
 def job_status(ws: Workspace, job_id: int | None) -> tuple[str, str | None]:
     if not job_id:
         return "", None
-    j = jobs.get_job(ws.db, job_id)
+    from studio.ui.job_view import load_job
+
+    j = load_job(ws.db, job_id)
+    if j is None:
+        return "", None
     text = f"Job {j['id']} ({j['kind']}): **{j['status']}** {100 * (j['progress'] or 0):.0f}% {j['message'] or ''}"
+    if j.get("no_worker"):
+        text += f"\n\n⚠️ **{j['no_worker']}**"
     if j.get("error"):
         text += f"\n\nerror: {j['error']}"
     result = j.get("result") or {}
@@ -229,7 +244,7 @@ def build(ws: Workspace) -> None:
 
     with gr.Accordion("Transcribe and prepare (jobs)", open=False):
         with gr.Row():
-            model_size = gr.Dropdown(WHISPER_SIZES, value="base", label="Whisper size ('tiny' = offline random test preset)",
+            model_size = gr.Dropdown(WHISPER_SIZES, value=DEFAULT_WHISPER, label="Whisper size",
                                      elem_id="ds-whisper-size")
             redo = gr.Checkbox(label="Redo clips already transcribed")
             transcribe_btn = gr.Button("Transcribe", elem_id="ds-transcribe")
@@ -291,6 +306,7 @@ def build(ws: Workspace) -> None:
         return [gr.Dropdown(choices=dataset_names(ws), value=name.strip()), "", *on_dataset(name.strip())]
 
     create_btn.click(on_create, new_name, [ds, new_name, clips, current_clip, *clip_outs, *report_outs])
+    live.keep_current(ds, lambda: live.choices_update(dataset_names(ws)))
 
     def on_import(name, files, src, lic, spk, prov):
         from workers.dispatch import submit
@@ -299,6 +315,9 @@ def build(ws: Workspace) -> None:
             raise gr.Error("pick or create a dataset first")
         if not files:
             raise gr.Error("choose files or zips to upload first")
+        from studio.ui.uploads import uploaded_files
+
+        files = uploaded_files(files)  # never a server path sent in place of an upload
         try:
             paths, staged_root = stage_uploads(ws, files)
             labels = {p: ("upload" if p.endswith("/upload") else Path(p).name) for p in paths}

@@ -11,6 +11,7 @@ import gradio as gr
 
 from studio.errors import UserError
 from studio.experiments import emergent, records
+from studio.ui import fields, live
 from studio.workspace import Workspace
 
 TITLE = "Experiments"
@@ -92,9 +93,10 @@ def show(ws: Workspace, exp_id):
 
 def parse_arms(text: str, ws: Workspace | None = None) -> list[dict]:
     """Lines of `name=...,kind=...,adapter=PATH:SCALE,voice=PATH,model=...` (as the CLI takes them)."""
-    from studio.cli.experiments_cmd import _arm
+    from studio.experiments.arms import parse_arm
 
-    return [_arm(line, ws) for line in (text or "").splitlines() if line.strip()]
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return [parse_arm(line, ws, f"arm line {i}:") for i, line in enumerate(lines, 1)]
 
 
 def create(ws: Workspace, name, hypothesis, dataset, arms_text, prompts_text):
@@ -121,7 +123,8 @@ def link(ws: Workspace, exp_id, session_id):
     try:
         if not exp_id or not session_id:
             raise UserError("pick an experiment and give a listening session id")
-        records.update_experiment(ws, int(exp_id), add_listening=[int(session_id)])
+        records.update_experiment(ws, int(exp_id),
+                                  add_listening=[fields.parse_int(session_id, "the listening session id")])
     except UserError as exc:
         raise gr.Error(str(exc)) from None
     return show(ws, exp_id)
@@ -141,9 +144,13 @@ def open_entry(ws: Workspace, entry_id):
     """Playback, the waveform + spectrogram image, the parameters, and the editable fields."""
     from studio.experiments.plots import waveform_and_spectrogram
 
+    try:
+        entry_id = fields.parse_int(entry_id, "the entry id")
+    except UserError as exc:
+        raise gr.Error(str(exc)) from None
     if not entry_id:
         return None, None, {}, "", "", 0
-    entry = next((e for e in emergent.list_entries(ws) if e["id"] == int(entry_id)), None)
+    entry = next((e for e in emergent.list_entries(ws) if e["id"] == entry_id), None)
     if entry is None:
         raise gr.Error(f"no emergent-log entry {entry_id}")
     audio = ws.root / entry["audio_path"] if entry["audio_path"] else None
@@ -160,6 +167,7 @@ def open_entry(ws: Workspace, entry_id):
 
 def save_entry(ws: Workspace, entry_id, tags_text, notes, stars):
     try:
+        entry_id = fields.parse_int(entry_id, "the entry id")
         if not entry_id:
             raise UserError("pick an entry first")
         current = next((e for e in emergent.list_entries(ws) if e["id"] == int(entry_id)), None)
@@ -176,7 +184,7 @@ def add_output(ws: Workspace, output_id, exp_id):
     try:
         if not output_id:
             raise UserError("give a sweep output id")
-        e = emergent.add_entry(ws, output_id=int(output_id), experiment_id=int(exp_id) if exp_id else None)
+        e = emergent.add_entry(ws, output_id=fields.parse_int(output_id, "the sweep output id"), experiment_id=int(exp_id) if exp_id else None)
     except UserError as exc:
         raise gr.Error(str(exc)) from None
     return f"Added output {output_id} to the log as entry {e['id']}."
@@ -207,9 +215,9 @@ def build(ws: Workspace) -> None:
         prompts = gr.Textbox(label="Test prompts, one per line", lines=3)
         create_btn = gr.Button("Create experiment", variant="primary")
     page = gr.Markdown("Pick or create an experiment.", elem_id="exp-page")
-    plots = gr.Gallery(label="Metric plots", columns=3, height=360, elem_id="exp-plots")
+    plots = gr.Gallery(label="Metric plots", columns=2, height="auto", object_fit="contain", elem_id="exp-plots")
     with gr.Row():
-        session = gr.Number(label="Listening session id", precision=0)
+        session = fields.id_box("Listening session id", placeholder="its number in the Listen tab")
         link_btn = gr.Button("Link listening session")
     with gr.Row():
         conclusion = gr.Textbox(label="Conclusion", lines=2, scale=3)
@@ -224,7 +232,7 @@ def build(ws: Workspace) -> None:
     table = gr.Dataframe(headers=GALLERY_COLUMNS, value=lambda: gallery_rows(ws, None, 0, None, None),
                          interactive=False, elem_id="emergent-table")
     with gr.Row():
-        entry_id = gr.Number(label="Entry id", precision=0, elem_id="emergent-entry-id")
+        entry_id = fields.id_box("Entry id", placeholder="click a row above", elem_id="emergent-entry-id")
         open_btn = gr.Button("Open", elem_id="emergent-open")
     with gr.Row():
         audio = gr.Audio(label="Playback", type="filepath", interactive=False, elem_id="emergent-audio")
@@ -237,7 +245,7 @@ def build(ws: Workspace) -> None:
         stars = gr.Slider(0, 5, value=0, step=1, label="Stars", elem_id="emergent-stars")
         save_btn = gr.Button("Save", elem_id="emergent-save")
     with gr.Row():
-        add_id = gr.Number(label="Add a sweep output by id", precision=0)
+        add_id = fields.id_box("Add a sweep output by id", placeholder="a sweep output's id")
         add_btn = gr.Button("Add to log")
         export_btn = gr.Button("Export filtered")
     status = gr.Markdown(elem_id="emergent-status")
@@ -251,6 +259,7 @@ def build(ws: Workspace) -> None:
 
     filter_inputs = [f_tag, f_stars, f_source, f_only_exp, exp]
     refresh.click(lambda: gr.update(choices=experiment_choices(ws)), outputs=exp)
+    live.keep_current(exp, lambda: live.choices_update(experiment_choices(ws)))
     exp.change(lambda e: show(ws, e), inputs=exp, outputs=[page, plots])
     create_btn.click(lambda *a: create(ws, *a), inputs=[name, hypothesis, dataset, arms, prompts],
                      outputs=[exp, page, plots])

@@ -6,6 +6,7 @@ listening session. Generating is a `generate` job; this tab submits it and watch
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import gradio as gr
 
 from studio import voices as V
 from studio.errors import UserError
-from studio.inference import PRECISIONS, stored_inference
+from studio.inference import DEFAULT_MODEL, PRECISIONS, stored_inference
 from studio.training_presets import BASE_MODELS
-from studio.ui import job_view
+from studio.ui import builtin_voices, fields, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Generate"
@@ -25,19 +26,22 @@ ADAPTER_SLOTS = 3
 PLAYERS = 4
 HISTORY_COLUMNS = ["id", "★", "text", "model", "voice", "adapters", "seed", "settings", "seconds", "created_at"]
 NO_VOICE = "(no voice)"
+NO_ADAPTER = "(none)"  # a slot set back to empty
 ENGINES = [("Fast (batched, KV cache)", "fast"), ("Reference (model core loop)", "reference")]
 
 
 # Domain calls -------------------------------------------------------------------------------------
 
-def voice_choices(ws: Workspace) -> list[str]:
-    return [NO_VOICE] + [v["name"] for v in V.list_voices(ws)]
+def voice_choices(ws: Workspace, model: str | None = None) -> list[tuple[str, str]]:
+    """(label, voice): no voice, the user's saved voices, then the model's downloaded built-in voices."""
+    own = [NO_VOICE] + [v["name"] for v in V.list_voices(ws)]
+    return [(name, name) for name in own] + builtin_voices.choices(model)
 
 
 def adapter_choices(ws: Workspace) -> list[str]:
     from studio import training
 
-    return [a["name"] for a in training.list_adapters(ws)]
+    return [NO_ADAPTER] + [a["name"] for a in training.list_adapters(ws)]
 
 
 def generate_params(ws: Workspace, text: str, model: str, voice: str | None, adapters: list[tuple[str | None, float]],
@@ -50,9 +54,12 @@ def generate_params(ws: Workspace, text: str, model: str, voice: str | None, ada
         raise UserError("type some text to generate")
     mix = []
     for name, scale in adapters:
-        if name:
+        if name and name != NO_ADAPTER:
             mix.append({"name": name, "path": str(training.adapter_folder(ws, name)), "scale": float(scale)})
-    params = {"text": text.strip(), "model": model or "tiny", "seed": int(seed or 0), "variants": int(variants or 1),
+    seed = fields.parse_int(seed, "the seed")
+    if seed is None:  # empty: a random seed, stored with the result so it can be reproduced
+        seed = secrets.randbelow(2 ** 31)
+    params = {"text": text.strip(), "model": model or DEFAULT_MODEL, "seed": seed, "variants": int(variants or 1),
               "adapters": mix, "engine": engine or "fast", "precision": precision or "auto",
               **{k: v for k, v in sampling.items() if v not in (None, "")}}
     if voice and voice != NO_VOICE:
@@ -77,10 +84,11 @@ def history_rows(ws: Workspace, starred_only: bool = False) -> list[list]:
 
 
 def generation(ws: Workspace, generation_id) -> dict:
-    if generation_id in (None, ""):
+    wanted = fields.parse_int(generation_id, "the generation id")
+    if wanted is None:
         raise UserError("choose a generation in the history first")
     for g in V.list_generations(ws, limit=100_000):
-        if g["id"] == int(generation_id):
+        if g["id"] == wanted:
             return g
     raise UserError(f"no generation with id {generation_id}")
 
@@ -142,14 +150,15 @@ def build(ws: Workspace) -> None:
             with gr.Row(elem_id="gen-markers"):
                 marker_btns = [gr.Button(m, size="sm", min_width=40) for m in MARKERS]
             with gr.Row():
-                model = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=BASE_MODELS[0][1],
+                model = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=DEFAULT_MODEL,
                                     allow_custom_value=True, elem_id="gen-model")
-                voice = gr.Dropdown(label="Voice", choices=voice_choices(ws), value=NO_VOICE, elem_id="gen-voice")
+                voice = gr.Dropdown(label="Voice", choices=voice_choices(ws, DEFAULT_MODEL), value=NO_VOICE,
+                                    elem_id="gen-voice")
             gr.Markdown("Adapters: one, or a weighted mix (scale 1 = as trained, 0 = off, negative = away from it).")
             adapter_inputs = []
             for i in range(ADAPTER_SLOTS):
                 with gr.Row():
-                    name = gr.Dropdown(label=f"Adapter {i + 1}", choices=adapter_choices(ws), value=None,
+                    name = gr.Dropdown(label=f"Adapter {i + 1}", choices=adapter_choices(ws), value=NO_ADAPTER,
                                        elem_id=f"gen-adapter-{i + 1}")
                     scale = gr.Slider(-2, 2, value=1.0, step=0.05, label="Scale", elem_id=f"gen-scale-{i + 1}")
                 adapter_inputs += [name, scale]
@@ -175,7 +184,8 @@ def build(ws: Workspace) -> None:
                                             elem_id="gen-precision",
                                             info="auto = bf16 on GPUs and bf16-capable CPUs, else fp32.")
             with gr.Row():
-                seed = gr.Number(label="Seed", value=0, precision=0, elem_id="gen-seed")
+                seed = fields.id_box("Seed (empty: random, stored with the result)", placeholder="random",
+                                     elem_id="gen-seed")
                 variants = gr.Slider(1, 8, value=1, step=1, label="Variants (seeds seed, seed+1, …)",
                                      elem_id="gen-variants")
             go = gr.Button("Generate", variant="primary", elem_id="gen-go")
@@ -186,7 +196,7 @@ def build(ws: Workspace) -> None:
     gr.Markdown("### History")
     with gr.Row():
         starred_only = gr.Checkbox(label="Starred only", value=False)
-        chosen = gr.Number(label="Generation", precision=0, elem_id="gen-chosen")
+        chosen = fields.id_box("Generation", placeholder="click a row of the history", elem_id="gen-chosen")
         system = gr.Textbox(label="Listening system name", placeholder="e.g. my-adapter", elem_id="gen-system")
     with gr.Row():
         star_btn = gr.Button("★ Star / unstar", elem_id="gen-star")
@@ -198,10 +208,12 @@ def build(ws: Workspace) -> None:
                            wrap=True, elem_id="gen-history")
 
     for btn, marker in zip(marker_btns, MARKERS):
-        btn.click(lambda t, m=marker: f"{(t or '').rstrip()} {m} ".lstrip(), inputs=text, outputs=text)
-    voice.focus(lambda: gr.update(choices=voice_choices(ws)), outputs=voice)
-    for name in adapter_inputs[::2]:
-        name.focus(lambda: gr.update(choices=adapter_choices(ws)), outputs=name)
+        btn.click(None, inputs=text, outputs=text, js=fields.insert_at_caret_js("gen-text", marker))
+    adapter_names = adapter_inputs[::2]
+    live.keep_current([voice, *adapter_names], lambda: [live.choices_update(voice_choices(ws)),
+                                                       *[live.choices_update(adapter_choices(ws))] * ADAPTER_SLOTS])
+    # Built-in voices depend on the chosen model: read them again when the voice list is opened.
+    voice.focus(lambda m: gr.update(choices=voice_choices(ws, m)), inputs=model, outputs=voice)
 
     def on_generate(t, m, v, st, ct, ft, me, tk, tp, mt, eng, prec, sd, n, *adapters):
         sampling = {"semantic_temperature": st, "coarse_temperature": ct, "fine_temperature": ft, "min_eos_p": me,
@@ -256,8 +268,10 @@ def build(ws: Workspace) -> None:
         slots = []
         for i in range(ADAPTER_SLOTS):
             a = g["adapters"][i] if i < len(g["adapters"]) else None
-            slots += [a["name"] if a else None, a.get("scale", 1.0) if a else 1.0]
-        return [g["text"], g["model"], g["voice"] or NO_VOICE, p.get("semantic_temperature", 0.7),
+            # choices first: a voice or adapter made since the page was built is a valid value
+            slots += [gr.update(choices=adapter_choices(ws), value=a["name"] if a else NO_ADAPTER),
+                      a.get("scale", 1.0) if a else 1.0]
+        return [g["text"], g["model"], gr.update(choices=voice_choices(ws), value=g["voice"] or NO_VOICE), p.get("semantic_temperature", 0.7),
                 p.get("coarse_temperature", 0.7), p.get("fine_temperature", 0.5), p.get("min_eos_p", 0.2),
                 p.get("top_k") or 0, p.get("top_p") or 0, p.get("semantic_max_new_tokens") or 768,
                 *stored_inference(p), g["seed"], 1, *slots]

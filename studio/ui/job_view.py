@@ -14,17 +14,24 @@ LOSS_SERIES = {"loss": "train loss", "val_loss": "validation loss"}
 def summary_md(job: dict | None) -> str:
     if not job:
         return "_No job selected._"
-    pct = 100 * (job.get("progress") or 0)
-    parts = [f"**Job {job['id']}** · {job['kind']} · **{job['status']}** · {pct:.0f}%"]
-    if job.get("step") is not None and job.get("total_steps"):
-        parts.append(f"step {job['step']}/{job['total_steps']}")
-    if job.get("epoch") is not None:
-        parts.append(f"epoch {job['epoch']:.2f}")
+    parts = [f"**Job {job['id']}** · {job['kind']} · **{job['status']}**"]
+    live = job["status"] in ("queued", "running")
+    # Percent and step belong to a job still going (they are of its current phase, named in its
+    # message); an ended job says how it ended, never "failed · 100%" or a stale "step 2/4".
+    if live:
+        parts.append(f"{100 * (job.get('progress') or 0):.0f}%")
+        if job.get("step") is not None and job.get("total_steps"):
+            parts.append(f"step {job['step']}/{job['total_steps']}")
+        if job.get("epoch") is not None:
+            parts.append(f"epoch {job['epoch']:.2f}")
     if job["status"] == "running" and job.get("eta_seconds"):
         parts.append(f"about {_duration(job['eta_seconds'])} left")
     lines = [" · ".join(parts)]
+    if job.get("no_worker"):
+        lines.append(f"⚠️ **{job['no_worker']}**")
     if job.get("message"):
-        lines.append(f"_{job['message']}_")
+        lines.append(f"_{job['message']}_" if live or job["status"] == "succeeded"
+                     else f"_stopped while {job['message']}_")
     if job.get("error"):
         reason = f" ({job['failure_reason']})" if job.get("failure_reason") else ""
         lines.append(f"**Error{reason}:** {job['error']}")
@@ -45,16 +52,34 @@ def _duration(seconds: float) -> str:
 
 
 def load_job(db: Database, job_id) -> dict | None:
+    """The row, plus `no_worker`: a warning while it is queued and no live worker can take it."""
     try:
-        return jobs.get_job(db, int(job_id)) if job_id not in (None, "") else None
+        job = jobs.get_job(db, int(job_id)) if job_id not in (None, "") else None
     except (jobs.NotFound, ValueError):
         return None
+    if job and job["status"] == "queued":
+        from workers.dispatch import no_worker_warning
+
+        job["no_worker"] = no_worker_warning(db, job)
+    return job
 
 
 def loss_frame(series: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
     """Train and validation loss as one long table; `series` colours them apart."""
     rows = [(step, value, label) for name, label in LOSS_SERIES.items() for step, value in series.get(name, [])]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return _typed(pd.DataFrame(rows, columns=["step", "loss", "series"]), "loss")
+
+
+def _typed(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Numeric step and value columns, whatever the rows were (none, None, strings): an object
+    column, even an empty one, made the plot's y-axis categorical and hid the line."""
+    frame["step"] = pd.to_numeric(frame["step"], errors="coerce")
+    frame[value] = pd.to_numeric(frame[value], errors="coerce").astype("float64")
+    frame = frame.dropna(subset=["step", value])
+    frame["step"] = frame["step"].astype("int64")
+    if "series" in frame:
+        frame["series"] = frame["series"].astype(str)
+    return frame.reset_index(drop=True)
 
 
 def latest_losses_md(series: dict[str, list[tuple[int, float]]]) -> str:
@@ -69,7 +94,7 @@ def latest_losses_md(series: dict[str, list[tuple[int, float]]]) -> str:
 
 
 def metric_frame(series: dict[str, list[tuple[int, float]]], name: str) -> pd.DataFrame:
-    return pd.DataFrame(series.get(name, []), columns=["step", name])
+    return _typed(pd.DataFrame(series.get(name, []), columns=["step", name]), name)
 
 
 def curves(db: Database, job_id) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:

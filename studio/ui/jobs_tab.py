@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import jobs
 from studio.errors import UserError
-from studio.ui import job_view
+from studio.ui import fields, job_view, models_panel
 from studio.workspace import Workspace
 
 TITLE = "Jobs"
@@ -46,7 +46,7 @@ def resume(ws: Workspace, job_id):
 def build(ws: Workspace) -> None:
     table = gr.Dataframe(headers=COLUMNS, value=lambda: rows(ws), interactive=False, elem_id="jobs-table")
     with gr.Row():
-        job_id = gr.Number(label="Job", precision=0, elem_id="jobs-selected", scale=1)
+        job_id = fields.id_box("Job", placeholder="click a row above", elem_id="jobs-selected", scale=1)
         cancel_btn = gr.Button("Cancel job", elem_id="jobs-cancel", scale=0)
         resume_btn = gr.Button("Resume job", elem_id="jobs-resume", scale=0)
     summary = gr.Markdown(elem_id="jobs-summary")
@@ -66,6 +66,7 @@ def build(ws: Workspace) -> None:
     timer = gr.Timer(2.0)
     timer.tick(lambda: rows(ws), outputs=table)
     timer.tick(show, inputs=job_id, outputs=[summary, trace, log_tail])
+    models_panel.build()  # every preset: present or missing, size, where
 
 
 if __name__ == "__main__":

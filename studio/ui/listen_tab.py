@@ -3,16 +3,17 @@ recordings as a hidden reference), hand out rater links, close it, read the resu
 exclude raters, export every vote as CSV. Handlers are thin: the domain is studio.listening."""
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
+from studio import served
 from studio.errors import UserError
 from studio.listening import results as lresults
 from studio.listening import sessions as lsessions
 from studio.listening.audio import AUDIO_SUFFIXES
+from studio.ui import fields, live
 from studio.workspace import Workspace
 
 TITLE = "Listen"
@@ -28,7 +29,7 @@ SCREEN_COLUMNS = ["rater id", "label", "votes", "trap failures", "near-constant"
 def audio_folders(ws: Workspace) -> list[str]:
     """Workspace folders that hold audio directly (generation outputs, imports), relative paths."""
     found = []
-    for top in (ws.generated_dir, ws.root / "imports", ws.root / "recordings"):
+    for top in (ws.generated_dir, ws.exports_dir / "listening", ws.root / "imports", ws.root / "recordings"):
         if not top.is_dir():
             continue
         for folder in [top, *sorted(p for p in top.rglob("*") if p.is_dir())]:
@@ -67,7 +68,7 @@ def create(ws: Workspace, name, systems_text, reference_text, test_type, questio
         question = custom_q if preset == "custom" else preset
         params = {"name": name, "test_type": "mos" if test_type == "MOS" else "ab", "question": question,
                   "voice_label": voice_label or None, "allow_no_preference": bool(no_pref),
-                  "trials_per_rater": int(trials), "n_gold": int(gold), "seed": int(seed) if seed else None,
+                  "trials_per_rater": fields.parse_int(trials, "trials per rater"), "n_gold": int(gold), "seed": fields.parse_int(seed, "the seed"),
                   "systems": [{"name": s.name, "folder": str(s.folder), "reference": s.reference} for s in systems]}
         lsessions.resolve_question(params["test_type"], question, voice_label)
         job = submit(ws, "listening_stimuli", params, wait=True)
@@ -137,7 +138,7 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
                   "" if r["z"] is None else round(r["z"], 2), "; ".join(r["flags"]), r["excluded"]]
                  for r in res["screening"]]
     images = [Image.open(p).copy() for p in res["plots"]]
-    return "```\n" + lresults.summary_text(res) + "\n```", screening, images
+    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, images
 
 
 def export(ws: Workspace, session_id):
@@ -168,9 +169,10 @@ def build(ws: Workspace) -> None:
             custom_q = gr.Textbox(label="Custom question")
         with gr.Row():
             no_pref = gr.Checkbox(label="Offer 'no preference'")
-            trials = gr.Number(value=20, precision=0, label="Trials per rater")
+            trials = fields.id_box("Trials per rater", placeholder="every distinct trial, up to 20",
+                                   elem_id="listen-trials")
             gold = gr.Number(value=2, precision=0, label="Gold/trap trials per rater")
-            seed = gr.Number(value=None, precision=0, label="Seed (empty: random, stored)")
+            seed = fields.id_box("Seed (empty: random, stored)", placeholder="random")
         create_btn = gr.Button("Create session", variant="primary")
         created = gr.Markdown()
     with gr.Row():
@@ -181,10 +183,12 @@ def build(ws: Workspace) -> None:
         with gr.Row():
             count = gr.Number(value=5, precision=0, label="How many")
             days = gr.Number(value=14, label="Expire after (days)")
-            base_url = gr.Textbox(value=os.environ.get(lsessions.PUBLIC_URL_ENV, ""),
-                                  label="Address raters use (empty: http://127.0.0.1:7860)")
+            base_url = gr.Textbox(value=lambda: served.public_url(ws), elem_id="listen-base-url",
+                                  label="Address raters use (this studio's address unless "
+                                        f"${served.PUBLIC_URL_ENV} names a public one)")
         links_btn = gr.Button("Make rater links")
-        links = gr.Textbox(lines=5, label="Links (shown once; only hashes are stored)", interactive=False)
+        links = gr.Textbox(lines=5, label="Links (shown once; only hashes are stored)", interactive=False,
+                           elem_id="listen-links")
         close_btn = gr.Button("Close session (stop accepting votes)", variant="stop")
     with gr.Accordion("Results", open=True):
         with gr.Row():
@@ -193,7 +197,7 @@ def build(ws: Workspace) -> None:
         results_btn = gr.Button("Show results")
         report = gr.Markdown(elem_id="listen-results")
         screening = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, label="Rater screening")
-        plots = gr.Gallery(label="Plots", columns=2, height="auto")
+        plots = gr.Gallery(label="Plots", columns=2, height="auto", object_fit="contain", elem_id="listen-plots")
         export_btn = gr.Button("Export CSV")
         csv_file = gr.File(label="Votes (CSV)")
 
@@ -203,6 +207,8 @@ def build(ws: Workspace) -> None:
     create_btn.click(lambda *a: create(ws, *a), [name, systems, reference, test_type, question, voice_label, custom_q,
                                                  no_pref, trials, gold, seed], [session, created])
     refresh.click(lambda: gr.update(choices=session_choices(ws)), None, session)
+    live.keep_current([session, folders], lambda: [live.choices_update(session_choices(ws)),
+                                                   live.choices_update(audio_folders(ws))])
     session.change(lambda sid: describe(ws, sid), session, [summary, exclude])
     links_btn.click(lambda sid, c, d, u: make_links(ws, sid, c, d, u), [session, count, days, base_url], links)
     close_btn.click(lambda sid: close(ws, sid), session, session)

@@ -11,9 +11,10 @@ import gradio as gr
 
 from studio import jobs, train_cost
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 from studio.training_presets import (ADVANCED, BASE_MODELS, EVAL_SEED, EVAL_SENTENCES, PRESET_LABELS, PRESETS,
                                      STAGES)
-from studio.ui import job_view
+from studio.ui import fields, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Train"
@@ -73,6 +74,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
            name: str = "") -> int:
+    from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
     if not dataset:
@@ -84,6 +86,7 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
     if (name or "").strip():
         params["name"] = name.strip()
     try:
+        check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
     except UserError as exc:
         raise gr.Error(str(exc)) from None
@@ -108,13 +111,41 @@ def _num(x) -> str:
     return "" if x is None else f"{x:.4f}"
 
 
+def stage_loss_frame(series: dict[str, list[tuple[int, float]]]):
+    """Train and validation loss of each stage as one long table ("coarse train", "coarse
+    validation", ...): each stage has its own schedule and its own best. A job recorded before
+    per-stage series shows its overall train and validation loss."""
+    import pandas as pd
+
+    rows = [(step, value, f"{stage} {label}") for stage in STAGES
+            for key, label in (("loss", "train"), ("val_loss", "validation"))
+            for step, value in series.get(f"{key}_{stage}", [])]
+    if not rows:
+        return job_view.loss_frame(series)
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def best_steps_md(ws: Workspace, job_id) -> str:
+    """Which step each stage's best checkpoint is at (the adapter takes each stage from there)."""
+    best = {}
+    for c in checkpoints(ws, job_id):
+        for stage in (c.get("metrics") or {}).get("best_stages") or []:
+            best[stage] = (c["step"], ((c.get("metrics") or {}).get("val_loss_stages") or {}).get(stage))
+    if not best:
+        return ""
+    return "Best checkpoint per stage: " + " · ".join(
+        f"{stage} step {step}" + (f" (val {val:.4f})" if val is not None else "")
+        for stage, (step, val) in ((s, best[s]) for s in STAGES if s in best))
+
+
 def _checkpoint(ws: Workspace, checkpoint_id) -> dict:
     from studio import training
 
-    if checkpoint_id in (None, ""):
-        raise gr.Error("choose a checkpoint in the list first")
     try:
-        return training.get_checkpoint(ws, int(checkpoint_id))
+        checkpoint_id = fields.parse_int(checkpoint_id, "the checkpoint id")
+        if checkpoint_id is None:
+            raise UserError("choose a checkpoint in the list first")
+        return training.get_checkpoint(ws, checkpoint_id)
     except UserError as exc:
         raise gr.Error(str(exc)) from None
 
@@ -126,7 +157,7 @@ def render_eval_audio(ws: Workspace, checkpoint_id) -> int:
     ck = _checkpoint(ws, checkpoint_id)
     adapter = ws.inside(ck["path"]) / "adapter"
     with ws.db.read() as s:
-        model = (s.get(jobs.Job, ck["job_id"]).params or {}).get("model") or "tiny"
+        model = (s.get(jobs.Job, ck["job_id"]).params or {}).get("model") or DEFAULT_MODEL
     try:
         return submit(ws, "generate", {"texts": list(EVAL_SENTENCES), "seed": EVAL_SEED, "model": model,
                                        "adapters": [{"name": f"job {ck['job_id']} step {ck['step']}",
@@ -158,7 +189,7 @@ def build(ws: Workspace) -> None:
         with gr.Column(scale=2):
             dataset = gr.Dropdown(label="Dataset", choices=dataset_choices(ws), value=None, elem_id="train-dataset")
             dataset_md = gr.Markdown(elem_id="train-dataset-report")
-            base = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=BASE_MODELS[0][1], allow_custom_value=True,
+            base = gr.Dropdown(label="Base model", choices=BASE_MODELS, value=DEFAULT_MODEL, allow_custom_value=True,
                                info="A preset, a hub id or a local folder. `tiny` is a random test model, never a voice.",
                                elem_id="train-base")
             stages = gr.CheckboxGroup(label="Stages", choices=list(STAGES), value=list(STAGES),
@@ -174,7 +205,7 @@ def build(ws: Workspace) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("_No training job yet._", elem_id="train-status")
             with gr.Row():
-                watch = gr.Number(label="Watching job", precision=0, elem_id="train-job")
+                watch = fields.id_box("Watching job", placeholder="a training job's id", elem_id="train-job")
                 cancel_btn = gr.Button("Cancel", elem_id="train-cancel", scale=0)
             loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss: train and validation",
                                     elem_id="train-loss-plot", height=260)
@@ -188,7 +219,7 @@ def build(ws: Workspace) -> None:
             gr.Markdown("### Checkpoints")
             cp_table = gr.Dataframe(headers=CHECKPOINT_COLUMNS, interactive=False, elem_id="train-checkpoints")
             with gr.Row():
-                cp_id = gr.Number(label="Checkpoint", precision=0, elem_id="train-cp")
+                cp_id = fields.id_box("Checkpoint", placeholder="click a row above", elem_id="train-cp")
                 adapter_name = gr.Textbox(label="Adapter name", elem_id="train-adapter-name")
             with gr.Row():
                 listen_btn = gr.Button("Render evaluation audio", elem_id="train-listen")
@@ -205,7 +236,7 @@ def build(ws: Workspace) -> None:
     def on_estimate(info, b, st, p, *adv):
         return estimate_md(ws, info, b, st, p, list(adv))
 
-    dataset.focus(lambda: gr.update(choices=dataset_choices(ws)), outputs=dataset)
+    live.keep_current(dataset, lambda: live.choices_update(dataset_choices(ws)))
     dataset.change(lambda d: dataset_info(ws, d), inputs=dataset, outputs=[dataset_md, info_state]).then(
         on_estimate, inputs=est_inputs, outputs=estimate)
     preset.change(preset_values, inputs=preset, outputs=advanced).then(on_estimate, inputs=est_inputs, outputs=estimate)
@@ -223,6 +254,9 @@ def build(ws: Workspace) -> None:
     def refresh(job_id):
         job = job_view.load_job(ws.db, job_id)
         losses, lr, gn, latest_md = job_view.curves(ws.db, job_id if job else None)
+        if job:  # per-stage curves, and where each stage's best checkpoint is
+            losses = stage_loss_frame(jobs.metric_series(ws.db, int(job_id)))
+            latest_md = "\n\n".join(x for x in (latest_md, best_steps_md(ws, job_id)) if x)
         return (job_view.summary_md(job) if job else "_No training job yet._", losses, latest_md, lr, gn,
                 job_view.traceback_text(job), checkpoint_rows(ws, job_id) if job else [])
 

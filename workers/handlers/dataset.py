@@ -59,8 +59,8 @@ def transcribe_job(ctx: JobContext) -> dict:
     """params: dataset, model_size (default base; `test-random` is the offline random test model), backend,
     redo (also clips that already have ASR text), clip_ids (only these)."""
     from models.asr import ASRUnavailable, load_model, transcribe
-    from studio.audio.decode import AudioError, decode_file
-    from studio.audio.resample import VAD_RATE, resample
+    from studio.audio.decode import AudioError, decode_mono
+    from studio.audio.resample import VAD_RATE
     from studio.datasets import store
     from studio.datasets.models import Clip, Transcript
 
@@ -85,11 +85,11 @@ def transcribe_job(ctx: JobContext) -> dict:
         ctx.check_cancelled()
         ctx.progress(step=i, total=len(clips), message=f"transcribing {name}")
         try:
-            decoded = decode_file(Path(ws.root) / blob, max_bytes=1 << 62)
+            audio16 = decode_mono(Path(ws.root) / blob, (VAD_RATE,), label=name).audio[VAD_RATE]  # streamed
         except AudioError as exc:
             errors.append({"clip_id": clip_id, "error": str(exc)})
             continue
-        out = transcribe(resample(decoded.mono(), decoded.sample_rate, VAD_RATE), model)
+        out = transcribe(audio16, model)
         store.record_asr(ws.db, clip_id, out["text"], out["words"], model=size, language=out.get("language"))
         done += 1
     ctx.progress(1.0, message=f"transcribed {done} clip(s) with Whisper {size}")

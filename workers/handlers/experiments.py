@@ -230,8 +230,12 @@ def sweep_job(ctx: JobContext) -> dict:
     if len(request.get("real_audio") or []) != len(request.get("real_texts") or []):
         raise UserError("give one text per real recording (real_audio and real_texts differ in length)")
     points = grid.points(request)
-    device = request.get("device") or "cpu"
+    from models.attention import resolve_device
     from workers.handlers.generate import resolve
+    from workers.handlers.tokens import user_errors
+
+    with user_errors():
+        device = resolve_device(request.get("device"))  # auto: the worker's GPU when there is one
 
     precision = resolve(request["precision"], device)  # stored resolved: reruns match
     all_params = [{**grid.generation_params(request, pt), "precision": precision} for pt in points]
@@ -241,7 +245,7 @@ def sweep_job(ctx: JobContext) -> dict:
         done = sweeps.done_indexes(ws, sweep_id)
         todo = [i for i in range(len(all_params)) if i not in done]
         ctx.log(f"sweep {sweep_id}: {len(all_params)} outputs over {', '.join(grid.swept(request)) or 'no axis'}; "
-                f"{len(done)} already made")
+                f"{len(done)} already made; generating on {device} ({precision})")
         ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
         suite = _suite(request)
         gen = _Generator(ws.root, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.errors import UserError
-from studio.inference import inference_options
+from studio.inference import DEFAULT_MODEL, inference_options
 from studio.jobs import JobContext
 from workers.handlers.tokens import user_errors
 
@@ -44,10 +44,11 @@ def _write_wav(path: Path, audio, sample_rate: int) -> None:
 
 
 def generate_job(ctx: JobContext) -> dict:
-    """params: texts (list) or text; model (default tiny); voice (name); adapters
+    """params: texts (list) or text; model (default small); voice (name); adapters
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
     any of SAMPLING_KEYS; batch_size; engine (fast | reference, default fast); precision
-    (auto | bf16 | fp16 | fp32, default auto); device. Resumable: outputs already written are kept.
+    (auto | bf16 | fp16 | fp32, default auto); device (default auto: the worker's GPU when there is
+    one, else the CPU). Resumable: outputs already written are kept.
     Each generation row stores the engine and the precision actually used."""
     from studio import voices as V
 
@@ -56,7 +57,7 @@ def generate_job(ctx: JobContext) -> dict:
     texts = p.get("texts") or ([p["text"]] if p.get("text") else [])
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise UserError("generate needs non-empty text")
-    model = p.get("model") or "tiny"
+    model = p.get("model") or DEFAULT_MODEL
     seed = int(p.get("seed") or 0)
     variants = int(p.get("variants") or 1)
     if variants < 1:
@@ -68,21 +69,23 @@ def generate_job(ctx: JobContext) -> dict:
     folder = ws.generated_dir / f"job-{ctx.job_id}"
     wanted = [(i, t, seed + v) for i, t in enumerate(texts) for v in range(variants)]
     todo = [(k, w) for k, w in enumerate(wanted) if not (folder / f"{k:03d}.wav").is_file()]
-    ctx.progress(step=len(wanted) - len(todo), total=len(wanted), message="loading model")
+    ctx.progress(step=len(wanted) - len(todo), total=len(wanted), message="loading model", phase="loading model")
 
     from models import adapters as A
     from models import presets, voice_prompt
+    from models.attention import resolve_device
     from models.generation import BarkStages, Request, Sampling, generate
 
     with user_errors():
         sampling = Sampling(**{k: p[k] for k in SAMPLING_KEYS if p.get(k) is not None})
         voice = voice_prompt.load(voice_file) if voice_file else None
-        device = p.get("device") or "cpu"
+        device = resolve_device(p.get("device"))
         bark = presets.load_bark(model, device=device)
         tokenizer = presets.load_text_tokenizer(model)
         if adapters:
             A.apply_adapters(bark, [(a["path"], float(a.get("scale", 1.0))) for a in adapters], base_model=model)
         precision = prepare_model(bark, engine, precision, device)
+    ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
     params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
     batch = int(p.get("batch_size") or 4)
     rows = []
@@ -98,7 +101,7 @@ def generate_job(ctx: JobContext) -> dict:
             _write_wav(path, res.audio, res.sample_rate)
             rows.append(V.record_generation(ws, text=text, model=model, voice=voice_name, adapters=adapters, seed=s,
                                             params=params, audio_path=path, duration=res.seconds, job_id=ctx.job_id))
-        ctx.progress(step=len(wanted) - len(todo) + start + len(part), total=len(wanted),
+        ctx.progress(step=len(wanted) - len(todo) + start + len(part), total=len(wanted), phase="generating",
                      message=f"generated {start + len(part)} of {len(todo)}")
     files = [str(folder / f"{k:03d}.wav") for k in range(len(wanted))]
     return {"files": files, "generations": [r["id"] for r in rows], "model": model, "voice": voice_name,
@@ -124,7 +127,7 @@ def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
 
 def voice_job(ctx: JobContext) -> dict:
     """params: name, clip (path or clip id), start, end (seconds; default the whole clip, first 12 s),
-    model (token models; default tiny)."""
+    model (token models; default small)."""
     import soundfile as sf
 
     from studio import voices as V
@@ -132,7 +135,7 @@ def voice_job(ctx: JobContext) -> dict:
     ws = ctx.workspace
     p = ctx.params
     name = V.check_name(p.get("name", ""))
-    model = p.get("model") or "tiny"
+    model = p.get("model") or DEFAULT_MODEL
     with ws.db.read() as s:
         if s.query(V.Voice).filter(V.Voice.name == name).first() is not None:
             raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")

@@ -8,6 +8,7 @@ import contextlib
 from pathlib import Path
 
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 from studio.jobs import JobContext
 
 
@@ -39,12 +40,12 @@ def token_path(ws, sha256: str, model: str) -> Path:
 
 
 def tokenize_job(ctx: JobContext) -> dict:
-    """params: dataset (name), model (tiny | small | large | hub id; default tiny)."""
+    """params: dataset (name), model (small | large | hub id | tiny; default small)."""
     from studio.datasets.api import training_items
 
     ws = ctx.workspace
     dataset = ctx.params.get("dataset")
-    model = ctx.params.get("model") or "tiny"
+    model = ctx.params.get("model") or DEFAULT_MODEL
     if not dataset:
         raise UserError("tokenize needs a dataset name")
     items = training_items(ws, dataset)
@@ -79,7 +80,7 @@ def tokenize_job(ctx: JobContext) -> dict:
             "cached": len(items) - len(todo), "failed": failed, "tokens_dir": str(ws.tokens_dir)}
 
 
-def token_items(ws, dataset: str, model: str = "tiny", items: list[dict] | None = None) -> list:
+def token_items(ws, dataset: str, model: str = DEFAULT_MODEL, items: list[dict] | None = None) -> list:
     """TokenItems for every tokenized segment of `dataset` (the trainer's input). Raises when a
     segment has not been tokenized yet (run the tokenize job first)."""
     from models.layouts import TokenItem

@@ -1,6 +1,7 @@
 """The "train" job: tokenize what is missing, fine-tune Bark's stages on a dataset, keep checkpoints
-under ws.checkpoints_dir/<job id>/ (rows in `checkpoints`), and on success install the best one as
-a named adapter (ws.adapters_dir/<name>/ plus an `adapters` row).
+under ws.checkpoints_dir/<job id>/ (rows in `checkpoints`), and on success install a named adapter
+(ws.adapters_dir/<name>/ plus an `adapters` row) that takes each stage from that stage's own best
+checkpoint; the log and the result say which step each stage came from.
 
 Resume: a requeued train job finds its run folder's `latest` checkpoint and continues from it
 exactly; params_update {"resume_from": "<checkpoint path>"} picks another checkpoint instead.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from studio import training as T
 from studio.errors import UserError
+from studio.inference import DEFAULT_MODEL
 from studio.jobs import JobCancelled, JobContext
 from workers.handlers.tokens import user_errors
 
@@ -54,8 +56,9 @@ def guard_items(bark, tokenizer, seed: int = 1234, tiny: bool = False) -> list:
     for text, res in zip(prompts, results):
         for sem, codes in zip(res.semantic, res.codes):
             if sem.size and codes.shape[1]:
+                # cut at the cap, the base never chose to stop there: no EOS target then
                 items.append(TokenItem(text_ids=encode_text(tokenizer, text), semantic=sem, codes=codes,
-                                       key=f"guard: {text}"))
+                                       key=f"guard: {text}", ended=len(sem) < n_tokens))
     return items
 
 
@@ -94,7 +97,7 @@ def reconcile_checkpoints(ws, job_id: int, run: Path) -> None:
 
 
 def train_job(ctx: JobContext) -> dict:
-    """params: dataset, model (tiny|small|large|hub id), stages ("semantic,coarse,fine" or a list),
+    """params: dataset, model (small|large|hub id|tiny; default small), stages ("semantic,coarse,fine" or a list),
     method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS,
     resume_from (a checkpoint path inside the workspace)."""
     from studio.datasets.api import dataset_hash
@@ -104,7 +107,7 @@ def train_job(ctx: JobContext) -> dict:
     dataset = p.get("dataset")
     if not dataset:
         raise UserError("train needs a dataset name")
-    model = p.get("model") or "tiny"
+    model = p.get("model") or DEFAULT_MODEL
     method = p.get("method") or ("full" if p.get("preset") == "full" else "lora")
     name = T.check_name(p.get("name") or f"{dataset}-{ctx.job_id}")
     with ws.db.read() as s:
@@ -119,7 +122,10 @@ def train_job(ctx: JobContext) -> dict:
         stages = parse_stages(p.get("stages") or "semantic,coarse,fine")
         config = _config(p, stages, method)
 
-    ctx.progress(message="tokenizing what is not yet tokenized")
+    from studio.datasets.fit import check_transcripts_fit
+
+    check_transcripts_fit(ws, dataset)  # names the clip; the model core could only name a segment hash
+    ctx.progress(message="tokenizing what is not yet tokenized", phase="tokenizing")
     tokenized = tokenize_job(ctx)
     if tokenized.get("failed"):
         ctx.log(f"{len(tokenized['failed'])} segment(s) could not be tokenized and are left out")
@@ -136,7 +142,7 @@ def train_job(ctx: JobContext) -> dict:
     run = T.run_dir(ws, ctx.job_id)
     reconcile_checkpoints(ws, ctx.job_id, run)
     resume = _resume_point(ws, ctx, run)
-    ctx.progress(message=f"loading {model}")
+    ctx.progress(message=f"loading {model}", phase="loading model")
     with user_errors():
         bark = presets.load_bark(model)
         tokenizer = presets.load_text_tokenizer(model)
@@ -144,16 +150,20 @@ def train_job(ctx: JobContext) -> dict:
     started = time.monotonic()
 
     def on_progress(info: dict) -> None:
-        ctx.metrics(info["step"], {k: info[k] for k in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
-                                   if info.get(k) is not None})
+        per_stage = {f"{k}_{s}": info[f"{k}_{s}"] for s in stages for k in ("loss", "val_loss", "lr")
+                     if info.get(f"{k}_{s}") is not None}
+        epochs = {f"epoch_{s}": v for s, v in (info.get("epochs") or {}).items()}
+        ctx.metrics(info["step"], {**{k: info[k] for k in ("loss", "val_loss", "lr", "grad_norm", "tokens_per_s")
+                                      if info.get(k) is not None}, **per_stage, **epochs})
         ctx.progress(step=info["step"], total=info["total_steps"], epoch=info["epoch"], eta_seconds=info["eta_s"],
-                     message=f"step {info['step']}/{info['total_steps']} loss {info['loss']:.4f}"
+                     phase="training", message=f"step {info['step']}/{info['total_steps']} loss {info['loss']:.4f}"
                              + (f" val {info['val_loss']:.4f}" if info.get("val_loss") is not None else ""))
 
     def on_checkpoint(info: dict) -> None:
         T.record_checkpoint(ws, ctx.job_id, info)
-        ctx.log(f"checkpoint at step {info['step']}" + (f" (val {info['val_loss']:.4f}"
-                + (", best)" if info["is_best"] else ")") if info.get("val_loss") is not None else ""))
+        best = f", best for {', '.join(info['best_stages'])}" if info.get("best_stages") else ""
+        ctx.log(f"checkpoint at step {info['step']}" + (f" (val {info['val_loss']:.4f}{best})"
+                                                        if info.get("val_loss") is not None else ""))
 
     with user_errors():  # bad settings, corrupt checkpoints, ... become one line
         recipe = TrainingRecipe(config, bark, items, run, guard_items=guard, base_model=model,
@@ -162,25 +172,56 @@ def train_job(ctx: JobContext) -> dict:
                                 should_stop=ctx.stop_requested)
         recipe.setup()
         plan = describe(recipe)
+        for reason in plan["skipped"]:
+            ctx.log(reason)
         if resume is not None:
             ctx.log(f"resuming from {ws.relative(Path(resume))} at step {recipe.step}")
-        ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps, "
-                f"{plan['trainable_params']:,} of {plan['total_params']:,} parameters, {plan['device']} "
+        ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps ("
+                + ", ".join(f"{s} {plan['stage_steps'][s]} over {plan['train_examples'][s]} examples"
+                            for s in plan['stages'])
+                + f"), {plan['trainable_params']:,} of {plan['total_params']:,} parameters, {plan['device']} "
                 f"{plan['precision']}, {plan['train_clips']} train / {plan['val_clips']} validation clips")
         result = recipe.train()
 
+    stage_info = {s: {**v, "best_checkpoint": _rel(ws, v.get("best_checkpoint"))} for s, v in result.stages.items()}
     summary = {"status": result.status, "step": result.step, "max_steps": result.max_steps,
-               "best_val_loss": result.best_val_loss, "forgetting": result.forgetting,
+               "best_val_loss": result.best_val_loss, "forgetting": result.forgetting, "stages": stage_info,
                "last_checkpoint": _rel(ws, result.last_checkpoint), "best_checkpoint": _rel(ws, result.best_checkpoint),
                "seconds": round(time.monotonic() - started, 2), "run_dir": ws.relative(run)}
     if result.status == "stopped":
         ctx.log(f"stopped at step {result.step}; checkpoint saved, resume to continue")
         ctx.partial_result = summary
         raise JobCancelled()
-    source = Path(result.best_checkpoint or result.last_checkpoint)
-    adapter = T.install_adapter(ws, source / "adapter", name, job_id=ctx.job_id, checkpoint=ws.relative(source))
-    ctx.log(f"adapter {name!r} saved from {ws.relative(source)}")
+    adapter = _install_stage_bests(ws, ctx, run, result, name)
     return {**summary, "adapter": name, "adapter_path": adapter["path"]}
+
+
+def _install_stage_bests(ws, ctx: JobContext, run: Path, result, name: str) -> dict:
+    """Install the adapter assembled from each stage's own best checkpoint and log where each
+    stage came from."""
+    import shutil
+    import tempfile
+
+    from models.training import assemble_best_adapter
+
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-assembled-", dir=run))  # cleaned with partial checkpoints
+    try:
+        with user_errors():
+            _, sources = assemble_best_adapter(result, tmp)
+        folders = sorted({ws.relative(f) for f in sources.values()})
+        adapter = T.install_adapter(ws, tmp, name, job_id=ctx.job_id, checkpoint=", ".join(folders))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines = []
+    for stage, folder in sources.items():
+        info = result.stages[stage]
+        if info.get("best_step") is None:
+            lines.append(f"{stage} from the last checkpoint, {ws.relative(folder)} (no validation loss to choose by)")
+        else:
+            lines.append(f"{stage} from step {info['best_step']} (val {info['best_val_loss']:.4f}; "
+                         f"{info['status'].replace('_', ' ')} after {info['steps']} steps, {info['epochs']:.2f} epochs)")
+    ctx.log(f"adapter {name!r} assembled from each stage's best checkpoint: " + "; ".join(lines))
+    return adapter
 
 
 def _rel(ws, path: str | None) -> str | None:

@@ -1,0 +1,97 @@
+"""How an experiment's arms, adapters and voices are written, for the CLI (`--arm`, `--adapter`,
+`--mix`) and the Experiments tab alike: `name=lora,kind=finetune,adapter=adapters/x:1.0`,
+`voice=voices/x.npz`, or a JSON object. Paths may be absolute, relative to the current folder or
+relative to the workspace (as the README and the form's placeholder write them); a bare name is
+a saved voice or a trained adapter. `where` names the field in messages (a CLI flag, a form line)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from studio.errors import UserError
+
+KINDS = "base, voice_prompt, finetune, adapter_scale, adapter_mix"
+
+
+def in_workspace(path: Path, ws) -> str:
+    """Workspace-relative when inside the workspace (so a copied workspace still finds it), else absolute."""
+    path = path.resolve()
+    if ws is not None and (ws.root == path or ws.root in path.parents):
+        return ws.relative(path)
+    return str(path)
+
+
+def _candidates(name_or_path: str, ws) -> list[Path]:
+    p = Path(name_or_path).expanduser()
+    return [p] if p.is_absolute() or ws is None else [p, ws.root / p]
+
+
+def adapter_folder(name_or_path: str, ws=None) -> Path | None:
+    """A folder path, or the name of an adapter under the workspace's adapters folder."""
+    for p in _candidates(name_or_path, ws):
+        if name_or_path and p.is_dir():
+            return p
+    if ws is not None and name_or_path and "/" not in name_or_path and (ws.adapters_dir / name_or_path).is_dir():
+        return ws.adapters_dir / name_or_path
+    return None
+
+
+def voice_file(name_or_path: str, ws=None) -> str | None:
+    """A voice prompt .npz path, or the name of a saved voice."""
+    for p in _candidates(name_or_path, ws):
+        if p.is_file():
+            return in_workspace(p, ws)
+    if ws is not None:
+        try:
+            from studio import voices
+
+            return in_workspace(voices.voice_path(ws, name_or_path), ws)
+        except (ImportError, UserError):
+            from models.catalog import is_builtin_voice_name
+
+            if is_builtin_voice_name(name_or_path):
+                raise  # a built-in voice whose prompts are not downloaded: say so
+            return None
+    return None
+
+
+def adapter_specs(spec: str, where: str, ws=None) -> list[dict]:
+    """PATH:SCALE+PATH:SCALE -> [{path, scale}] (paths resolved; a missing folder is an error)."""
+    out = []
+    for part in spec.split("+"):
+        path, colon, scale = part.rpartition(":")
+        if not colon:
+            path, scale = part, "1.0"
+        try:
+            value = float(scale)
+        except ValueError:
+            raise UserError(f"{where} {spec!r}: scale {scale!r} is not a number") from None
+        p = adapter_folder(path.strip(), ws)
+        if p is None:
+            raise UserError(f"{where} {spec!r}: adapter {path} is neither a folder nor a trained adapter's name")
+        out.append({"path": in_workspace(p, ws), "scale": value})
+    return out
+
+
+def parse_arm(spec: str, ws=None, where: str = "--arm") -> dict:
+    """JSON, or key=value pairs: name=ft,kind=finetune,adapter=PATH:1.0,voice=PATH,model=tiny."""
+    if spec.strip().startswith("{"):
+        try:
+            return json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where} {spec!r}: not valid JSON ({exc})") from None
+    arm: dict = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise UserError(f"{where} {spec!r}: write name=...,kind=... (kinds: {KINDS})")
+        key, value = key.strip(), value.strip()
+        if key == "adapter":
+            arm["adapters"] = adapter_specs(value, where, ws)
+        elif key == "voice":
+            arm["voice"] = voice_file(value, ws)
+            if arm["voice"] is None:
+                raise UserError(f"{where} {spec!r}: voice {value} is neither a voice prompt file nor a saved voice")
+        else:
+            arm[key] = value
+    return arm

@@ -1,0 +1,157 @@
+"""The studio as a daily tool, in Debian's chromium against the real `bark-studio serve` on a
+non-default port: rater links carry that port, `serve` announces its URL only once it answers,
+lists made after the page was built are offered, id fields start empty, marker buttons insert at
+the caret in the page. Things are made after the server started, as a user's other tabs, jobs or
+the CLI would make them."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from studio import jobs, voices
+from studio.listening import sessions
+from studio.listening.sessions import SystemSource
+from studio.workspace import Workspace
+from tests.conftest import Server, cli
+from tests.listening_support import make_folders
+
+pytestmark = [pytest.mark.browser]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+class AnnouncedServer(Server):
+    """Notes whether the server answered at the moment it printed its address."""
+
+    def wait_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        self.answered_when_announced = None
+        while time.monotonic() < deadline and self.answered_when_announced is None:
+            assert self.proc.poll() is None, f"server exited early:\n{Path(self.log.name).read_text()}"
+            if f"Bark Studio on {self.url}" in Path(self.log.name).read_text():
+                try:
+                    self.answered_when_announced = httpx.get(self.url + "/", timeout=5).status_code < 500
+                except httpx.HTTPError:
+                    self.answered_when_announced = False
+            time.sleep(0.05)
+        super().wait_up(timeout)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, speech_dir):
+    import os
+
+    os.environ.pop("BARK_STUDIO_PUBLIC_URL", None)
+    root = tmp_path_factory.mktemp("ui-current")
+    ws = Workspace.resolve(root / "home")
+    server = AnnouncedServer(ws)
+    # made after the page is built: a voice, a generation that used it, a listening session, staged audio
+    npz = ws.voices_dir / "espeak-q.npz"
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(npz, semantic_prompt=np.zeros(10, np.int64), coarse_prompt=np.zeros((2, 10), np.int64),
+             fine_prompt=np.zeros((8, 10), np.int64))
+    voices.record_voice(ws, name="espeak-q", npz=npz, model="tiny", source_path="q.wav", source_clip_id=None,
+                        span=(0, 6), semantic_len=10, frames=10, job_id=None)
+    wav = ws.generated_dir / "job-0" / "000.wav"
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(wav, np.zeros(2400, np.float32), 24000)
+    gen = voices.record_generation(ws, text="Reuse me.", model="tiny", voice="espeak-q", adapters=[], seed=11,
+                                   params={"semantic_temperature": 0.6}, audio_path=wav, duration=0.1, job_id=None)
+    folders = make_folders(root / "systems", speech_dir / "awb_arctic_a0007.wav", names=("sys_a", "sys_b"),
+                           n_items=2, seconds=0.5)
+    session = sessions.create_session(ws, systems=[SystemSource(n, f) for n, f in folders.items()],
+                                      name="made-after-load", test_type="ab", trials_per_rater=2)
+    staged = ws.exports_dir / "listening" / "my-adapter"
+    staged.mkdir(parents=True)
+    sf.write(staged / "item.wav", np.zeros(2400, np.float32), 24000)
+    yield type("Site", (), {"ws": ws, "server": server, "session": session, "generation": gen})
+    server.stop()
+
+
+@pytest.fixture
+def page(site, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    site.server.login(page)
+    page.goto(site.server.url + "/")
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_serve_announces_its_url_once_it_answers_and_rater_links_carry_its_port(site, page):
+    assert site.server.port != 7860
+    assert site.server.answered_when_announced is True, "the URL was printed before the server answered"
+    out = cli("listen", "raters", str(site.session["id"]), "--json", home=site.ws.root,
+              env={"BARK_STUDIO_PUBLIC_URL": ""}).stdout
+    assert f'"link": "{site.server.url}/listen/' in out, out
+
+    page.get_by_role("tab", name="Listen").click()
+    page.locator("#listen-session input").click()
+    page.get_by_role("option", name=re.compile(rf"^{site.session['id']}: made-after-load")).click()
+    page.get_by_text("Rater links", exact=True).click()
+    page.get_by_role("button", name="Make rater links").click()
+    links = page.locator("#listen-links textarea")
+    page.wait_for_function("() => document.querySelector('#listen-links textarea').value.includes('/listen/')")
+    assert re.search(rf"{re.escape(site.server.url)}/listen/\w+/\w+", links.input_value()), links.input_value()
+    assert httpx.get(re.search(r"http\S+", links.input_value()).group(0), timeout=10).status_code == 200
+    shot(page, "listen")
+
+
+def test_lists_made_after_the_page_was_built_are_offered(site, page):
+    # Listen: the session list is filled on load, and staged audio folders are offered
+    page.get_by_role("tab", name="Listen").click()
+    page.locator("#listen-session input").click()
+    page.get_by_role("option", name=re.compile(r": made-after-load")).wait_for()
+    page.keyboard.press("Escape")
+    page.get_by_text("New session", exact=True).click()
+    page.get_by_label("Audio folders in the workspace").click()
+    page.get_by_role("option", name="exports/listening/my-adapter").wait_for()
+    page.keyboard.press("Escape")
+
+    # Generate: "Reuse its settings" with a voice made since the page was built, then Generate
+    page.get_by_role("tab", name="Generate").click()
+    chosen = page.locator("#gen-chosen input, #gen-chosen textarea").first
+    chosen.fill(str(site.generation["id"]))
+    chosen.press("Tab")
+    page.locator("#gen-reuse").click()
+    page.wait_for_function("() => document.querySelector('#gen-voice input').value === 'espeak-q'")
+    before = {j["id"] for j in jobs.list_jobs(site.ws.db, kind="generate")}
+    page.locator("#gen-go").click()
+    deadline = time.monotonic() + 60
+    while not (new := [j for j in jobs.list_jobs(site.ws.db, kind="generate") if j["id"] not in before]):
+        assert time.monotonic() < deadline, page.locator(".toast-body").all_inner_texts()
+        time.sleep(0.3)
+    assert new[0]["params"]["voice"] == "espeak-q" and new[0]["params"]["seed"] == 11
+    assert new[0]["params"]["semantic_temperature"] == 0.6
+    jobs.request_cancel(site.ws.db, new[0]["id"])
+    assert not page.locator(".toast-body").filter(has_text="not in the list of choices").count()
+    shot(page, "generate")
+
+
+def test_id_fields_start_empty_and_markers_insert_at_the_caret_in_the_page(site, page):
+    page.get_by_role("tab", name="Generate").click()
+    for elem in ("gen-seed", "gen-chosen"):
+        assert page.locator(f"#{elem} input, #{elem} textarea").first.input_value() == "", elem
+    box = page.locator("#gen-text textarea")
+    box.fill("Hello world")
+    box.evaluate("ta => { ta.focus(); ta.setSelectionRange(5, 5); }")
+    page.get_by_role("button", name="[laughs]", exact=True).click()
+    page.keyboard.type("ok")  # typed straight after the click: kept, after the marker (a server
+    # round trip put the marker at the end and overwrote what was typed meanwhile)
+    assert box.input_value() == "Hello [laughs] ok world"
+    page.get_by_role("tab", name="Jobs").click()
+    assert page.locator("#jobs-selected input, #jobs-selected textarea").first.input_value() == ""
+    page.get_by_role("tab", name="Train").click()
+    for elem in ("train-job", "train-cp"):
+        assert page.locator(f"#{elem} input, #{elem} textarea").first.input_value() == "", elem
