@@ -27,7 +27,7 @@ class Steps:
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         started = time.monotonic()
-        proc = cli(*args, home=self.home, env=self.env, check=check, timeout=900)
+        proc = cli(*args, home=self.home, env=self.env, check=check, timeout=2400)
         self.times.append((" ".join(args[:3]), round(time.monotonic() - started, 1)))
         return proc
 
@@ -45,7 +45,7 @@ def _adapter_weights(folder, stage):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(5400)  # ~10 CPU-minutes of real work at bark-small shapes; far more under load
 def test_the_real_small_path_offline(real_hub, ws, tmp_path, awb_wav, slt_wav):
     steps = Steps(ws.root, real_hub)
 
@@ -78,7 +78,7 @@ def test_the_real_small_path_offline(real_hub, ws, tmp_path, awb_wav, slt_wav):
     assert voice["model"] == "small" and 5 <= voice["seconds"] <= 12
     builtin = steps.json("generate", "--model", "small", "--text", "Hello there.", "--voice", "v2/en_speaker_6",
                          "--max-semantic-tokens", "6", "--seed", "1")
-    assert sf.info(builtin["files"][0]).samplerate == 24_000
+    assert builtin["voice"] == "v2/en_speaker_6" and sf.info(builtin["files"][0]).samplerate == 24_000
 
     # 5. LoRA on all three stages at bark-small's shapes
     trained = steps.json("train", "--dataset", "arctic", "--model", "small", "--stages", "semantic,coarse,fine",
@@ -111,6 +111,19 @@ def test_the_real_small_path_offline(real_hub, ws, tmp_path, awb_wav, slt_wav):
         loaded = dict(wrapped.named_parameters())[key.replace(".weight", ".default.weight")]
         assert loaded.shape == saved[key].shape and (loaded.detach() == saved[key]).all()
         assert saved[key].abs().sum() > 0          # trained: LoRA's B starts at zero
+
+    # 8. the same path with no --model at all: every command means `small`
+    assert steps.json("tokenize", "arctic", "--wait")["status"] == "succeeded"    # small's cached tokens
+    assert steps.json("voice", "create", "narrator-2", "--clip", str(long_clip))["model"] == "small"
+    default = steps.json("train", "--dataset", "arctic", "--stages", "semantic", "--max-steps", "1",
+                         "--batch-size", "1", "--grad-accum", "1", "--name", "arctic-default", "--wait")
+    assert default["status"] == "succeeded", default.get("error")
+    assert steps.json("adapters", "show", "arctic-default")["manifest"]["base_model"] == "small"
+    # an adapter trained on small applies (a tiny default would refuse it as another base's)
+    made = steps.json("generate", "--text", "Hello there.", "--voice", "v2/en_speaker_6",
+                      "--adapter", "arctic-small:0.5", "--max-semantic-tokens", "6", "--seed", "2")
+    assert made["model"] == "small" and made["voice"] == "v2/en_speaker_6"
+    assert sf.info(made["files"][0]).samplerate == 24_000
     print("\n" + steps.report())
 
 
@@ -128,3 +141,18 @@ def test_missing_weights_say_what_and_how_in_one_line(ws, tmp_path):
     assert generate.returncode == 1 and len(lines) == 1, generate.stderr
     assert "suno/bark-small" in lines[0] and "run `bark-studio models download small`" in lines[0]
     assert "Traceback" not in generate.stderr + generate.stdout
+
+
+def test_download_runs_as_a_job_with_one_row_per_component(real_hub, ws, tmp_path):
+    """Offline and complete, the job has nothing to fetch and reports what is where; offline and
+    empty, it fails naming the first component it could not fetch."""
+    done = json.loads(cli("models", "download", "small", "--job", "--wait", "--json", home=ws.root).stdout)
+    assert done["status"] == "succeeded", done
+    rows = done["result"]["components"]
+    assert [r["key"] for r in rows] == ["bark", "voices", "hubert", "quantizer", "codec", "whisper"]
+    assert all(r["present"] for r in rows) and done["result"]["missing"] is None
+    empty = {"HF_HUB_CACHE": str(tmp_path / "hub"), "BARK_STUDIO_WHISPER_ROOT": str(tmp_path / "whisper")}
+    failed = cli("models", "download", "small", "--job", "--wait", "--json", home=ws.root, env=empty, check=False)
+    job = json.loads(failed.stdout)
+    assert failed.returncode == 1 and job["status"] == "failed"
+    assert job["error"].startswith("download of Bark suno/bark-small failed") and "\n" not in job["error"]
