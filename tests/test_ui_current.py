@@ -215,7 +215,7 @@ def test_tabs_markers_and_the_clips_table_fit_the_screen(site, browser, device):
             right: th.getBoundingClientRect().right, width: th.getBoundingClientRect().width,
             wordBreak: getComputedStyle(th).wordBreak}))""")}
     for name in ("id", "name", "transcript", "checked", "lint"):  # in view, wide enough to read
-        assert name in headers and headers[name]["right"] <= width + 1 and headers[name]["width"] >= 24, headers
+        assert name in headers and headers[name]["right"] <= width + 1 and headers[name]["width"] >= 20, headers
         assert headers[name]["wordBreak"] == "normal", headers[name]
     page.get_by_role("tab", name="Generate").click()
     markers = page.locator("#gen-markers button")
