@@ -132,7 +132,7 @@ def result_files(ws: Workspace, job_id, shown):
     if job is None or job["status"] in ("queued", "running") or job["id"] == shown:
         return [gr.skip()] * (PLAYERS + 1)
     if job["status"] != "succeeded":
-        gr.Warning(f"generate job {job['id']} {job['status']}: {job['error'] or ''}")
+        gr.Warning(f"generate job {job['id']} {job['status']}" + (f": {job['error']}" if job["error"] else ""))
         return [*([None] * PLAYERS), job["id"]]
     files = ((job.get("result") or {}).get("files") or []) + [None] * PLAYERS
     return [*files[:PLAYERS], job["id"]]
