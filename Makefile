@@ -3,6 +3,9 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 UV      := python3 -m uv
+# Every test starts many Python processes (server, workers, job children, the CLI): with
+# PYTHONDONTWRITEBYTECODE set, each one recompiled gradio and torch from source (~20 s a process).
+RUN     := env -u PYTHONDONTWRITEBYTECODE
 
 .PHONY: serve test bench gpu-check system-deps clean
 
@@ -18,18 +21,18 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 serve: $(STAMP)
-	$(VENV)/bin/bark-studio serve
+	$(RUN) $(VENV)/bin/bark-studio serve
 
 test: $(STAMP) system-deps
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+	$(RUN) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m bench.run_all
+	$(RUN) HF_HUB_OFFLINE=1 $(PY) -m bench.run_all
 
 # The GPU path end to end on one CUDA card (training kill + resume, generation, a real worker, the
 # bench's GPU rows), as one table; refuses in one line where there is no CUDA.
 gpu-check: $(STAMP)
-	@HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
+	@$(RUN) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
