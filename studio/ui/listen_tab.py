@@ -139,8 +139,9 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
                   "" if r["z"] is None else round(r["z"], 2), "; ".join(r["flags"]), r["excluded"]]
                  for r in res["screening"]]
     images = [Image.open(p).copy() for p in res["plots"]][:PLOT_SLOTS]
-    return ("```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening,
-            *images, *[None] * (PLOT_SLOTS - len(images)))
+    slots = [gr.update(value=im, visible=True) for im in images]
+    slots += [gr.update(value=None, visible=False)] * (PLOT_SLOTS - len(images))  # no empty frames
+    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, *slots
 
 
 def export(ws: Workspace, session_id):
