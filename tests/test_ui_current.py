@@ -117,9 +117,13 @@ def test_serve_announces_its_url_once_it_answers_and_rater_links_carry_its_port(
     report = page.locator("#listen-results")
     report.get_by_text("votes used").first.wait_for()
     assert str(site.ws.root) not in report.inner_text() and "plot:" not in report.inner_text()
-    page.locator("#listen-plots img").first.wait_for()
-    fit = page.locator("#listen-plots img").first.evaluate("img => getComputedStyle(img).objectFit")
-    assert fit == "contain"
+    img = page.locator("#listen-plot-1 img").first
+    img.wait_for()
+    page.wait_for_function("() => document.querySelector('#listen-plot-1 img').naturalWidth > 0")
+    frame, shown = page.locator("#listen-plot-1").bounding_box(), img.bounding_box()
+    assert shown["width"] <= frame["width"] + 1 and shown["height"] <= frame["height"] + 1  # whole, not cropped
+    natural_w, natural_h = img.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert abs(shown["width"] / shown["height"] - natural_w / natural_h) < 0.05  # its own aspect, not a tile's
     shot(page, "listen")
 
 

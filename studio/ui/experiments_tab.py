@@ -215,7 +215,8 @@ def build(ws: Workspace) -> None:
         prompts = gr.Textbox(label="Test prompts, one per line", lines=3)
         create_btn = gr.Button("Create experiment", variant="primary")
     page = gr.Markdown("Pick or create an experiment.", elem_id="exp-page")
-    plots = gr.Gallery(label="Metric plots", columns=2, height="auto", object_fit="contain", elem_id="exp-plots")
+    plots = gr.Gallery(label="Metric plots", columns=2, height="auto", object_fit="contain", preview=False,
+                       elem_id="exp-plots")
     with gr.Row():
         session = fields.id_box("Listening session id", placeholder="its number in the Listen tab")
         link_btn = gr.Button("Link listening session")

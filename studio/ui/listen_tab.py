@@ -23,6 +23,7 @@ QUESTIONS = {
     "Which is more interesting?": "interesting",
     "Custom question": "custom",
 }
+PLOT_SLOTS = 2  # MOS: one plot; A/B: win rates and Bradley-Terry strengths
 SCREEN_COLUMNS = ["rater id", "label", "votes", "trap failures", "near-constant", "z", "flags", "excluded"]
 
 
@@ -137,8 +138,10 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
     screening = [[r["rater_id"], r["label"], r["votes"], r["trap_failures"], r["near_constant"],
                   "" if r["z"] is None else round(r["z"], 2), "; ".join(r["flags"]), r["excluded"]]
                  for r in res["screening"]]
-    images = [Image.open(p).copy() for p in res["plots"]]
-    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, images
+    images = [Image.open(p).copy() for p in res["plots"]][:PLOT_SLOTS]
+    slots = [gr.update(value=im, visible=True) for im in images]
+    slots += [gr.update(value=None, visible=False)] * (PLOT_SLOTS - len(images))  # no empty frames
+    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, *slots
 
 
 def export(ws: Workspace, session_id):
@@ -197,7 +200,10 @@ def build(ws: Workspace) -> None:
         results_btn = gr.Button("Show results")
         report = gr.Markdown(elem_id="listen-results")
         screening = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, label="Rater screening")
-        plots = gr.Gallery(label="Plots", columns=2, height="auto", object_fit="contain", elem_id="listen-plots")
+        # one image per plot, shown whole at its own aspect (a gallery tile cropped it into giant text)
+        with gr.Row(elem_id="listen-plots"):
+            plots = [gr.Image(label=f"Plot {i + 1}", type="pil", interactive=False, show_label=False,
+                              elem_id=f"listen-plot-{i + 1}") for i in range(PLOT_SLOTS)]
         export_btn = gr.Button("Export CSV")
         csv_file = gr.File(label="Votes (CSV)")
 
@@ -213,7 +219,7 @@ def build(ws: Workspace) -> None:
     links_btn.click(lambda sid, c, d, u: make_links(ws, sid, c, d, u), [session, count, days, base_url], links)
     close_btn.click(lambda sid: close(ws, sid), session, session)
     results_btn.click(lambda sid, ex, fl: show_results(ws, sid, ex, fl), [session, exclude, exclude_flagged],
-                      [report, screening, plots])
+                      [report, screening, *plots])
     export_btn.click(lambda sid: export(ws, sid), session, csv_file)
 
 
