@@ -283,8 +283,12 @@ def fill_fine_padding(module, input_ids: torch.Tensor, codebook: torch.Tensor, f
     fresh = torch.arange(ids.shape[1], device=ids.device)[None] >= fill_from[:, None]             # (B, 1024)
     was_training = module.training
     module.eval()  # generation runs without dropout
+    kind = ids.device.type
     try:
-        with torch.no_grad():
+        # cache_enabled=False: autocast would otherwise keep the low-precision weight copies made
+        # here, without grad, and the training forward after it would reuse them (no gradient)
+        with torch.no_grad(), torch.autocast(kind, dtype=torch.get_autocast_dtype(kind),
+                                             enabled=torch.is_autocast_enabled(kind), cache_enabled=False):
             for j in range(C.N_COARSE_CODEBOOKS, int(codebook[needs].max())):
                 rows = (needs & (codebook > j)).nonzero(as_tuple=True)[0]
                 before = ids[rows].clone()

@@ -306,3 +306,17 @@ def test_coarse_histories_equal_transformers_for_every_prompt_length(bark, n_sem
     examples = L.build_examples("coarse", _item(n_sem=20, n_frames=40, seed=16, voice=voice))
     prompt = examples[0].tensors["input_ids"][C.MAX_COARSE_INPUT_LENGTH + 1:][: x_coarse.numel()]
     assert torch.equal(prompt, x_coarse)
+
+
+def test_a_padded_fine_batch_trains_under_autocast():
+    """The padding fill runs without gradient inside the training forward's autocast region; the
+    low-precision weight copies it makes must not be reused by the forward that needs gradient."""
+    from peft import LoraConfig, get_peft_model
+
+    module = get_peft_model(load_bark("tiny").fine_acoustics,
+                            LoraConfig(r=2, lora_alpha=4, target_modules=r".*attn\.(att_proj|out_proj)"))
+    batch = L.collate("fine", L.build_examples("fine", _item(10, 40, seed=17))[3:5])   # codebooks 5, 6: filled
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = L.stage_loss("fine", L.stage_forward("fine", module, batch), batch)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in module.named_parameters() if "lora_B" in n)

@@ -60,3 +60,11 @@ def test_a_job_reports_and_installs_each_stage_on_its_own(ws, awb_wav, slt_wav):
     rows = T.list_checkpoints(ws, job["id"])
     marked = {st: r["step"] for r in rows for st in r["metrics"].get("best_stages", [])}
     assert marked == {s: stages[s]["best_step"] for s in STAGES}
+    # the Train tab draws a train and a validation curve per stage and names each stage's best step
+    from studio.ui import train_tab
+
+    frame = train_tab.stage_loss_frame(metrics)
+    assert set(frame["series"]) == {f"{s} {kind}" for s in STAGES for kind in ("train", "validation")}
+    assert len(frame[frame["series"] == "coarse train"]) == stages["coarse"]["steps"]
+    line = train_tab.best_steps_md(ws, job["id"])
+    assert all(f"{s} step {stages[s]['best_step']} " in line for s in STAGES), line
