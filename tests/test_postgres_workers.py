@@ -7,10 +7,12 @@ import json
 import os
 import socket
 
+import pytest
+
 from studio import jobs
 from studio.ui import jobs_tab
 from studio.workspace import Workspace
-from tests.conftest import Consumer, cli
+from tests.conftest import Consumer, Server, cli
 from workers.dispatch import submit, wait_for
 
 
@@ -46,3 +48,29 @@ def test_workers_lists_every_live_worker_with_its_gpu_and_job(ws, redis_url, pos
         a.stop()
     assert json.loads(cli("workers", "--json", home=ws.root).stdout) == []
     assert "no live worker" in cli("workers", home=ws.root).stdout
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_jobs_tab_shows_the_live_workers(ws, postgres_url, browser):
+    c = Consumer(ws, workers=1, env={"BARK_STUDIO_GPU": "3"})
+    server = Server(ws)
+    page = browser.new_page()
+    try:
+        server.login(page)
+        page.goto(server.url + "/")
+        page.get_by_role("tab", name="Jobs").click()
+        worker = f"{socket.gethostname()}:{c.proc.pid}"
+        shown = "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)"
+        page.wait_for_function(shown, arg=["#jobs-workers", worker], timeout=30_000)  # seen, not only in the DOM
+        text = page.locator("#jobs-workers").inner_text()
+        cells = [t.strip() for t in text.splitlines() if t.strip()]
+        at = cells.index(worker)
+        assert cells[at + 1:at + 4] == [socket.gethostname(), "3", "idle"], cells  # host, GPUs, current job
+        c.stop()  # a stopped worker leaves the panel at the next refresh
+        gone = "([sel, text]) => !(document.querySelector(sel)?.innerText || '').includes(text)"
+        page.wait_for_function(gone, arg=["#jobs-workers", worker], timeout=30_000)
+    finally:
+        page.close()
+        server.stop()
+        c.stop()
