@@ -36,6 +36,7 @@ def ws(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("BARK_STUDIO_HOME", str(home))
     monkeypatch.delenv("BARK_STUDIO_REDIS_URL", raising=False)
+    monkeypatch.delenv("BARK_STUDIO_DATABASE_URL", raising=False)  # SQLite unless a test asks (postgres_url)
     return Workspace.resolve(home)
 
 
@@ -283,7 +284,6 @@ class PostgresServer:
 
     def __init__(self):
         import pwd
-        import shutil
         import tempfile
 
         bin_dir = postgres_bin_dir()
@@ -292,7 +292,11 @@ class PostgresServer:
         as_user: list[str] = []
         self.root = Path(tempfile.mkdtemp(prefix="bark-pg-"))  # not under pytest's root-only tmp
         if os.getuid() == 0:
-            owner = pwd.getpwnam("postgres")
+            try:
+                owner = pwd.getpwnam("postgres")  # created by Debian's postgresql package
+            except KeyError:
+                pytest.fail("postgres refuses to run as root and there is no `postgres` user: "
+                            "run `make system-deps` (apt-get install postgresql)")
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
             as_user = ["runuser", "-u", "postgres", "--"]
         data = self.root / "data"
