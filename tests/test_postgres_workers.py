@@ -1,6 +1,6 @@
-"""Two workers of one studio on PostgreSQL and Redis, each with its own mount path of one shared
-workspace folder and its own GPU: `bark-studio workers` and the Jobs tab list both, with their
-GPUs, the job each runs and their last heartbeat; a stopped worker leaves the list."""
+"""Two workers of one studio on PostgreSQL and Redis, each driving its own GPU: `bark-studio
+workers` and the Jobs tab list both, with their GPUs, the job each runs and their last heartbeat;
+a stopped worker leaves the list. (Workers on separate mount paths: test_postgres_recovery.py.)"""
 from __future__ import annotations
 
 import json
@@ -11,33 +11,27 @@ import pytest
 
 from studio import jobs
 from studio.ui import jobs_tab
-from studio.workspace import Workspace
 from tests.conftest import Consumer, Server, cli
 from workers.dispatch import submit, wait_for
 
 
-def test_workers_lists_every_live_worker_with_its_gpu_and_job(ws, redis_url, postgres_url, tmp_path):
-    ws.ensure()
-    mounts = [tmp_path / "host-a" / "studio", tmp_path / "host-b" / "studio"]
-    for m in mounts:  # each "host" mounts the one shared folder at its own path
-        m.parent.mkdir()
-        m.symlink_to(ws.root, target_is_directory=True)
-    a = Consumer(Workspace.resolve(mounts[0]), workers=1, env={"BARK_STUDIO_GPU": "0"})
-    b = Consumer(Workspace.resolve(mounts[1]), workers=1, env={"BARK_STUDIO_GPU": "1"})
+def test_workers_lists_every_live_worker_with_its_gpu_and_job(ws, redis_url, postgres_url):
+    a = Consumer(ws, workers=1, env={"BARK_STUDIO_GPU": "0"})
+    b = Consumer(ws, workers=1, env={"BARK_STUDIO_GPU": "1"})
     try:
         done = [wait_for(ws, submit(ws, "noop")["id"], poll=0.2, timeout=60) for _ in range(4)]
-        assert [d["status"] for d in done] == ["succeeded"] * 4  # jobs from either mount run
+        assert [d["status"] for d in done] == ["succeeded"] * 4
 
         job = jobs.create_job(ws.db, "noop")  # a job the first worker runs in its own process
         host = socket.gethostname()
         assert jobs.claim(ws.db, job, f"{host}:{a.proc.pid}")
-        listed = json.loads(cli("workers", "--json", home=mounts[1]).stdout)
+        listed = json.loads(cli("workers", "--json", home=ws.root).stdout)
         by_pid = {w["pid"]: w for w in listed}
         assert set(by_pid) == {a.proc.pid, b.proc.pid}
         assert by_pid[a.proc.pid]["gpus"] == ["0"] and by_pid[b.proc.pid]["gpus"] == ["1"]
         assert [j["id"] for j in by_pid[a.proc.pid]["jobs"]] == [job] and by_pid[b.proc.pid]["jobs"] == []
         assert all(w["host"] == host and w["heartbeat_age_s"] < 3 * jobs.heartbeat_seconds() for w in listed)
-        human = cli("workers", home=mounts[0]).stdout
+        human = cli("workers", home=ws.root).stdout
         assert f"{host}:{a.proc.pid}" in human and f"#{job} noop" in human and "idle" in human
 
         panel = {row[0]: row for row in jobs_tab.worker_rows(ws)}  # the Jobs tab's Workers panel
