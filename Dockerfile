@@ -16,7 +16,7 @@ WORKDIR /app
 # Dependencies first, so a code change does not reinstall torch.
 COPY pyproject.toml README.md ./
 RUN mkdir -p studio workers models && touch studio/__init__.py workers/__init__.py models/__init__.py \
- && pip install -e . && rm -rf studio workers models
+ && pip install -e ".[postgres]" && rm -rf studio workers models
 COPY studio ./studio
 COPY workers ./workers
 COPY models ./models

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests drive: chromium (browser tests), redis-server (Redis queue path),
-# espeak-ng and sox (test speech). Installed only when missing; needs root or sudo.
+# postgresql (the PostgreSQL tests' server), espeak-ng and sox (test speech). Installed only when missing; needs root or sudo.
 system-deps:
 	@bash scripts/system-deps.sh
 

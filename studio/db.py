@@ -3,7 +3,11 @@ busy timeout, synchronous=FULL) or PostgreSQL by URL, migrated by Alembic.
 
 Writes go through `Database.write()`, whose transaction begins IMMEDIATE on SQLite: a deferred
 read-then-write transaction fails with "database is locked" under contention even with a busy
-timeout, because SQLite cannot upgrade its read lock while another writer waits."""
+timeout, because SQLite cannot upgrade its read lock while another writer waits. On PostgreSQL
+the same guarantee (one writer at a time, each reading what the previous one committed) comes
+from a transaction-scoped advisory lock taken first in every write transaction: under READ
+COMMITTED each later statement then sees every earlier writer's commit, so a read-then-write
+never loses an update, and writers queue on the lock instead of failing."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -16,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 30_000
+WRITE_LOCK_KEY = 0x6261726B  # "bark": PostgreSQL's advisory lock for write transactions (per database)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -29,7 +34,14 @@ def utcnow() -> datetime:
 
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "postgresql":
+            @event.listens_for(engine, "begin")
+            def _on_begin_server(conn):
+                if conn.get_execution_options().get("sqlite_begin", "IMMEDIATE") == "IMMEDIATE":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
+        return engine
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -62,7 +74,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite); commits on success, rolls back on error.
+        """A write transaction (BEGIN IMMEDIATE on SQLite, the write lock on PostgreSQL); commits on success, rolls back on error.
         A full disk raises DiskFull (one clear line) instead of SQLite's error."""
         with self._disk_full_as_user_error(), self._writer() as session, session.begin():
             yield session

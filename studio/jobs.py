@@ -92,6 +92,8 @@ class WorkerRow(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    gpus: Mapped[str | None] = mapped_column(String(200))  # the GPU indices it drives, e.g. "0"
+    processes: Mapped[str | None] = mapped_column(String(2000))  # pids of its job processes, "412,413"
 
 
 class JobCancelled(Exception):

@@ -36,6 +36,7 @@ def ws(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("BARK_STUDIO_HOME", str(home))
     monkeypatch.delenv("BARK_STUDIO_REDIS_URL", raising=False)
+    monkeypatch.delenv("BARK_STUDIO_DATABASE_URL", raising=False)  # SQLite unless a test asks (postgres_url)
     return Workspace.resolve(home)
 
 
@@ -263,3 +264,106 @@ def train_template(tmp_path_factory, speech_dir) -> Path:
     from tests.queue_support import build_template
 
     return build_template(tmp_path_factory.mktemp("train-template") / "home", speech_dir)
+
+
+def postgres_bin_dir() -> Path | None:
+    """Debian's PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin), newest first, else PATH."""
+    import shutil
+
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if versions:
+        return versions[-1].parent
+    exe = shutil.which("postgres")
+    return Path(exe).resolve().parent if exe else None
+
+
+class PostgresServer:
+    """A real PostgreSQL server (Debian's package) on a free port, its cluster in a temp folder.
+    postgres refuses to run as root, so as root it runs as the `postgres` user Debian's package creates."""
+
+    def __init__(self):
+        import pwd
+        import tempfile
+
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            pytest.fail("PostgreSQL is missing: run `make system-deps` (apt-get install postgresql)")
+        as_user: list[str] = []
+        self.root = Path(tempfile.mkdtemp(prefix="bark-pg-"))  # not under pytest's root-only tmp
+        if os.getuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")  # created by Debian's postgresql package
+            except KeyError:
+                pytest.fail("postgres refuses to run as root and there is no `postgres` user: "
+                            "run `make system-deps` (apt-get install postgresql)")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            as_user = ["runuser", "-u", "postgres", "--"]
+        data = self.root / "data"
+        subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", "bark", "--auth=trust",
+                                  "--encoding=UTF8", "--no-sync"], check=True, capture_output=True, text=True)
+        self.port = free_port()
+        self.admin_url = f"postgresql+psycopg://bark@127.0.0.1:{self.port}/postgres"
+        self.log_path = self.root / "postgres.log"
+        # fsync off: the server's files are thrown away; the tests are about transactions, not power cuts
+        self.proc = subprocess.Popen(
+            as_user + [str(bin_dir / "postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1",
+                       "-k", str(self.root), "-c", "fsync=off", "-c", "max_connections=200",
+                       "-c", "logging_collector=off"],
+            stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, f"postgres exited:\n{self.log_path.read_text()}"
+            try:
+                psycopg.connect(self._dsn("postgres"), connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"postgres did not come up:\n{self.log_path.read_text()}")
+                time.sleep(0.2)
+        self._count = 0
+
+    def _dsn(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=bark dbname={dbname}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        self._count += 1
+        name = f"studio_{os.getpid()}_{self._count}"
+        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://bark@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, ws, monkeypatch):
+    """A fresh database on the session's PostgreSQL server for one test, exported as
+    BARK_STUDIO_DATABASE_URL (so `ws.db` and every subprocess use it)."""
+    url = postgres_server.new_database()
+    monkeypatch.setenv("BARK_STUDIO_DATABASE_URL", url)
+    yield url
+    if "db" in ws.__dict__:  # a cached engine: close its pooled connections
+        ws.db.dispose()

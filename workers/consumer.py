@@ -25,7 +25,7 @@ from studio import jobs
 from studio.db import utcnow
 from studio.workspace import Workspace
 from workers import runner
-from workers.gpu_lock import GpuLock
+from workers.gpu_lock import GpuLock, gpu_name
 from workers.queue import queue_for
 
 log = logging.getLogger("workers.consumer")
@@ -89,7 +89,8 @@ def _clean_leftovers(ws: Workspace) -> None:
 def _register(ws: Workspace, worker_id: str) -> None:
     with ws.db.write() as s:
         s.merge(jobs.WorkerRow(id=worker_id, host=socket.gethostname(), pid=os.getpid(),
-                               started_at=utcnow(), heartbeat_at=utcnow(), stopped_at=None))
+                               gpus=gpu_name().rsplit(":", 1)[1], started_at=utcnow(), heartbeat_at=utcnow(),
+                               stopped_at=None))
 
 
 def _alive(pid: int | None) -> bool:
@@ -120,6 +121,7 @@ def _keep_alive(ws: Workspace, worker_id: str, consumer, stop: threading.Event) 
                 row = s.get(jobs.WorkerRow, worker_id)
                 if row is not None:
                     row.heartbeat_at = now
+                    row.processes = ",".join(map(str, pids))
                 if pids:
                     s.execute(update(jobs.Job).where(jobs.Job.status == "running",
                                                      jobs.Job.worker_id.in_([f"{host}:{pid}" for pid in pids]))

@@ -6,7 +6,8 @@ Huey's `lock_task` makes a task that cannot get the lock fail ("unable to acquir
 job that finds the GPU busy is put back on the schedule and waits. A consumer that was SIGKILLed
 leaves its lock behind: the next consumer on the host flushes it at start unless its job is still
 alive (running with a fresh heartbeat: an orphaned worker may still be training), and a lock whose
-job has ended is broken by the next job that asks for it."""
+job has ended, or whose job's heartbeat has gone silent, is broken by the next job that asks for it
+(at run time, with no consumer restart)."""
 from __future__ import annotations
 
 import os
@@ -95,9 +96,11 @@ class GpuLock:
             if holder == job_id:
                 return None  # ours already (a crash between taking it and claiming the row)
             row = s.get(jobs.Job, holder) if holder is not None else None
-            if row is not None and row.status in ("queued", "running"):
+            if row is not None and (row.status == "queued" or _beating(row)):
                 return holder
-            self.huey.delete(self.lock._key)  # its job ended without releasing it: stale
+            # its job ended without releasing it, or its worker died (a host gone, its heartbeat
+            # silent for three beats) before anyone swept the row: stale either way
+            self.huey.delete(self.lock._key)
             return None if self.huey.put_if_empty(self.lock._key, job_id) else self.holder()
 
     def release(self, job_id: int) -> None:
@@ -114,10 +117,15 @@ class GpuLock:
             if holder is None:
                 return None
             row = s.get(jobs.Job, holder) if holder > 0 else None
-            fresh_after = utcnow() - timedelta(seconds=jobs.stale_after_seconds())
-            if row is not None and row.status == "running" and row.heartbeat_at and row.heartbeat_at >= fresh_after:
+            if row is not None and _beating(row):
                 return None
             if row is not None and row.status == "queued" and others_alive:
                 return None
             self.huey.delete(self.lock._key)
             return holder
+
+
+def _beating(row: jobs.Job) -> bool:
+    """A running job whose heartbeat is fresh: its worker is alive, wherever it runs."""
+    fresh_after = utcnow() - timedelta(seconds=jobs.stale_after_seconds())
+    return row.status == "running" and row.heartbeat_at is not None and row.heartbeat_at >= fresh_after

@@ -5,18 +5,18 @@ from __future__ import annotations
 import socket
 import sys
 
-from studio import jobs
+from studio import fleet
 from studio.workspace import Workspace
 
 
 def main() -> int:
     ws = Workspace.resolve()
     host = socket.gethostname()
-    alive = [w for w in jobs.live_workers(ws.db) if w.rsplit(":", 1)[0] == host]
+    alive = [w for w in fleet.live_workers(ws.db) if w["host"] == host]
     if not alive:
         print(f"no live worker on {host} in {ws.root}", file=sys.stderr)
         return 1
-    print(f"worker alive: {', '.join(alive)}")
+    print(f"worker alive: {', '.join(fleet.describe(w) for w in alive)}")
     return 0
 
 

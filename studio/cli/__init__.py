@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "studio.cli.listen_cmd",
     "studio.cli.train_cmd",
     "studio.cli.models_cmd",
+    "studio.cli.workers_cmd",
 ]
 
 

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio import jobs
+from studio import fleet, jobs
 from studio.errors import UserError
 from studio.ui import fields, job_view, models_panel
 from studio.workspace import Workspace
 
 TITLE = "Jobs"
 COLUMNS = ["id", "kind", "status", "progress", "message", "error", "created_at"]
+WORKER_COLUMNS = ["worker", "host", "GPUs", "current job", "last heartbeat"]
 
 
 def rows(ws: Workspace) -> list[list]:
     return [[j["id"], j["kind"], j["status"], f"{100 * j['progress']:.0f}%", j["message"], j["error"] or "",
              j["created_at"]] for j in jobs.list_jobs(ws.db, limit=200)]
+
+
+def worker_rows(ws: Workspace) -> list[list]:
+    """The live workers, as `bark-studio workers` lists them."""
+    return [[w["id"], w["host"], ",".join(w["gpus"]) or "-",
+             ", ".join(f"#{j['id']} {j['kind']}" for j in w["jobs"]) or "idle",
+             f"{w['heartbeat_at']} ({w['heartbeat_age_s']:.0f}s ago)"] for w in fleet.live_workers(ws.db)]
 
 
 def detail(ws: Workspace, job_id):
@@ -66,6 +74,10 @@ def build(ws: Workspace) -> None:
     timer = gr.Timer(2.0)
     timer.tick(lambda: rows(ws), outputs=table)
     timer.tick(show, inputs=job_id, outputs=[summary, trace, log_tail])
+    with gr.Accordion("Workers", open=True):
+        worker_table = gr.Dataframe(headers=WORKER_COLUMNS, value=lambda: worker_rows(ws), interactive=False,
+                                    elem_id="jobs-workers")
+    timer.tick(lambda: worker_rows(ws), outputs=worker_table)
     models_panel.build()  # every preset: present or missing, size, where
 
 
