@@ -11,6 +11,7 @@ from tests.conftest import Server
 
 
 @pytest.mark.browser
+@pytest.mark.slow  # ~70 s on the loaded 2-core box, most of it the server starting
 def test_exclude_include_delete_undo_buttons(ws, browser, awb_wav, slt_wav):
     store.create_dataset(ws.db, "buttons")
     import_paths(ws, "buttons", [str(awb_wav), str(slt_wav)], ImportOptions())
