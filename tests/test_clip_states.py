@@ -60,6 +60,8 @@ def test_exclude_and_delete_round_trip_with_prepare_honouring_them(ws, awb_wav, 
     assert {it["clip_id"] for it in training_items(ws.db, "states")} == {a}
     assert [d["clips"] for d in _json(home, "dataset", "list")] == [1]
     assert blob.is_file()
+    again = _json(home, "dataset", "import", "states", str(slt_wav))  # the same audio again: pointed at the undo
+    assert f"delete {b} --undo" in again["duplicates"][0]["note"] and again["imported"] == []
     assert _prepare(home)["clips"] == 1
 
     # undo the delete: b comes back with its transcript
