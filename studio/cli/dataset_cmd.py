@@ -1,4 +1,4 @@
-"""dataset create|list|import|clips|trim|text|lint|prepare|transcribe|show|export."""
+"""dataset create|list|import|clips|exclude|delete|trim|text|lint|prepare|transcribe|show|export."""
 from __future__ import annotations
 
 import sys
@@ -99,16 +99,46 @@ def import_(ctx, name, paths, source, licence, speaker, provenance, as_json):
 
 @dataset.command("clips")
 @click.argument("name")
+@click.option("--deleted", is_flag=True, help="Also list deleted clips (to undo a delete).")
 @json_option
 @pass_ctx
-def clips(ctx, name, as_json):
-    """Clips of a dataset with their trims and transcripts."""
+def clips(ctx, name, deleted, as_json):
+    """Clips of a dataset with their trims and transcripts; excluded and deleted ones are marked."""
     from studio.datasets import store
 
-    rows = store.list_clips(ctx.ws.db, name)
+    rows = store.list_clips(ctx.ws.db, name, deleted=deleted)
     emit(rows, as_json, lambda rs: "\n".join(
         f"{c['id']:>5} {c['trimmed_duration']:7.2f}s {c['speaker'] or '-':<10} {c['provenance']:<5} "
-        f"{(c['transcript_source'] or '-'):<7} {c['name']}  {c['text'] or ''}" for c in rs) or "no clips")
+        f"{(c['transcript_source'] or '-'):<7} {c['name']}  {c['text'] or ''}"
+        + (f"  [{c['state']}]" if c["state"] != "active" else "") for c in rs) or "no clips")
+
+
+@dataset.command("exclude")
+@click.argument("clip_id", type=int)
+@click.option("--undo", is_flag=True, help="Take the clip back in.")
+@json_option
+@pass_ctx
+def exclude(ctx, clip_id, undo, as_json):
+    """Leave a clip out of prepare, tokenize, training and the report (it stays listed, marked)."""
+    from studio.datasets import store
+
+    out = store.exclude_clip(ctx.ws.db, clip_id, undo=undo)
+    emit(out, as_json, lambda c: f"clip {c['id']} ({c['name']}): {'excluded' if c['state'] == 'excluded' else 'included'}")
+
+
+@dataset.command("delete")
+@click.argument("clip_id", type=int)
+@click.option("--undo", is_flag=True, help="Restore the deleted clip.")
+@json_option
+@pass_ctx
+def delete(ctx, clip_id, undo, as_json):
+    """Delete a clip: it is hidden and left out of everything, but its stored audio and records
+    stay, so `--undo` restores it (`dataset clips NAME --deleted` lists deleted clips)."""
+    from studio.datasets import store
+
+    out = store.delete_clip(ctx.ws.db, clip_id, undo=undo)
+    emit(out, as_json, lambda c: f"clip {c['id']} ({c['name']}): {'deleted' if c['state'] == 'deleted' else 'restored'}"
+                                 + (f" (undo: bark-studio dataset delete {c['id']} --undo)" if c["state"] == "deleted" else ""))
 
 
 @dataset.command("trim")

@@ -52,7 +52,7 @@ def segments_with_text(s, dataset_id: int, version_id: int) -> list[dict]:
                     "peak_db": seg.peak_db, "snr_db": seg.snr_db, "clipped_fraction": seg.clipped_fraction,
                     "kept": seg.kept, "reject_reason": seg.reject_reason, "text": text,
                     "transcript_source": tr.source if tr else None, "speaker": clip.speaker,
-                    "provenance": clip.provenance})
+                    "provenance": clip.provenance, "in_use": clip.excluded_at is None and clip.deleted_at is None})
     return out
 
 
@@ -86,7 +86,7 @@ def training_items(db, dataset_name: str, root: str | os.PathLike | None = None)
             raise UserError(f"dataset {dataset_name!r} has no prepared version; run `bark-studio dataset prepare {dataset_name}`")
         items = []
         for seg in segments_with_text(s, ds.id, version.id):
-            if not seg["kept"] or not seg["text"]:
+            if not seg["kept"] or not seg["text"] or not seg["in_use"]:  # excluded clips stay out of training
                 continue
             items.append({"path": str(base / seg["blob"]), "text": seg["text"], "speaker": seg["speaker"],
                           "sha256": seg["sha256"], "duration": seg["duration"], "clip_id": seg["clip_id"],

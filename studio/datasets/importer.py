@@ -245,7 +245,9 @@ def _record_clip(ws: Workspace, dataset_id: int, path: Path, label: str, meta: M
     with ws.db.write() as s:
         existing = s.scalar(select(Clip).where(Clip.dataset_id == dataset_id, Clip.sha256 == sha))
         if existing is not None:
-            return "duplicates", {"file": label, "clip_id": existing.id, "note": f"same audio as clip {existing.id} ({existing.name})"}
+            gone = f", deleted: restore it with `bark-studio dataset delete {existing.id} --undo`" if existing.deleted_at else ""
+            return "duplicates", {"file": label, "clip_id": existing.id,
+                                  "note": f"same audio as clip {existing.id} ({existing.name}{gone})"}
         clip = Clip(dataset_id=dataset_id, name=label[-300:], sha256=sha, blob=ws.relative(blob), format=decoded.format,
                     sample_rate=decoded.sample_rate, channels=decoded.channels, duration=round(decoded.duration, 4),
                     source=(options.source or origin)[:500], licence=options.licence[:500], speaker=speaker[:100],

@@ -49,6 +49,15 @@ class Clip(Base):
     trim_history: Mapped[list] = mapped_column(JSON, default=list)  # earlier [start, end] pairs (undo)
     peaks: Mapped[list] = mapped_column(JSON, default=list)  # waveform envelope drawn without decoding
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Left out of prepare, tokenize, training and the report while set; both are undoable. A deleted
+    # clip is also hidden from the clip lists, its stored audio kept so undo can bring it back.
+    excluded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    @classmethod
+    def in_use(cls):
+        """SQL condition: the clip is neither excluded nor deleted."""
+        return cls.excluded_at.is_(None) & cls.deleted_at.is_(None)
 
 
 class Transcript(Base):

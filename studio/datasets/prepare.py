@@ -83,9 +83,9 @@ def prepare_dataset(ws: Workspace, name: str, overrides: dict | None = None, *, 
         ds = get_dataset_row(s, name)
         settings = resolve_settings(ds.settings, overrides)
         clips = [(c.id, c.name, c.blob, c.sha256, *trim_bounds(c)) for c in
-                 s.scalars(select(Clip).where(Clip.dataset_id == ds.id).order_by(Clip.id))]
+                 s.scalars(select(Clip).where(Clip.dataset_id == ds.id, Clip.in_use()).order_by(Clip.id))]
         if not clips:
-            raise UserError(f"dataset {name!r} has no clips to prepare; import some first")
+            raise UserError(f"dataset {name!r} has no clips to prepare (none imported, or all excluded or deleted)")
         words_by_clip = {cid: w for cid, w in s.execute(select(Transcript.clip_id, Transcript.words)
                                                          .join(Clip, Clip.id == Transcript.clip_id)
                                                          .where(Clip.dataset_id == ds.id))}

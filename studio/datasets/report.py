@@ -82,9 +82,11 @@ def build_report(db: Database, name: str) -> dict:
                     for v in s.scalars(select(PreparedVersion).where(PreparedVersion.dataset_id == ds.id)
                                        .order_by(PreparedVersion.version))]
         rows = list(s.execute(select(Clip, Transcript).outerjoin(Transcript, Transcript.clip_id == Clip.id)
-                              .where(Clip.dataset_id == ds.id).order_by(Clip.id)))
+                              .where(Clip.dataset_id == ds.id, Clip.deleted_at.is_(None)).order_by(Clip.id)))
+        excluded = sum(1 for c, _ in rows if c.excluded_at is not None)
+        rows = [(c, t) for c, t in rows if c.excluded_at is None]  # excluded clips are counted, not reported
         version = latest_version(s, ds.id)
-        segments = segments_with_text(s, ds.id, version.id) if version else []
+        segments = [g for g in segments_with_text(s, ds.id, version.id) if g["in_use"]] if version else []
         info = dataset_dict(ds)
         version_info = {"version": version.version, "settings": version.settings, "stats": version.stats} if version else None
     clip_secs = [trim_bounds(c)[1] - trim_bounds(c)[0] for c, _ in rows]
@@ -105,6 +107,7 @@ def build_report(db: Database, name: str) -> dict:
     return {
         "dataset": info,
         "clips": len(rows),
+        "excluded_clips": excluded,
         "raw_duration_s": round(sum(clip_secs), 2),
         "transcribed_clips": len(texts),
         "human_checked_clips": sum(1 for _, t in rows if t and t.source == "human"),
@@ -161,7 +164,7 @@ def prepare_outcomes(db: Database, name: str) -> dict[int, str]:
         version = latest_version(s, ds.id)
         if version is None:
             return {}
-        rows = [(c, None) for c in s.scalars(select(Clip).where(Clip.dataset_id == ds.id).order_by(Clip.id))]
+        rows = [(c, None) for c in s.scalars(select(Clip).where(Clip.dataset_id == ds.id, Clip.in_use()).order_by(Clip.id))]
         outcomes = clip_outcomes(rows, segments_with_text(s, ds.id, version.id), {"stats": version.stats})
     return {o["clip_id"]: outcome_line(o) for o in outcomes}
 
@@ -257,6 +260,8 @@ def summary_markdown(report: dict) -> str:
     lines = [f"**{report['dataset']['name']}**: {report['clips']} clips, {report['raw_duration_s'] / 60:.1f} min raw; "
              f"{report['training_segments']} training segments, {report['training_duration_s'] / 60:.1f} min"
              + (f" (version {report['prepared']['version']})" if report["prepared"] else ""),
+             *([f"Excluded: {report['excluded_clips']} clip(s), left out of this report, prepare and training"]
+               if report.get("excluded_clips") else []),
              f"Tier ({report['tier_basis']}): **{t['tier']}**"
              + (f"; next: {t['next']['tier']} needs {t['next']['needs_seconds'] / 60:.1f} more min and "
                 f"{t['next']['needs_clips']} more clips" if t.get("next") else ""),

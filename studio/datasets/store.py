@@ -49,8 +49,10 @@ def get_dataset(db: Database, name: str) -> dict:
 
 def list_datasets(db: Database) -> list[dict]:
     with db.read() as s:
-        counts = dict(s.execute(select(Clip.dataset_id, func.count(Clip.id)).group_by(Clip.dataset_id)).all())
-        durations = dict(s.execute(select(Clip.dataset_id, func.sum(Clip.duration)).group_by(Clip.dataset_id)).all())
+        counts = dict(s.execute(select(Clip.dataset_id, func.count(Clip.id)).where(Clip.in_use())
+                                .group_by(Clip.dataset_id)).all())
+        durations = dict(s.execute(select(Clip.dataset_id, func.sum(Clip.duration)).where(Clip.in_use())
+                                   .group_by(Clip.dataset_id)).all())
         out = []
         for ds in s.scalars(select(Dataset).order_by(Dataset.name)):
             d = dataset_dict(ds)
@@ -78,9 +80,14 @@ def clip_dict(c: Clip, t: Transcript | None = None) -> dict[str, Any]:
             "sample_rate": c.sample_rate, "channels": c.channels, "duration": round(c.duration, 3),
             "source": c.source, "licence": c.licence, "speaker": c.speaker, "provenance": c.provenance,
             "trim_start": c.trim_start, "trim_end": c.trim_end, "trimmed_duration": round(end - start, 3),
-            "can_undo_trim": bool(c.trim_history),
+            "can_undo_trim": bool(c.trim_history), "state": clip_state(c),
             "text": t.text if t else None, "transcript_source": t.source if t else None,
             "asr_text": t.asr_text if t else None, "has_words": bool(t and t.words)}
+
+
+def clip_state(c: Clip) -> str:
+    """'deleted', 'excluded' or 'active' (only active clips reach prepare, training and the report)."""
+    return "deleted" if c.deleted_at else "excluded" if c.excluded_at else "active"
 
 
 def trim_bounds(c: Clip) -> tuple[float, float]:
@@ -89,11 +96,12 @@ def trim_bounds(c: Clip) -> tuple[float, float]:
     return start, end
 
 
-def list_clips(db: Database, name: str) -> list[dict]:
+def list_clips(db: Database, name: str, *, deleted: bool = False) -> list[dict]:
+    """The dataset's clips, excluded ones included (marked by 'state'); deleted ones only when asked."""
     with db.read() as s:
         ds = get_dataset_row(s, name)
-        rows = s.execute(select(Clip, Transcript).outerjoin(Transcript, Transcript.clip_id == Clip.id)
-                         .where(Clip.dataset_id == ds.id).order_by(Clip.id))
+        q = select(Clip, Transcript).outerjoin(Transcript, Transcript.clip_id == Clip.id).where(Clip.dataset_id == ds.id)
+        rows = s.execute((q if deleted else q.where(Clip.deleted_at.is_(None))).order_by(Clip.id))
         return [clip_dict(c, t) for c, t in rows]
 
 
@@ -122,6 +130,31 @@ def set_clip_info(db: Database, clip_id: int, *, speaker: str | None = None, sou
             if value is not None:
                 setattr(c, field, value)
         return clip_dict(c)
+
+
+# Exclude and delete: flags with undo; the stored audio and every record stay ---------------
+
+def _set_flag(db: Database, clip_id: int, field: str, on: bool) -> dict:
+    with db.write() as s:
+        c = s.get(Clip, clip_id)
+        if c is None:
+            raise NotFound(f"no clip {clip_id}")
+        already = getattr(c, field) is not None
+        if already == on:
+            word = {"excluded_at": "excluded", "deleted_at": "deleted"}[field]
+            raise UserError(f"clip {clip_id} ({c.name}) is {'already' if on else 'not'} {word}")
+        setattr(c, field, utcnow() if on else None)
+        return clip_dict(c)
+
+
+def exclude_clip(db: Database, clip_id: int, undo: bool = False) -> dict:
+    """Leave a clip out of prepare, tokenize, training and the report (undo: take it back in)."""
+    return _set_flag(db, clip_id, "excluded_at", not undo)
+
+
+def delete_clip(db: Database, clip_id: int, undo: bool = False) -> dict:
+    """Soft delete: the clip is hidden and left out everywhere; its audio stays, so undo restores it."""
+    return _set_flag(db, clip_id, "deleted_at", not undo)
 
 
 # Trims: numbers on the clip, with an undo stack; the original file never changes --------------

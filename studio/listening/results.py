@@ -163,6 +163,30 @@ def _ab(votes: list[ListenVote], systems: list[ListenSystem], n_boot: int, seed:
     return out
 
 
+MOS_TABLE_COLUMNS = ["system", "n", "MOS", "95% CI (t)", "95% CI (cluster bootstrap)"]
+AB_TABLE_COLUMNS = ["pair (first vs second)", "wins-losses-ties", "win rate", "95% CI (exact)", "p (exact binomial)"]
+
+
+def _num(x: float, fmt: str = ".2f") -> str:
+    return "–" if x is None or not np.isfinite(x) else format(x, fmt)
+
+
+def _ci(ci: list[float]) -> str:
+    return "–" if not all(np.isfinite(c) for c in ci) else f"[{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def results_table(r: dict) -> tuple[list[str], list[list]]:
+    """The results as (headers, rows) for the page: per system for MOS, per pair for A/B."""
+    if r["mos"]:
+        return MOS_TABLE_COLUMNS, [[m["system"] + (" (reference)" if m["kind"] == "reference" else ""), m["n"],
+                                    _num(m["mean"]), _ci(m["ci_t"]), _ci(m["ci_bootstrap"])] for m in r["mos"]]
+    if r["ab"]:
+        return AB_TABLE_COLUMNS, [[f"{p['system_x']} vs {p['system_y']}", f"{p['wins']}-{p['losses']}-{p['ties']}",
+                                   _num(p["win_rate"]), _ci(p["ci"]), _num(p["p_value"], ".3g")]
+                                  for p in r["ab"]["pairs"]]
+    return [], []
+
+
 def summary_text(r: dict, with_paths: bool = True) -> str:
     """The results as the CLI prints them and the Listen tab shows them."""
     lines = [f"session {r['session']['id']}: {r['session']['name']} - {r['n_votes']} votes used"
@@ -215,7 +239,7 @@ def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
         ax.set_ylabel("MOS")
         ax.legend(fontsize=8)
         ax.set_title(session["name"])
-        paths.append(_save(fig, folder / "mos.png"))
+        paths.append(_save(fig, folder, "mos", [session["name"], rows]))
     if res["ab"]:
         pairs = [p for p in res["ab"]["pairs"] if p["n_decided"]]
         if pairs:
@@ -230,7 +254,7 @@ def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
             ax.set_xlim(0, 1)
             ax.set_xlabel("win rate of the first system (exact 95% CI; ties excluded)")
             ax.set_title(textwrap.fill(session["question"], 70), fontsize=10)
-            paths.append(_save(fig, folder / "ab.png"))
+            paths.append(_save(fig, folder, "ab", [session["question"], pairs]))
         if res["ab"]["bradley_terry"]:
             bt = res["ab"]["bradley_terry"]
             fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(bt)), 3.5))
@@ -239,16 +263,28 @@ def _plots(ws: Workspace, session: dict, res: dict) -> list[Path]:
                                                             [b["ci"][1] - b["score"] for b in bt]], fmt="o", capsize=4)
             ax.set_xticks(xs, [b["system"] for b in bt], rotation=20)
             ax.set_ylabel("Bradley-Terry log-strength")
-            paths.append(_save(fig, folder / "bradley_terry.png"))
+            paths.append(_save(fig, folder, "bradley_terry", bt))
     return paths
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, folder: Path, kind: str, drawn) -> Path:
+    """Write the plot as KIND-<hash of the numbers drawn>.png and remove that kind's older files: a
+    new result is a new file name, so neither the page nor a cache can show a stale plot."""
+    import hashlib
+    import json
+
     import matplotlib.pyplot as plt
 
+    digest = hashlib.sha256(json.dumps(drawn, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = folder / f"{kind}-{digest}.png"
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    tmp.replace(path)  # a page reading the plot never sees it half written
+    for old in [*folder.glob(f"{kind}-*.png"), folder / f"{kind}.png"]:
+        if old != path and not old.name.endswith(".tmp.png"):
+            old.unlink(missing_ok=True)
     return path
 
 

@@ -24,6 +24,7 @@ TITLE = "Dataset"
 CLIP_COLUMNS = ["id", "name", "speaker", "seconds", "trim", "provenance", "transcript", "checked", "lint", "prepared"]
 # Shares of the table's width: every column stays in view, "checked" and "lint" included.
 CLIP_COLUMN_WIDTHS = ["5%", "14%", "8%", "7%", "8%", "8%", "22%", "7%", "12%", "9%"]
+STATE_NOTE = "excluded: left out of prepare, training and the report"  # shown in the "prepared" column
 HISTORY_COLUMNS = ["#", "when", "by", "before", "after", "undone"]
 UPLOAD_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".zip", ".csv", ".tsv", ".txt", ".lab", ".list"]
 # OpenAI's real Whisper sizes, then the random-weight one, labelled as the test model it is.
@@ -75,7 +76,7 @@ def clip_rows(ws: Workspace, name: str | None) -> list[list]:
         rows.append([c["id"], c["name"], c["speaker"], round(c["trimmed_duration"], 2), trim, c["provenance"],
                      c["text"] or "", "yes" if c["transcript_source"] == "human" else "",
                      "; ".join(i["message"] for i in issues if i["code"] != "empty")[:120],
-                     outcomes.get(c["id"], "")])
+                     STATE_NOTE if c["state"] == "excluded" else outcomes.get(c["id"], "")])
     return rows
 
 
@@ -226,6 +227,11 @@ def build(ws: Workspace) -> None:
             trim_end = gr.Number(label="Keep to (s)", elem_id="ds-trim-end", minimum=0)
             trim_btn = gr.Button("Apply trim", elem_id="ds-trim-apply")
             untrim_btn = gr.Button("Undo trim", elem_id="ds-trim-undo")
+        with gr.Row():
+            exclude_btn = gr.Button("Exclude clip", size="sm", elem_id="ds-exclude")
+            include_btn = gr.Button("Include clip", size="sm", elem_id="ds-include")
+            delete_btn = gr.Button("Delete clip", size="sm", variant="stop", elem_id="ds-delete")
+            undelete_btn = gr.Button("Undo delete", size="sm", elem_id="ds-undelete")
         text = gr.Textbox(label="Transcript (Tab reaches the marker buttons and Save; each button works with Enter)", lines=3,
                           elem_id="ds-text", max_lines=8)
         with gr.Row(elem_id="ds-palette"):
@@ -284,7 +290,9 @@ def build(ws: Workspace) -> None:
         start = c["trim_start"] or 0.0
         end = c["trim_end"] if c["trim_end"] is not None else c["duration"]
         title = (f"**Clip {c['id']}**: {c['name']} · {c['duration']:.2f} s · {c['sample_rate']} Hz · "
-                 f"{c['channels']} ch · {c['provenance']}" + (" · trimmed" if c["can_undo_trim"] or c["trim_start"] or c["trim_end"] else ""))
+                 f"{c['channels']} ch · {c['provenance']}" + (" · trimmed" if c["can_undo_trim"] or c["trim_start"] or c["trim_end"] else "")
+                 + {"excluded": " · **excluded** (Include clip takes it back)",
+                    "deleted": " · **deleted** (Undo delete restores it)"}.get(c["state"], ""))
         return [title, str(ws.root / c["blob"]), waveform(ws, c), round(start, 3), round(end, 3), c["text"] or "",
                 lint_markdown(ws, name, c), history_rows(ws, clip_id)]
 
@@ -362,6 +370,10 @@ def build(ws: Workspace) -> None:
     untrim_btn.click(guarded(lambda cid: store.undo_trim(ws.db, cid)), [ds, current_clip], change_outs)
     save = guarded(lambda cid, t: store.set_transcript(ws.db, cid, t or ""))
     save_btn.click(save, [ds, current_clip, text], change_outs)
+    exclude_btn.click(guarded(lambda cid: store.exclude_clip(ws.db, cid)), [ds, current_clip], change_outs)
+    include_btn.click(guarded(lambda cid: store.exclude_clip(ws.db, cid, undo=True)), [ds, current_clip], change_outs)
+    delete_btn.click(guarded(lambda cid: store.delete_clip(ws.db, cid)), [ds, current_clip], change_outs)
+    undelete_btn.click(guarded(lambda cid: store.delete_clip(ws.db, cid, undo=True)), [ds, current_clip], change_outs)
     checked_btn.click(guarded(lambda cid: store.mark_checked(ws.db, cid)), [ds, current_clip], change_outs)
     undo_btn.click(guarded(lambda cid: store.undo_transcript(ws.db, cid)), [ds, current_clip], change_outs)
 

@@ -8,6 +8,7 @@ import pandas as pd
 from studio import jobs
 from studio.db import Database
 
+LOG_TAIL_LINES = 20  # what a running job's view shows of its log (the Jobs tab has the whole tail)
 LOSS_SERIES = {"loss": "train loss", "val_loss": "validation loss"}
 
 
@@ -35,7 +36,15 @@ def summary_md(job: dict | None) -> str:
     if job.get("error"):
         reason = f" ({job['failure_reason']})" if job.get("failure_reason") else ""
         lines.append(f"**Error{reason}:** {job['error']}")
+    if job["status"] == "running" and (tail := log_tail(job)):  # the tabs' timers refresh it while it runs
+        lines.append(f"Log (last {LOG_TAIL_LINES} lines):\n````\n{tail}\n````")
     return "\n\n".join(lines)
+
+
+def log_tail(job: dict | None, n: int = LOG_TAIL_LINES) -> str:
+    """The last n lines of the job's log; a line's own backtick fence cannot close the block."""
+    lines = ((job or {}).get("log_tail") or "").rstrip("\n").splitlines()[-n:]
+    return "\n".join(line.replace("````", "` ` ` `") for line in lines)
 
 
 def traceback_text(job: dict | None) -> str:

@@ -122,6 +122,7 @@ def close(ws: Workspace, session_id):
 
 
 def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
+    import pandas as pd
     from PIL import Image
 
     try:
@@ -141,7 +142,9 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
     images = [Image.open(p).copy() for p in res["plots"]][:PLOT_SLOTS]
     slots = [gr.update(value=im, visible=True) for im in images]
     slots += [gr.update(value=None, visible=False)] * (PLOT_SLOTS - len(images))  # no empty frames
-    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, *slots
+    headers, rows = lresults.results_table(res)
+    table = gr.update(value=pd.DataFrame(rows, columns=headers), visible=bool(rows))
+    return "```\n" + lresults.summary_text(res, with_paths=False) + "\n```", screening, table, *slots
 
 
 def export(ws: Workspace, session_id):
@@ -200,6 +203,8 @@ def build(ws: Workspace) -> None:
         results_btn = gr.Button("Show results")
         report = gr.Markdown(elem_id="listen-results")
         screening = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, label="Rater screening")
+        table = gr.Dataframe(interactive=False, visible=False, wrap=True, elem_id="listen-table",
+                             label="Results per system (MOS) or per pair (A/B)")
         # one image per plot, shown whole at its own aspect (a gallery tile cropped it into giant text)
         with gr.Row(elem_id="listen-plots"):
             plots = [gr.Image(label=f"Plot {i + 1}", type="pil", interactive=False, show_label=False,
@@ -219,7 +224,7 @@ def build(ws: Workspace) -> None:
     links_btn.click(lambda sid, c, d, u: make_links(ws, sid, c, d, u), [session, count, days, base_url], links)
     close_btn.click(lambda sid: close(ws, sid), session, session)
     results_btn.click(lambda sid, ex, fl: show_results(ws, sid, ex, fl), [session, exclude, exclude_flagged],
-                      [report, screening, *plots])
+                      [report, screening, table, *plots])
     export_btn.click(lambda sid: export(ws, sid), session, csv_file)
 
 
