@@ -1,12 +1,12 @@
 """workers: the GPUs each drives and the processes running its jobs (for `bark-studio workers`)
 
-Revision ID: 0007_worker_gpus
+Revision ID: 0008_worker_gpus
 Revises: 0001_jobs
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0007_worker_gpus"
+revision = "0008_worker_gpus"
 down_revision = "0001_jobs"
 branch_labels = None
 depends_on = None
