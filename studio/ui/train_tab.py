@@ -18,6 +18,7 @@ from studio.ui import fields, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Train"
+VOICE_PROMPT_MODES = ("auto", "on", "off")  # TrainConfig.voice_prompts (a test keeps the two equal)
 DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
@@ -73,7 +74,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
-           name: str = "") -> int:
+           name: str = "", voice_prompts: str = "auto") -> int:
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
@@ -82,7 +83,7 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
     if not stages:
         raise gr.Error("choose at least one stage to train")
     params = {"dataset": dataset, "model": base, "stages": list(stages), "preset": PRESET_LABELS[preset_label],
-              **settings_from(preset_label, advanced)}
+              "voice_prompts": voice_prompts or "auto", **settings_from(preset_label, advanced)}
     if (name or "").strip():
         params["name"] = name.strip()
     try:
@@ -141,9 +142,15 @@ def best_steps_md(ws: Workspace, job_id) -> str:
             best[stage] = (c["step"], ((c.get("metrics") or {}).get("val_loss_stages") or {}).get(stage))
     if not best:
         return ""
+    series = jobs.metric_series(ws.db, int(job_id))  # each stage's epochs so far (its own schedule)
+    epochs = {s: series[f"epoch_{s}"][-1][1] for s in STAGES if series.get(f"epoch_{s}")}
+
+    def detail(stage, val):
+        parts = ([f"val {val:.4f}"] if val is not None else []) + (
+            [f"{epochs[stage]:.2f} epochs trained"] if stage in epochs else [])
+        return f" ({', '.join(parts)})" if parts else ""
     return "Best checkpoint per stage: " + " · ".join(
-        f"{stage} step {step}" + (f" (val {val:.4f})" if val is not None else "")
-        for stage, (step, val) in ((s, best[s]) for s in STAGES if s in best))
+        f"{stage} step {step}{detail(stage, val)}" for stage, (step, val) in ((s, best[s]) for s in STAGES if s in best))
 
 
 def _checkpoint(ws: Workspace, checkpoint_id) -> dict:
@@ -204,6 +211,10 @@ def build(ws: Workspace) -> None:
                                       info="semantic: what is said and how; coarse + fine: the voice and its sound.",
                                       elem_id="train-stages")
             preset = gr.Radio(label="Preset", choices=list(PRESET_LABELS), value=DEFAULT_PRESET, elem_id="train-preset")
+            voice_prompts = gr.Radio(label="Voice prompts in training", choices=list(VOICE_PROMPT_MODES), value="auto",
+                                     info="Train each clip with a voice prompt from another clip of its speaker, as "
+                                          "generation uses them (auto: when the dataset has several clips per speaker).",
+                                     elem_id="train-voice-prompts")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 advanced = [f.component(PRESET_LABELS[DEFAULT_PRESET]) for f in ADVANCED]
             name = gr.Textbox(label="Adapter name (optional)", info="The best checkpoint is saved under this name.",
@@ -253,12 +264,13 @@ def build(ws: Workspace) -> None:
     for comp in (base, stages, *advanced):
         comp.change(on_estimate, inputs=est_inputs, outputs=estimate)
 
-    def on_launch(d, b, st, p, n, *adv):
-        job_id = launch(ws, d, b, st, p, list(adv), n)
+    def on_launch(d, b, st, p, n, vp, *adv):
+        job_id = launch(ws, d, b, st, p, list(adv), n, vp)
         gr.Info(f"training job {job_id} queued")
         return job_id, gr.update(choices=train_job_choices(ws), value=job_id)
 
-    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, *advanced], outputs=[job_state, watch])
+    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, *advanced],
+                     outputs=[job_state, watch])
     watch.input(lambda j: j, inputs=watch, outputs=job_state)
     live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
 
