@@ -83,7 +83,9 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
     if not stages:
         raise gr.Error("choose at least one stage to train")
     params = {"dataset": dataset, "model": base, "stages": list(stages), "preset": PRESET_LABELS[preset_label],
-              "voice_prompts": voice_prompts or "auto", **settings_from(preset_label, advanced)}
+              **settings_from(preset_label, advanced)}
+    if voice_prompts and voice_prompts != "auto":  # like the advanced fields: only what differs from the default
+        params["voice_prompts"] = voice_prompts
     if (name or "").strip():
         params["name"] = name.strip()
     try:
