@@ -276,19 +276,25 @@ def build(ws: Workspace) -> None:
     watch.input(lambda j: j, inputs=watch, outputs=job_state)
     live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
 
-    def refresh(job_id):
+    drawn_state = gr.State(None)  # what the plots show: (job, points); redrawn only when it changes
+
+    def refresh(job_id, drawn):
         job = job_view.load_job(ws.db, job_id)
         losses, lr, gn, latest_md = job_view.curves(ws.db, job_id if job else None)
+        series = jobs.metric_series(ws.db, int(job_id)) if job else {}
         if job:  # per-stage curves, and where each stage's best checkpoint is
-            losses = stage_loss_frame(jobs.metric_series(ws.db, int(job_id)))
+            losses = stage_loss_frame(series)
             latest_md = "\n\n".join(x for x in (latest_md, best_steps_md(ws, job_id)) if x)
+        shown = [job_id if job else None, sum(map(len, series.values()))]
+        if shown == drawn:  # a redraw of the same points blanks the plots for a moment on every poll
+            losses, lr, gn = gr.skip(), gr.skip(), gr.skip()
         return (job_view.summary_md(job) if job else "_No training job yet._", losses, latest_md, lr, gn,
-                job_view.traceback_text(job), checkpoint_rows(ws, job_id) if job else [])
+                job_view.traceback_text(job), checkpoint_rows(ws, job_id) if job else [], shown)
 
-    outputs = [status, loss_plot, latest, lr_plot, gn_plot, trace, cp_table]
+    outputs = [status, loss_plot, latest, lr_plot, gn_plot, trace, cp_table, drawn_state]
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(refresh, inputs=job_state, outputs=outputs)
-    job_state.change(refresh, inputs=job_state, outputs=outputs)
+    timer.tick(refresh, inputs=[job_state, drawn_state], outputs=outputs)
+    job_state.change(refresh, inputs=[job_state, drawn_state], outputs=outputs)
 
     def pick_checkpoint(evt: gr.SelectData):
         return evt.row_value[0] if evt.row_value else None
@@ -343,7 +349,7 @@ def build(ws: Workspace) -> None:
     listen_btn.click(on_listen, inputs=cp_id, outputs=eval_state)
     timer.tick(lambda j: eval_files(ws, j), inputs=eval_state, outputs=[eval_1, eval_2, eval_state])
     promote_btn.click(on_promote, inputs=[cp_id, adapter_name])
-    delete_btn.click(on_delete, inputs=cp_id).then(refresh, inputs=job_state, outputs=outputs)
+    delete_btn.click(on_delete, inputs=cp_id).then(refresh, inputs=[job_state, drawn_state], outputs=outputs)
     resume_btn.click(on_resume, inputs=cp_id, outputs=job_state)
 
 
