@@ -1,7 +1,9 @@
 """The Train tab's cost estimate before launch: optimizer steps, tokens, time and memory.
 
 Steps and tokens follow from the dataset (clip count and seconds) and the settings, the way the
-training recipe counts them (max_steps, else max_epochs over the largest stage). Time divides the
+training recipe counts them: each stage has its own schedule, max_steps or else max_epochs over that
+stage's own examples (one semantic example per clip, a coarse one per 60-token sliding window, a fine
+one per 1024-frame window and predicted codebook), and the run lasts as long as its longest stage. Time divides the
 tokens by the newest throughput measured on this workspace (the `tokens_per_s` metric a training
 job records), so it is honest about where the number comes from; with no measurement it says so.
 Memory is a rough upper bound from parameter counts (weights, gradients, AdamW state) plus
@@ -17,7 +19,12 @@ from studio import jobs
 from studio.db import Database
 
 SEMANTIC_HZ, CODEC_HZ = 49.9, 75.0
-TOKENS_PER_SECOND = {"semantic": SEMANTIC_HZ, "coarse": 2 * CODEC_HZ, "fine": 8 * CODEC_HZ}  # per stage
+# target tokens per second of audio, per stage: semantic tokens, 2 interleaved coarse codebooks,
+# fine codebooks 2..7 (the ones the fine stage predicts)
+TOKENS_PER_SECOND = {"semantic": SEMANTIC_HZ, "coarse": 2 * CODEC_HZ, "fine": 6 * CODEC_HZ}
+SEMANTIC_MAX_TOKENS = 767   # a longer clip gives no semantic example (one Bark pass makes at most this)
+COARSE_WINDOW = 60          # coarse tokens per sliding window: one example each
+FINE_WINDOW, FINE_HOP, FINE_CODEBOOKS = 1024, 512, 6  # frames per fine window, its hop, codebooks predicted
 # (layers, hidden) per stage of each base; tiny is the random test preset.
 SHAPES = {"suno/bark-small": (12, 768), "small": (12, 768), "suno/bark": (24, 1024), "large": (24, 1024),
           "tiny": (2, 64)}
@@ -25,17 +32,19 @@ SHAPES = {"suno/bark-small": (12, 768), "small": (12, 768), "suno/bark": (24, 10
 
 @dataclass
 class Estimate:
-    steps: int
+    steps: int  # the longest stage's
     tokens: int
     seconds: float | None  # None: no throughput measured yet on this workspace
     tokens_per_s: float | None
     memory_gb: float
     basis: str  # where the time comes from
+    stage_steps: dict[str, int]  # each stage's own schedule
 
     def markdown(self) -> str:
         time = (f"about **{_fmt(self.seconds)}** at {self.tokens_per_s:,.0f} tokens/s ({self.basis})"
                 if self.seconds is not None else f"unknown until a first run measures throughput ({self.basis})")
-        return (f"**{self.steps:,}** optimizer steps · **{self.tokens:,}** tokens · time {time} · "
+        per_stage = ", ".join(f"{s} {n:,}" for s, n in self.stage_steps.items())
+        return (f"**{self.steps:,}** optimizer steps ({per_stage}) · **{self.tokens:,}** tokens · time {time} · "
                 f"memory about **{self.memory_gb:.1f} GB** (rough upper bound)")
 
 
@@ -47,13 +56,30 @@ def _fmt(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def steps_for(n_items: int, settings: dict) -> int:
-    """Optimizer steps as the recipe counts them: max_steps, else max_epochs over the data."""
+def examples_per_clip(stage: str, seconds: float) -> int:
+    """Training examples one clip of `seconds` gives a stage (models.layouts builds them)."""
+    if stage == "semantic":
+        return 1 if seconds * SEMANTIC_HZ <= SEMANTIC_MAX_TOKENS else 0
+    if stage == "coarse":
+        return max(1, math.ceil(seconds * TOKENS_PER_SECOND["coarse"] / COARSE_WINDOW))
+    windows = 1 + max(0, math.ceil((seconds * CODEC_HZ - FINE_WINDOW) / FINE_HOP))
+    return windows * FINE_CODEBOOKS
+
+
+def train_clips(n_items: int, settings: dict) -> int:
+    return max(1, round(n_items * (1 - float(settings.get("val_fraction", 0.1)))))
+
+
+def stage_steps(n_items: int, seconds_per_item: float, stages: list[str], settings: dict) -> dict[str, int]:
+    """Each stage's optimizer steps as the recipe counts them: max_steps, else max_epochs over that
+    stage's own examples (clips taken at the dataset's mean length)."""
     if settings.get("max_steps"):
-        return int(settings["max_steps"])
-    train_items = max(1, round(n_items * (1 - float(settings.get("val_fraction", 0.1)))))
+        return {s: int(settings["max_steps"]) for s in stages}
     per_step = int(settings.get("batch_size", 4)) * int(settings.get("grad_accum", 8))
-    return max(1, math.ceil(float(settings.get("max_epochs", 10)) * train_items / per_step))
+    epochs = float(settings.get("max_epochs", 10))
+    clips = train_clips(n_items, settings)
+    return {s: max(1, math.ceil(epochs * clips * examples_per_clip(s, seconds_per_item) / per_step))
+            for s in stages}
 
 
 def last_throughput(db: Database, base_model: str | None = None) -> tuple[float | None, str]:
@@ -76,14 +102,16 @@ def last_throughput(db: Database, base_model: str | None = None) -> tuple[float 
 def estimate(db: Database, *, n_items: int, audio_seconds: float, base_model: str, stages: list[str],
              settings: dict) -> Estimate:
     stages = list(stages) or ["semantic", "coarse", "fine"]
-    steps = steps_for(n_items, settings)
     per_item_s = audio_seconds / max(1, n_items)
+    steps = stage_steps(n_items, per_item_s, stages, settings)
     per_step_items = int(settings.get("batch_size", 4)) * int(settings.get("grad_accum", 8))
-    # Each stage draws its own micro-batches every step, so every trained stage adds its tokens.
-    tokens = int(steps * per_step_items * per_item_s * sum(TOKENS_PER_SECOND[s] for s in stages))
+    # every stage trains for its own steps; an example carries its clip's targets over its examples
+    tokens = int(sum(steps[s] * per_step_items * per_item_s * TOKENS_PER_SECOND[s] / examples_per_clip(s, per_item_s)
+                     for s in stages if examples_per_clip(s, per_item_s)))
     tps, basis = last_throughput(db, base_model)
-    return Estimate(steps=steps, tokens=tokens, seconds=tokens / tps if tps else None, tokens_per_s=tps,
-                    memory_gb=memory_gb(base_model, stages, settings, per_item_s), basis=basis)
+    return Estimate(steps=max(steps.values()), tokens=tokens, seconds=tokens / tps if tps else None,
+                    tokens_per_s=tps, memory_gb=memory_gb(base_model, stages, settings, per_item_s), basis=basis,
+                    stage_steps=steps)
 
 
 def memory_gb(base_model: str, stages: list[str], settings: dict, per_item_s: float) -> float:

@@ -60,6 +60,9 @@ def _stages(value: str) -> list[str]:
 @click.option("--seed", type=int, help="Seed for adapter init, dropout and data order.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
+@click.option("--voice-prompts", type=click.Choice(["auto", "on", "off"]),
+              help="Train each clip with a voice prompt from another clip of its speaker (default auto: "
+                   "when the dataset has several clips per speaker).")
 @click.option("--wait", is_flag=True, help="Block until done (runs the job here when no worker is alive).")
 @json_option
 @pass_ctx

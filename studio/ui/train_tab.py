@@ -18,6 +18,7 @@ from studio.ui import fields, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Train"
+VOICE_PROMPT_MODES = ("auto", "on", "off")  # TrainConfig.voice_prompts (a test keeps the two equal)
 DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
@@ -73,7 +74,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
-           name: str = "") -> int:
+           name: str = "", voice_prompts: str = "auto") -> int:
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
@@ -83,6 +84,8 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
         raise gr.Error("choose at least one stage to train")
     params = {"dataset": dataset, "model": base, "stages": list(stages), "preset": PRESET_LABELS[preset_label],
               **settings_from(preset_label, advanced)}
+    if voice_prompts and voice_prompts != "auto":  # like the advanced fields: only what differs from the default
+        params["voice_prompts"] = voice_prompts
     if (name or "").strip():
         params["name"] = name.strip()
     try:
@@ -141,9 +144,15 @@ def best_steps_md(ws: Workspace, job_id) -> str:
             best[stage] = (c["step"], ((c.get("metrics") or {}).get("val_loss_stages") or {}).get(stage))
     if not best:
         return ""
+    series = jobs.metric_series(ws.db, int(job_id))  # each stage's epochs so far (its own schedule)
+    epochs = {s: series[f"epoch_{s}"][-1][1] for s in STAGES if series.get(f"epoch_{s}")}
+
+    def detail(stage, val):
+        parts = ([f"val {val:.4f}"] if val is not None else []) + (
+            [f"{epochs[stage]:.2f} epochs trained"] if stage in epochs else [])
+        return f" ({', '.join(parts)})" if parts else ""
     return "Best checkpoint per stage: " + " · ".join(
-        f"{stage} step {step}" + (f" (val {val:.4f})" if val is not None else "")
-        for stage, (step, val) in ((s, best[s]) for s in STAGES if s in best))
+        f"{stage} step {step}{detail(stage, val)}" for stage, (step, val) in ((s, best[s]) for s in STAGES if s in best))
 
 
 def _checkpoint(ws: Workspace, checkpoint_id) -> dict:
@@ -204,6 +213,10 @@ def build(ws: Workspace) -> None:
                                       info="semantic: what is said and how; coarse + fine: the voice and its sound.",
                                       elem_id="train-stages")
             preset = gr.Radio(label="Preset", choices=list(PRESET_LABELS), value=DEFAULT_PRESET, elem_id="train-preset")
+            voice_prompts = gr.Radio(label="Voice prompts in training", choices=list(VOICE_PROMPT_MODES), value="auto",
+                                     info="Train each clip with a voice prompt from another clip of its speaker, as "
+                                          "generation uses them (auto: when the dataset has several clips per speaker).",
+                                     elem_id="train-voice-prompts")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 advanced = [f.component(PRESET_LABELS[DEFAULT_PRESET]) for f in ADVANCED]
             name = gr.Textbox(label="Adapter name (optional)", info="The best checkpoint is saved under this name.",
@@ -253,28 +266,35 @@ def build(ws: Workspace) -> None:
     for comp in (base, stages, *advanced):
         comp.change(on_estimate, inputs=est_inputs, outputs=estimate)
 
-    def on_launch(d, b, st, p, n, *adv):
-        job_id = launch(ws, d, b, st, p, list(adv), n)
+    def on_launch(d, b, st, p, n, vp, *adv):
+        job_id = launch(ws, d, b, st, p, list(adv), n, vp)
         gr.Info(f"training job {job_id} queued")
         return job_id, gr.update(choices=train_job_choices(ws), value=job_id)
 
-    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, *advanced], outputs=[job_state, watch])
+    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, *advanced],
+                     outputs=[job_state, watch])
     watch.input(lambda j: j, inputs=watch, outputs=job_state)
     live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
 
-    def refresh(job_id):
+    drawn_state = gr.State(None)  # what the plots show: (job, points); redrawn only when it changes
+
+    def refresh(job_id, drawn):
         job = job_view.load_job(ws.db, job_id)
         losses, lr, gn, latest_md = job_view.curves(ws.db, job_id if job else None)
+        series = jobs.metric_series(ws.db, int(job_id)) if job else {}
         if job:  # per-stage curves, and where each stage's best checkpoint is
-            losses = stage_loss_frame(jobs.metric_series(ws.db, int(job_id)))
+            losses = stage_loss_frame(series)
             latest_md = "\n\n".join(x for x in (latest_md, best_steps_md(ws, job_id)) if x)
+        shown = [job_id if job else None, sum(map(len, series.values()))]
+        if shown == drawn:  # a redraw of the same points blanks the plots for a moment on every poll
+            losses, lr, gn = gr.skip(), gr.skip(), gr.skip()
         return (job_view.summary_md(job) if job else "_No training job yet._", losses, latest_md, lr, gn,
-                job_view.traceback_text(job), checkpoint_rows(ws, job_id) if job else [])
+                job_view.traceback_text(job), checkpoint_rows(ws, job_id) if job else [], shown)
 
-    outputs = [status, loss_plot, latest, lr_plot, gn_plot, trace, cp_table]
+    outputs = [status, loss_plot, latest, lr_plot, gn_plot, trace, cp_table, drawn_state]
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(refresh, inputs=job_state, outputs=outputs)
-    job_state.change(refresh, inputs=job_state, outputs=outputs)
+    timer.tick(refresh, inputs=[job_state, drawn_state], outputs=outputs)
+    job_state.change(refresh, inputs=[job_state, drawn_state], outputs=outputs)
 
     def pick_checkpoint(evt: gr.SelectData):
         return evt.row_value[0] if evt.row_value else None
@@ -329,7 +349,7 @@ def build(ws: Workspace) -> None:
     listen_btn.click(on_listen, inputs=cp_id, outputs=eval_state)
     timer.tick(lambda j: eval_files(ws, j), inputs=eval_state, outputs=[eval_1, eval_2, eval_state])
     promote_btn.click(on_promote, inputs=[cp_id, adapter_name])
-    delete_btn.click(on_delete, inputs=cp_id).then(refresh, inputs=job_state, outputs=outputs)
+    delete_btn.click(on_delete, inputs=cp_id).then(refresh, inputs=[job_state, drawn_state], outputs=outputs)
     resume_btn.click(on_resume, inputs=cp_id, outputs=job_state)
 
 
