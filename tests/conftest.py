@@ -207,18 +207,23 @@ class Server:
                                      env={**os.environ, **(env or {})}, start_new_session=True)
         self.wait_up()
 
-    def wait_up(self, timeout: float = 120) -> None:
+    def wait_up(self, timeout: float = 240) -> None:
+        """Wait for the first answer (about 10 s alone; a box at load 8+ needs minutes); a server that
+        never answers is stopped, not left running behind the failed test."""
         import httpx
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"server exited early:\n{Path(self.log.name).read_text()}"
+            if self.proc.poll() is not None:
+                self.log.close()
+                raise AssertionError(f"server exited early:\n{Path(self.log.name).read_text()}")
             try:
                 httpx.get(self.url + "/", timeout=2)
                 return
             except httpx.HTTPError:
                 time.sleep(0.3)
-        raise AssertionError("server did not come up")
+        self.stop()
+        raise AssertionError(f"server did not come up within {timeout:.0f} s")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -50,8 +50,8 @@ def guard_items(bark, tokenizer, seed: int = 1234, tiny: bool = False) -> list:
     prompts = GUARD_PROMPTS[:n_prompts]
     sampling = Sampling(semantic_max_new_tokens=n_tokens)
     with torch.random.fork_rng(devices=[]):
-        results = generate(BarkStages.from_bark(bark), tokenizer,
-                           [Request(text=t, seed=seed + i) for i, t in enumerate(prompts)], sampling)
+        results = generate(BarkStages.from_bark(bark), tokenizer,  # the fast engine: one batched pass
+                           [Request(text=t, seed=seed + i) for i, t in enumerate(prompts)], sampling, fast=True)
     items = []
     for text, res in zip(prompts, results):
         for sem, codes in zip(res.semantic, res.codes):
