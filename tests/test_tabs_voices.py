@@ -49,3 +49,19 @@ def test_generations_stage_for_listening_paired_by_text_and_seed(ws, awb_wav):
                                           {"semantic_temperature": 0.6, "top_k": None}, 5, 2)
     assert params == {"text": "Hi [laughs]", "model": "tiny", "seed": 5, "variants": 2, "adapters": [],
                       "engine": "fast", "precision": "auto", "semantic_temperature": 0.6}
+
+
+def test_the_span_preview_reads_a_voice_sized_span_only(ws, tmp_path):
+    """The preview runs in the web process: a 30-minute upload with no end given plays 13 s at most,
+    and a forged rate/channel count is refused, so no upload can fill this process's memory."""
+    long_flac = tmp_path / "half-hour.flac"
+    with sf.SoundFile(str(long_flac), "w", samplerate=48_000, channels=2, format="FLAC") as f:
+        minute = np.zeros((48_000 * 60, 2), dtype="float32")
+        for _ in range(30):
+            f.write(minute)
+    sr, samples = voices_tab.span_audio(ws, str(long_flac), 0, 0)
+    assert sr == 48_000 and len(samples) == 13 * 48_000
+    wide = tmp_path / "wide.wav"
+    sf.write(str(wide), np.zeros((100, 16), dtype="float32"), 16_000)
+    with pytest.raises(Exception, match="wide.wav: 16000 Hz x 16 channels"):
+        voices_tab.span_audio(ws, str(wide), 0, 0)

@@ -54,15 +54,31 @@ def _audio_file(ws: Workspace, source: str):
     return path if path.is_absolute() else ws.root / path
 
 
+PREVIEW_MAX_RATE = 192_000
+PREVIEW_MAX_CHANNELS = 8
+
+
 def span_audio(ws: Workspace, source: str, start, end):
-    """(sample_rate, samples) of a span of a source, read with soundfile (no model needed)."""
+    """(sample_rate, samples) of a span of a source, read with soundfile (no model needed).
+
+    Only a voice-sized span is ever read (at most PREVIEW_MAX_SECONDS, at sane rates and channel
+    counts), so a long or forged file cannot make this web process hold more than a few MB."""
     import soundfile as sf
+
+    from models.constants import VOICE_MAX_SECONDS
 
     path = _audio_file(ws, source)
     try:
         info = sf.info(str(path))
+    except (OSError, RuntimeError, ValueError):
+        raise gr.Error(f"{path.name}: cannot read audio") from None  # the library's text names server paths
+    if info.samplerate > PREVIEW_MAX_RATE or info.channels > PREVIEW_MAX_CHANNELS:
+        raise gr.Error(f"{path.name}: {info.samplerate} Hz x {info.channels} channels is not a recording "
+                       "this preview plays")
+    try:
         a = int(float(start or 0) * info.samplerate)
         b = int(float(end) * info.samplerate) if end not in (None, "", 0) else info.frames
+        b = min(b, a + int((VOICE_MAX_SECONDS + 1) * info.samplerate))  # a voice span, never the whole file
         data, sr = sf.read(str(path), start=max(0, a), stop=min(info.frames, max(a + 1, b)), dtype="float32")
     except (OSError, RuntimeError, ValueError):
         raise gr.Error(f"{path.name}: cannot read audio") from None  # the library's text names server paths
