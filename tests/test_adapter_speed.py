@@ -38,9 +38,9 @@ def adapter_pair(tmp_path_factory):
 
 def _codes(bark, temperature: float, fast: bool = True):
     sampling = G.Sampling(semantic_temperature=temperature, coarse_temperature=temperature,
-                          fine_temperature=temperature, semantic_max_new_tokens=24)
+                          fine_temperature=temperature, semantic_max_new_tokens=16)
     res = G.generate(G.BarkStages.from_bark(bark), load_text_tokenizer("tiny"),
-                     [G.Request(TEXT, None, 3), G.Request(TEXT, None, 4)], sampling, fast=fast)
+                     [G.Request(TEXT, None, 3)], sampling, fast=fast)
     return [np.concatenate(r.codes, axis=1) for r in res]
 
 
@@ -99,3 +99,40 @@ def test_one_load_and_merge_per_adapter_set_scales_and_precision(adapter_pair):
     phases.clear()
     models.get("tiny", [], "fp32", "fast", phases.append)
     assert phases == ["loading model"]  # no adapter: nothing to merge
+
+
+def test_generate_job_names_its_phases_and_leaves_loading_when_the_model_is_ready(ws, adapter_pair):
+    """The job row reads "loading model", then "merging adapter <name> x<scale>", then
+    "generating" before the first batch starts (not "loading model" until the first batch ends)."""
+    from studio import jobs
+    from workers.handlers.generate import generate_job
+
+    seen: list[tuple[str, str]] = []
+
+    class Watched(jobs.JobContext):
+        def progress(self, *a, **kw):
+            super().progress(*a, **kw)
+            row = jobs.get_job(self.db, self.job_id)
+            if not seen or seen[-1] != (row["status"], row["message"]):
+                seen.append((row["status"], row["message"]))
+
+    params = {"text": TEXT, "model": "tiny", "seed": 1, "semantic_max_new_tokens": 16, "engine": "fast",
+              "adapters": [{"name": "my-voice", "path": adapter_pair[0], "scale": 0.7}]}
+    job_id = jobs.create_job(ws.db, "generate", params)
+    token = jobs.claim(ws.db, job_id, "test:1")
+    out = generate_job(Watched(db=ws.db, job_id=job_id, run_token=token, params=params, workspace=ws))
+    assert len(out["files"]) == 1
+    messages = [m for _, m in seen]
+    assert messages == ["loading model tiny", "merging adapter my-voice x0.7", "generating 1 output",
+                        "generating: generated 1 of 1"], messages
+
+
+def test_bench_table_has_the_adapter_ratio_row():
+    from bench import run_all
+
+    result = {"adapter": {"seconds_each": 4.0, "base_wall_s": 10.0, "merged_wall_s": 10.5,
+                          "peft_wrapped_wall_s": 30.0}}
+    rows = [r for r in run_all.table(result) if "adapter" in r["figure"]]
+    assert rows[0]["figure"].startswith("generation with an adapter / without")
+    assert abs(rows[0]["ratio"] - 10 / 10.5) < 1e-9 and rows[0]["met"] is True and rows[0]["target"] == ">= 0.9x"
+    assert rows[1]["ratio"] == 10 / 30 and rows[1]["met"] is None

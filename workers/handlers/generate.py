@@ -113,7 +113,10 @@ def generate_job(ctx: JobContext) -> dict:
     done_before = len(wanted) - len(todo)
 
     def phase(name: str) -> None:
-        ctx.progress(step=done_before, total=len(wanted), message=name, phase=name)
+        detail = {"loading model": f"loading model {model}",
+                  "merging adapter": "merging adapter " + ", ".join(
+                      f"{a.get('name') or Path(a['path']).name} x{float(a.get('scale', 1.0)):g}" for a in adapters)}
+        ctx.progress(step=done_before, total=len(wanted), message=detail.get(name, name), phase=name)
 
     phase("loading model")
     from models import voice_prompt
@@ -132,6 +135,8 @@ def generate_job(ctx: JobContext) -> dict:
     params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
     batch = int(p.get("batch_size") or 4)
     rows = []
+    ctx.progress(step=done_before, total=len(wanted), phase="generating",  # the model is ready: say so at once
+                 message=f"generating {len(todo)} output{'s' if len(todo) != 1 else ''}")
     for start in range(0, len(todo), batch):
         ctx.check_cancelled()
         part = todo[start: start + batch]
