@@ -24,7 +24,7 @@ def resolve(precision: str, device) -> str:
 
 
 def prepare_model(bark, engine: str, precision: str, device) -> str:
-    """Put a loaded Bark (adapters already applied: their LoRA layers are cast along) in inference
+    """Put a loaded Bark (adapters already merged into its fp32 weights) in inference
     form: weights in `precision` ('auto' resolved for the device), SDPA attention for the fast
     engine; the reference engine keeps the attention it was loaded with. Returns the precision used."""
     from models.fast_generation import prepare_for_inference
