@@ -191,7 +191,10 @@ def adapter_speed(shape: str = "bark-small", device: str = "cpu", precision: str
         folder = Path(tmp) / "adapter"
         _random_adapter(stock, folder)
         specs = [(folder, 0.7)]
+        from models.lora import freeze
+
         models = {"base": copy.deepcopy(stock)}
+        freeze(models["base"])  # as frozen as the adapted copies: only the adapter differs
         with Timer(device) as tm:
             models["merged"] = A.merge_adapters(copy.deepcopy(stock), specs)
         models["peft"] = A.apply_adapters(copy.deepcopy(stock), specs)
