@@ -150,3 +150,67 @@ def run(shape: str = "bark-small", device: str = "cpu", precision: str = "auto",
     del stock, ours
     release_memory()
     return res
+
+
+def _random_adapter(stock, folder, seed: int = 1):
+    """A LoRA adapter on every stage (rank 16 on attention and MLP: the larger preset) with random
+    non-zero weights, saved the way training saves one."""
+    from models import adapters as A
+    from models.lora import STAGES, LoraSettings, add_lora, trainable_parameters
+
+    bark = copy.deepcopy(stock)
+    sig = A.base_signature(bark, STAGES)
+    add_lora(bark, STAGES, LoraSettings(r=16, alpha=32, dropout=0.0, targets="attention+mlp"))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in trainable_parameters(bark).values():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.01)
+    A.save_adapter(bark, folder, method="lora", stages=STAGES, base_model="bench", base_signature=sig)
+    del bark
+
+
+def adapter_speed(shape: str = "bark-small", device: str = "cpu", precision: str = "auto", seconds: float = 4.0,
+                  repeats: int = 2) -> dict:
+    """Wall seconds of one whole take (same text, seed and length) with an adapter at scale 0.7
+    against the base model, both on the fast engine as the generate job readies them: adapters
+    merged into the fp32 weights, then cast (models.adapters.merge_adapters). The PEFT-wrapped
+    model (LoRA layers left in the forward path, what generation did before) is measured too.
+    Each figure is the best of `repeats` runs, interleaved, so load drifts hit all alike."""
+    import tempfile
+    from pathlib import Path
+
+    from models import adapters as A
+
+    precision = resolve_precision(precision, device)
+    stock = bark_model(shape, full_codec=shape != "tiny")
+    n_sem = max(2, int(round(seconds * C.SEMANTIC_RATE_HZ)))
+    ids, _, _ = _ours_prefix(1, 20)
+    settings = fg.GenerationSettings(min_eos_p=None, max_semantic_tokens=n_sem, min_semantic_tokens=n_sem,
+                                     batch_size=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "adapter"
+        _random_adapter(stock, folder)
+        specs = [(folder, 0.7)]
+        from models.lora import freeze
+
+        models = {"base": copy.deepcopy(stock)}
+        freeze(models["base"])  # as frozen as the adapted copies: only the adapter differs
+        with Timer(device) as tm:
+            models["merged"] = A.merge_adapters(copy.deepcopy(stock), specs)
+        models["peft"] = A.apply_adapters(copy.deepcopy(stock), specs)
+    del stock
+    for m in models.values():
+        fg.prepare_for_inference(m, precision, "sdpa", device)
+    best = dict.fromkeys(models, float("inf"))
+    for m in models.values():  # warm-up
+        fg.generate_batch(m, ids, seeds=[0], settings=fg.GenerationSettings(min_eos_p=None, max_semantic_tokens=2))
+    for _ in range(repeats):
+        for name, m in models.items():
+            with Timer(device) as t:
+                fg.generate_batch(m, ids, seeds=[0], settings=settings)
+            best[name] = min(best[name], t.seconds)
+    del models
+    release_memory()
+    return {"shape": shape, "precision": precision, "seconds_each": seconds, "semantic_tokens": n_sem,
+            "base_wall_s": best["base"], "merged_wall_s": best["merged"], "peft_wrapped_wall_s": best["peft"],
+            "merge_s": tm.seconds, "repeats": repeats}

@@ -32,7 +32,7 @@ def parse(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="bark-small", choices=["tiny", "bark-small", "bark"])
     ap.add_argument("--quick", action="store_true", help="tiny shapes and lengths: a smoke run of the harness")
-    ap.add_argument("--sections", default="train,gen,data", help="comma list of train, gen, data")
+    ap.add_argument("--sections", default="train,gen,adapter,data", help="comma list of train, gen, adapter, data")
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
     ap.add_argument("--precision", default="auto", help="ours: auto, bf16, fp16 (CUDA), fp32")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
@@ -51,11 +51,13 @@ def sizes(args) -> dict:
     if args.quick:
         return dict(shape="tiny", train=dict(batch=2, n_semantic=15, steps=1),
                     gen=dict(n_tokens_b1=6, n_tokens_b8=4, rtf_seconds=0.3, sweep_variants=3, sweep_seconds=0.2),
+                    adapter=dict(seconds=0.3, repeats=1),
                     data=dict(prepare_s=8.0, clip_s=8.0, tokenize_s=2.0, real_shapes=False))
     # a GPU needs a bigger batch than 2 x 512 positions before its matmuls fill it (the MFU figure)
     train_batch = 16 if args.device.startswith("cuda") else 2
     return dict(shape=args.shape, train=dict(batch=train_batch, n_semantic=255, steps=2 if train_batch == 2 else 5),
                 gen=dict(n_tokens_b1=64, n_tokens_b8=32, rtf_seconds=10.0, sweep_variants=8, sweep_seconds=4.0),
+                adapter=dict(seconds=4.0, repeats=2),
                 data=dict(prepare_s=120.0, clip_s=12.0, tokenize_s=20.0, real_shapes=True))
 
 
@@ -93,6 +95,12 @@ def run(args) -> dict:
 
         out["gen"] = gen_bench.run(sz["shape"], device=args.device, precision=args.precision,
                                    stock_rtf=not args.no_stock_rtf, **sz["gen"])
+        save()
+    if "adapter" in sections:
+        from bench import gen_bench
+
+        out["adapter"] = gen_bench.adapter_speed(sz["shape"], device=args.device, precision=args.precision,
+                                                 **sz["adapter"])
         save()
     if "data" in sections:
         from bench import data_bench
@@ -159,6 +167,16 @@ def table(r: dict) -> list[dict]:
             ratio = sw["batched_outputs_per_min"] / sw["stock_outputs_per_min"]
             rows.append(_row(figure, "stock BarkModel.generate one at a time (fp32)", sw["batched_outputs_per_min"],
                              sw["stock_outputs_per_min"], ratio, "(context)", None, "outputs/min"))
+    a = r.get("adapter")
+    if a:
+        figure = f"generation with an adapter / without, {a['seconds_each']:g} s take, wall s"
+        ratio = a["base_wall_s"] / a["merged_wall_s"]
+        rows.append(_row(figure, "the base model, same text and seed", a["merged_wall_s"], a["base_wall_s"], ratio,
+                         ">= 0.9x", ratio >= 0.9, "s"))
+        rows.append(_row(f"generation with an adapter left as PEFT layers (before) / without, "
+                         f"{a['seconds_each']:g} s take, wall s", "the base model, same text and seed",
+                         a["peft_wrapped_wall_s"], a["base_wall_s"], a["base_wall_s"] / a["peft_wrapped_wall_s"],
+                         "(context)", None, "s"))
     d = r.get("data")
     if d:
         p = d["prepare"]

@@ -370,6 +370,21 @@ def _add_full_delta(bark, stage: str, weights: Path, scale: float) -> None:
             p.add_(scale * (tuned[n].to(p.device, p.dtype) - base))
 
 
+def merge_adapters(bark, specs, base_model: str | None = None):
+    """Apply `specs` ([(folder, scale), ...]: one adapter at a scale or a weighted mix) and fold
+    them into the weights of `bark` in place: each LoRA-targeted weight becomes
+    w + sum_i scale_i * alpha_i / r_i * B_i @ A_i, computed on the weights as they are (fp32 as
+    loaded, so do this before any bf16/fp16 cast). No PEFT module is left in the forward path:
+    the stages run at the base model's speed. Scale 0 adds an exact zero, so it equals the base.
+    Returns `bark` (eval mode, frozen)."""
+    apply_adapters(bark, specs, base_model)
+    wrapped = peft_models(bark)
+    for stage in list(wrapped):
+        wrapped.pop(stage).merge_and_unload()  # the stage module itself now holds the merged weights
+    bark.__dict__.pop(_FULL_ATTR, None)  # full fine-tunes were already added into the weights
+    return bark
+
+
 def save_bark(bark, folder: Path) -> None:
     """bark.save_pretrained, working around transformers 5.24's BarkGenerationConfig, which cannot
     serialise itself (its stage configs are dicts after loading, and GenerationConfig's checks read
@@ -403,11 +418,7 @@ def merge_and_export(bark, specs, out_dir, base_model: str | None = None) -> Pat
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise AdapterError(f"export folder {str(out_dir)!r} already exists")
-    apply_adapters(bark, specs, base_model)
-    wrapped = peft_models(bark)
-    for stage in list(wrapped):
-        wrapped.pop(stage).merge_and_unload()  # the stage module itself now holds the merged weights
-    bark.__dict__.pop(_FULL_ATTR, None)
+    merge_adapters(bark, specs, base_model)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:

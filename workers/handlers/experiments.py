@@ -135,50 +135,37 @@ def _model_key(params: dict) -> tuple:
 
 
 class _Generator:
-    """Loads a Bark model once per model name and puts the right adapters on it per group, then
-    casts it to the group's precision (models.fast_generation.prepare_for_inference).
-    Adapter and voice paths may be workspace-relative (what the CLI stores for files inside it).
-
-    Adapters always go onto fp32 weights, as they do when one output is regenerated alone: once the
-    model is cast (bf16/fp16) or switched to SDPA, a change of adapters, precision or engine loads
-    the base again rather than undoing a lossy cast."""
-
-    FRESH = ("fp32", "reference")  # what presets.load_bark gives: fp32 weights, eager attention
+    """Generates with a Bark model readied per group: loaded once per (model, adapters with their
+    scales, precision, engine) through workers.handlers.generate.InferenceModels, which merges the
+    adapters into the fp32 weights and then casts (models.fast_generation.prepare_for_inference),
+    so a sweep's takes with one adapter merge it once and run at the base model's speed.
+    Adapter and voice paths may be workspace-relative (what the CLI stores for files inside it)."""
 
     def __init__(self, root: Path | None = None, device: str = "cpu"):
-        self.name, self.bark, self.tokenizer, self.adapters = None, None, None, None
-        self.form = self.FRESH  # (precision, engine) the loaded weights are prepared for
+        from workers.handlers.generate import InferenceModels
+
+        self.models = InferenceModels(device, root)
         self.voices: dict = {}
         self.root = root
         self.device = device
+
+    @property
+    def bark(self):
+        return self.models.bark
+
+    @property
+    def form(self) -> tuple[str, str] | None:
+        """(precision, engine) the current model is prepared for."""
+        key = self.models.key
+        return (key[2], key[3]) if key else None
 
     def _path(self, path: str) -> str:
         p = Path(path)
         return str(p if p.is_absolute() or self.root is None else self.root / p)
 
     def ready(self, model: str, adapters: tuple, precision: str = "fp32", engine: str = "reference"):
-        from models import presets
-
-        form = (precision, engine)
-        stale = self.form != self.FRESH and (adapters, form) != (self.adapters, self.form)
-        if model != self.name or stale:
-            self.bark = presets.load_bark(model, device=self.device)
-            self.tokenizer = presets.load_text_tokenizer(model)
-            self.name, self.adapters, self.form = model, (), self.FRESH
-        if adapters != self.adapters:
-            from models import adapters as adapter_io  # imports peft: only when adapters are in play
-
-            if adapters:
-                adapter_io.apply_adapters(self.bark, [(self._path(p), scale) for p, scale in adapters],
-                                          base_model=model)
-            else:
-                adapter_io.remove_adapters(self.bark)
-            self.adapters = adapters
-        if form != self.form:
-            from workers.handlers.generate import prepare_model
-
-            prepare_model(self.bark, engine, precision, self.device)
-            self.form = form
+        """(bark, text tokenizer) for this group: cached while the key stays the same."""
+        return self.models.get(model, adapters, precision, engine)
 
     def voice(self, path: str | None):
         from models import voice_prompt
@@ -195,14 +182,14 @@ class _Generator:
 
         first = params_list[0]
         engine, precision = stored_inference(first)
-        self.ready(first["model"], _adapter_key(first), precision, engine)
+        bark, tokenizer = self.ready(first["model"], _adapter_key(first), precision, engine)
         cap = first.get("max_new_semantic")
         sampling = Sampling(semantic_temperature=first["semantic_temperature"],
                             coarse_temperature=first["coarse_temperature"],
                             fine_temperature=first["fine_temperature"],
                             **({"semantic_max_new_tokens": int(cap)} if cap else {}))
         requests = [Request(p["text"], self.voice(p.get("voice")), int(p["seed"])) for p in params_list]
-        return generate(BarkStages.from_bark(self.bark), self.tokenizer, requests, sampling, batch_size=batch_size,
+        return generate(BarkStages.from_bark(bark), tokenizer, requests, sampling, batch_size=batch_size,
                         fast=engine == "fast")
 
 

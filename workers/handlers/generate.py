@@ -24,7 +24,7 @@ def resolve(precision: str, device) -> str:
 
 
 def prepare_model(bark, engine: str, precision: str, device) -> str:
-    """Put a loaded Bark (adapters already applied: their LoRA layers are cast along) in inference
+    """Put a loaded Bark (adapters already merged into its fp32 weights) in inference
     form: weights in `precision` ('auto' resolved for the device), SDPA attention for the fast
     engine; the reference engine keeps the attention it was loaded with. Returns the precision used."""
     from models.fast_generation import prepare_for_inference
@@ -32,6 +32,47 @@ def prepare_model(bark, engine: str, precision: str, device) -> str:
     resolved = resolve(precision, device)
     prepare_for_inference(bark, resolved, "sdpa" if engine == "fast" else "eager", device)
     return resolved
+
+
+class InferenceModels:
+    """The model a job process generates with, cached per (model, adapters with their scales,
+    precision, engine): a sweep's takes with one adapter load and merge it once.
+
+    Adapters are merged into the weights (models.adapters.merge_adapters) on the fp32 weights as
+    loaded, before the bf16/fp16 cast, so no PEFT layer stays in the forward path and generation
+    with an adapter runs at the base model's speed. One entry is kept (a model is large): another
+    key loads the base again, since a cast or a merge cannot be undone exactly.
+    Adapter paths may be relative to `root` (what the CLI stores for files inside the workspace)."""
+
+    def __init__(self, device, root: Path | None = None):
+        self.device, self.root = device, root
+        self.key, self.bark, self.precision = None, None, None
+        self.tokenizers: dict = {}
+
+    def _path(self, path) -> str:
+        p = Path(path)
+        return str(p if p.is_absolute() or self.root is None else self.root / p)
+
+    def get(self, model: str, adapters, precision: str, engine: str, phase=lambda name: None):
+        """(bark, text tokenizer) ready for generation; `adapters` is [(path, scale), ...].
+        `phase(name)` is told "loading model" and "merging adapter" as they start."""
+        from models import adapters as A
+        from models import presets
+
+        adapters = tuple((self._path(p), float(s)) for p, s in adapters)
+        key = (model, adapters, precision, engine)
+        if key != self.key:
+            self.key, self.bark = None, None  # the old copy goes before the new one loads
+            phase("loading model")
+            bark = presets.load_bark(model, device=self.device)
+            if model not in self.tokenizers:
+                self.tokenizers[model] = presets.load_text_tokenizer(model)
+            if adapters:
+                phase("merging adapter")
+                A.merge_adapters(bark, list(adapters), base_model=model)
+            self.precision = prepare_model(bark, engine, precision, self.device)
+            self.key, self.bark = key, bark
+        return self.bark, self.tokenizers[model]
 
 
 def _write_wav(path: Path, audio, sample_rate: int) -> None:
@@ -69,10 +110,16 @@ def generate_job(ctx: JobContext) -> dict:
     folder = ws.generated_dir / f"job-{ctx.job_id}"
     wanted = [(i, t, seed + v) for i, t in enumerate(texts) for v in range(variants)]
     todo = [(k, w) for k, w in enumerate(wanted) if not (folder / f"{k:03d}.wav").is_file()]
-    ctx.progress(step=len(wanted) - len(todo), total=len(wanted), message="loading model", phase="loading model")
+    done_before = len(wanted) - len(todo)
 
-    from models import adapters as A
-    from models import presets, voice_prompt
+    def phase(name: str) -> None:
+        detail = {"loading model": f"loading model {model}",
+                  "merging adapter": "merging adapter " + ", ".join(
+                      f"{a.get('name') or Path(a['path']).name} x{float(a.get('scale', 1.0)):g}" for a in adapters)}
+        ctx.progress(step=done_before, total=len(wanted), message=detail.get(name, name), phase=name)
+
+    phase("loading model")
+    from models import voice_prompt
     from models.attention import resolve_device
     from models.generation import BarkStages, Request, Sampling, generate
 
@@ -80,15 +127,16 @@ def generate_job(ctx: JobContext) -> dict:
         sampling = Sampling(**{k: p[k] for k in SAMPLING_KEYS if p.get(k) is not None})
         voice = voice_prompt.load(voice_file) if voice_file else None
         device = resolve_device(p.get("device"))
-        bark = presets.load_bark(model, device=device)
-        tokenizer = presets.load_text_tokenizer(model)
-        if adapters:
-            A.apply_adapters(bark, [(a["path"], float(a.get("scale", 1.0))) for a in adapters], base_model=model)
-        precision = prepare_model(bark, engine, precision, device)
+        models = InferenceModels(device)
+        bark, tokenizer = models.get(model, [(a["path"], float(a.get("scale", 1.0))) for a in adapters],
+                                     precision, engine, phase)
+        precision = models.precision
     ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
     params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
     batch = int(p.get("batch_size") or 4)
     rows = []
+    ctx.progress(step=done_before, total=len(wanted), phase="generating",  # the model is ready: say so at once
+                 message=f"generating {len(todo)} output{'s' if len(todo) != 1 else ''}")
     for start in range(0, len(todo), batch):
         ctx.check_cancelled()
         part = todo[start: start + batch]
