@@ -152,7 +152,7 @@ def test_voice_prompt_shapes_are_checked_on_load(tmp_path, voice):
 def test_missing_weights_offline_name_the_model_and_the_download_command(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(MissingWeightsError, match=r"'suno/bark-small'.*bark-studio models download small"):
+    with pytest.raises(MissingWeightsError, match=r"missing Bark suno/bark-small.*bark-studio models download small"):
         load_bark("small")
     with pytest.raises(ModelInputError, match="does not exist"):
         load_bark(str(tmp_path / "no-such-folder"))
