@@ -106,9 +106,9 @@ def test_generate_offline_without_weights_is_one_line(ws, tmp_path):
     assert res.exit_code == 1
     assert "suno/bark-small" in res.output and "bark-studio models download small" in res.output
     listed = json.loads(_run(ws, "models", "download", "small", "--dry-run", "--json").output)
-    needs = {n["repo"]: n["missing"] for n in listed["needs"]}
-    assert "config.json" in needs["suno/bark-small"]
-    assert needs["GitMylo/bark-voice-cloning"] == ["quantifier_hubert_base_ls960_14.pth"]
+    needs = {n["key"]: (n["repo"], n["missing"]) for n in listed["needs"]}
+    assert needs["bark"][0] == "suno/bark-small" and "config.json" in needs["bark"][1]
+    assert needs["quantizer"] == ("GitMylo/bark-voice-cloning", ["quantifier_hubert_base_ls960_14.pth"])
 
 
 def test_tokenize_job_caches_and_resumes(ws, long_clip, slt_wav):
