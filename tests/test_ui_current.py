@@ -192,6 +192,8 @@ def test_the_dataset_tab_follows_its_job_beside_the_button_pressed(site, page):
     page.locator("#ds-select input").click()
     page.get_by_role("option", name="followed", exact=True).click()
     page.get_by_text("Transcribe and prepare (jobs)").click()
+    page.locator("#ds-whisper-size input").click()  # no real Whisper here: the random test model
+    page.get_by_role("option", name=re.compile(r"^test-random")).click()
     before = {j["id"] for j in jobs.list_jobs(site.ws.db, kind="transcribe")}
     page.locator("#ds-transcribe").click()
     near = page.locator("#ds-job-status")
