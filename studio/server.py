@@ -5,12 +5,8 @@ rooms add (rater pages, static files). It never loads a model: heavy work is a j
 while decoding untrusted audio or running a model cannot take the studio down."""
 from __future__ import annotations
 
-import atexit
 import importlib
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
