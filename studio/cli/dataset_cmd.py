@@ -1,4 +1,4 @@
-"""dataset create|list|import|clips|exclude|delete|trim|text|lint|prepare|transcribe|show|export."""
+"""dataset create|list|import|clips|exclude|delete|trim|text|label|tags|lint|prepare|transcribe|show|export."""
 from __future__ import annotations
 
 import sys
@@ -73,16 +73,19 @@ def list_(ctx, as_json):
 @click.option("--speaker", default="", help="Speaker label (a corpus layout's own speakers win).")
 @click.option("--provenance", type=click.Choice(["human", "ai"]), default="human", show_default=True,
               help="Human recording or AI-generated audio (the report warns about the latter).")
+@click.option("--label", "clip_labels", multiple=True, metavar="NAME=VALUE",
+              help="A further label for every imported clip (accent=0.3, emotion=angry); repeatable.")
 @json_option
 @pass_ctx
-def import_(ctx, name, paths, source, licence, speaker, provenance, as_json):
+def import_(ctx, name, paths, source, licence, speaker, provenance, clip_labels, as_json):
     """Import files, folders and zip archives (LJSpeech, wav|text lists, VCTK and Common Voice
     layouts are recognised). Each refused file is named with its reason; the rest import.
     Exit status 0 when every file imported, 3 when some were refused."""
     from studio.datasets.importer import ImportOptions, import_paths
 
     report = import_paths(ctx.ws, name, [str(Path(p).expanduser()) for p in paths],
-                          ImportOptions(source=source, licence=licence, speaker=speaker, provenance=provenance))
+                          ImportOptions(source=source, licence=licence, speaker=speaker, provenance=provenance,
+                                        clip_labels=list(clip_labels)))
 
     def human(r):
         lines = [f"imported {len(r['imported'])} clip(s) into {r['dataset']}"
@@ -190,9 +193,48 @@ def text(ctx, clip_id, text, undo, history, checked, as_json):
     else:
         raise UserError("give the TEXT, or --undo, --history or --checked")
     clip = store.get_clip(db, clip_id)
-    out["lint"] = lint(out.get("text"), clip.get("asr_text"))
+    ds = store.get_dataset(db, clip["dataset"])
+    out["lint"] = lint(out.get("text"), clip.get("asr_text"), ds["allow_free_tags"], ds["tags"])
     emit(out, as_json, lambda o: f"clip {clip_id} ({o['source']}): {o['text']}"
                                  + "".join(f"\n{i['severity']}: {i['message']}" for i in o["lint"]))
+
+
+@dataset.command("label")
+@click.argument("name")
+@click.argument("args", nargs=-1)
+@click.option("--unset", multiple=True, metavar="LABEL", help="Remove this label from the clips; repeatable.")
+@json_option
+@pass_ctx
+def label(ctx, name, args, unset, as_json):
+    """Label clips: `dataset label NAME CLIP... speaker=alice accent=0.3`. CLIP is a clip id or a
+    name glob ('p225_*'); a value that reads as a number is numeric, any other is a category.
+    Without labels to set or --unset it lists the clips' labels (all clips when none is named)."""
+    from studio.datasets.labels import format_labels, list_labels, set_labels
+
+    selectors = [a for a in args if "=" not in a]
+    assignments = [a for a in args if "=" in a]
+    if assignments or unset:
+        rows = set_labels(ctx.ws.db, name, selectors, assignments, unset)
+    else:
+        rows = list_labels(ctx.ws.db, name, selectors)
+    emit(rows, as_json, lambda rs: "\n".join(f"{r['clip_id']:>5} {r['name']}: {format_labels(r['labels']) or '-'}"
+                                            for r in rs) or "no clips")
+
+
+@dataset.command("tags")
+@click.argument("name")
+@click.option("--add", multiple=True, metavar="TAG", help="Declare a tag (thunder, \"rain intensifies\"); repeatable.")
+@click.option("--remove", multiple=True, metavar="TAG", help="Withdraw a declared tag; repeatable.")
+@json_option
+@pass_ctx
+def tags_cmd(ctx, name, add, remove, as_json):
+    """The dataset's own tags: the transcript linter accepts them, the editor's palette offers them
+    and the report counts them. Without --add/--remove it lists them."""
+    from studio.datasets import store
+    from studio.datasets.tags import bracketed, update_tags
+
+    tags = update_tags(ctx.ws.db, name, add, remove) if add or remove else store.get_dataset(ctx.ws.db, name)["tags"]
+    emit(tags, as_json, lambda ts: " ".join(bracketed(ts)) or f"{name} declares no tags")
 
 
 @dataset.command("lint")
@@ -205,7 +247,7 @@ def lint_cmd(ctx, name, as_json):
     from studio.datasets.lint import lint
 
     ds = store.get_dataset(ctx.ws.db, name)
-    out = [{"clip_id": c["id"], "name": c["name"], "issues": lint(c["text"], c["asr_text"], ds["allow_free_tags"])}
+    out = [{"clip_id": c["id"], "name": c["name"], "issues": lint(c["text"], c["asr_text"], ds["allow_free_tags"], ds["tags"])}
            for c in store.list_clips(ctx.ws.db, name)]
     out = [o for o in out if o["issues"]]
     emit(out, as_json, lambda rs: "\n".join(f"clip {o['clip_id']} {o['name']}: {i['severity']}: {i['message']}"

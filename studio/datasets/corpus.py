@@ -11,6 +11,8 @@ from pathlib import Path
 
 from studio.audio.decode import AUDIO_EXTENSIONS
 
+# VCTK's file names carry the speaker: p225_001.wav, p225_001_mic1.flac (s5_001 for the one "s" speaker).
+VCTK_NAME = re.compile(r"^(?P<speaker>[ps]\d{1,4})_\d{3}(?P<mic>_mic[12])?$")
 LIST_LINE = re.compile(r"^[^|]+\.(wav|flac|ogg|oga|opus|mp3)\|", re.IGNORECASE)
 SKIP_DIRS = {"__MACOSX", ".git"}
 
@@ -52,6 +54,7 @@ def read_layout(root: Path) -> Layout:
     _vctk(root, lay)
     _common_voice(root, lay)
     _sidecars(root, lay)
+    _vctk_names(root, lay)
     return lay
 
 
@@ -155,3 +158,31 @@ def _sidecars(root: Path, lay: Layout) -> None:
                     if "sidecar" not in lay.layouts:
                         lay.layouts.append("sidecar")
                 break
+
+
+def name_meta(path: Path) -> Meta | None:
+    """What a lone file's name says (a VCTK name gives the speaker), or None."""
+    m = VCTK_NAME.match(path.stem)
+    return Meta(speaker=m["speaker"], layout="vctk") if m else None
+
+
+def _vctk_names(root: Path, lay: Layout) -> None:
+    """VCTK audio without its txt/ folder (wav48/p225/p225_001.wav, or loose p225_001.wav files):
+    the speaker comes from the file name; of a take's two microphones only mic1 is imported."""
+    files = [p for p in audio_files(root) if VCTK_NAME.match(p.stem)]
+    stems = {p.parent / p.stem for p in files}
+    for p in files:
+        rp = p.resolve()
+        m = VCTK_NAME.match(p.stem)
+        if rp in lay.skip or (lay.meta.get(rp) and lay.meta[rp].speaker):
+            continue
+        if m["mic"] == "_mic2" and (p.parent / f"{p.stem[:-5]}_mic1") in stems:
+            lay.skip.add(rp)
+            continue
+        meta = lay.meta.get(rp)
+        if meta is None:
+            lay.meta[rp] = Meta(speaker=m["speaker"], layout="vctk")
+        else:
+            meta.speaker = m["speaker"]  # a sidecar's text, VCTK's speaker
+        if "vctk" not in lay.layouts:
+            lay.layouts.append("vctk")

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from studio.audio.decode import AUDIO_EXTENSIONS, AudioError, display_name, max_file_bytes, printable, probe_file
 from studio.datasets.archive import ARCHIVE_EXTENSIONS, ZipLimits, extract_zip
-from studio.datasets.corpus import Layout, Meta, audio_files, read_layout
+from studio.datasets.corpus import Layout, Meta, audio_files, name_meta, read_layout
 from studio.datasets.models import PROVENANCE, Clip, Transcript, TranscriptEdit
 from studio.datasets.store import get_dataset_row
 from studio.errors import DiskFull, UserError, is_disk_full
@@ -39,10 +39,16 @@ class ImportOptions:
     speaker: str = ""  # default speaker label (a corpus layout's own speaker wins)
     provenance: str = "human"  # human | ai
     max_file_bytes: int | None = None
+    clip_labels: list[str] = field(default_factory=list)  # "accent=0.3", "emotion=angry": set on every clip
 
     def check(self) -> None:
+        from studio.datasets.labels import SPEAKER, parse_assignment
+
         if self.provenance not in PROVENANCE:
             raise UserError(f"provenance must be one of {', '.join(PROVENANCE)}, not {self.provenance!r}")
+        for token in self.clip_labels:
+            if parse_assignment(token)[0] == SPEAKER:
+                raise UserError(f"label {token!r}: give the speaker with --speaker")
 
 
 def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: ImportOptions | None = None, *,
@@ -117,7 +123,7 @@ def _expand(paths, labels, work: Path, limit: int, report: dict) -> list[tuple[P
             report["errors"] += ex.errors
             items += _folder(dest, label, report, prefix=f"{label}:")
         elif p.suffix.lower() in AUDIO_EXTENSIONS:
-            items.append((p, label, None, str(p if not labels.get(str(raw)) else label)))
+            items.append((p, label, name_meta(p), str(p if not labels.get(str(raw)) else label)))
         elif p.suffix.lower() in (".csv", ".tsv", ".txt", ".list"):
             # a corpus list given on its own: import what it lists, from the folder it sits in
             lay = read_layout(p.parent)
@@ -241,7 +247,10 @@ def _forget_unused_blob(ws: Workspace, sha: str, blob: Path) -> None:
 
 def _record_clip(ws: Workspace, dataset_id: int, path: Path, label: str, meta: Meta | None, origin: str,
                  options: ImportOptions, decoded, sha: str, blob: Path) -> tuple[str, dict]:
+    from studio.datasets.labels import parse_assignment
+
     speaker = (meta.speaker if meta and meta.speaker else options.speaker) or ""
+    extra = dict(parse_assignment(t) for t in options.clip_labels)
     with ws.db.write() as s:
         existing = s.scalar(select(Clip).where(Clip.dataset_id == dataset_id, Clip.sha256 == sha))
         if existing is not None:
@@ -251,7 +260,7 @@ def _record_clip(ws: Workspace, dataset_id: int, path: Path, label: str, meta: M
         clip = Clip(dataset_id=dataset_id, name=label[-300:], sha256=sha, blob=ws.relative(blob), format=decoded.format,
                     sample_rate=decoded.sample_rate, channels=decoded.channels, duration=round(decoded.duration, 4),
                     source=(options.source or origin)[:500], licence=options.licence[:500], speaker=speaker[:100],
-                    provenance=options.provenance, trim_history=[], peaks=decoded.peaks)
+                    labels=extra, provenance=options.provenance, trim_history=[], peaks=decoded.peaks)
         s.add(clip)
         try:
             s.flush()

@@ -39,8 +39,10 @@ def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
     return prev[-1] / len(reference)
 
 
-def lint(text: str | None, asr_text: str | None = None, allow_free_tags: bool = False) -> list[dict]:
-    """Problems with one transcript, each {"code", "severity", "message"}."""
+def lint(text: str | None, asr_text: str | None = None, allow_free_tags: bool = False,
+         declared: tuple[str, ...] | list[str] = ()) -> list[dict]:
+    """Problems with one transcript, each {"code", "severity", "message"}. `declared` holds the
+    dataset's own tags, bracket-free ("thunder"): accepted like Bark's markers."""
     issues: list[dict] = []
 
     def add(code: str, severity: str, message: str) -> None:
@@ -65,15 +67,18 @@ def lint(text: str | None, asr_text: str | None = None, allow_free_tags: bool = 
         add("unbalanced", "error", "a '[' is never closed")
     if text.count("♪") % 2:
         add("unbalanced", "error", "an odd number of ♪: a sung line goes between two ♪")
-    known_lower = {t.lower(): t for t in KNOWN_TAGS}
+    own = tuple(f"[{t}]" for t in declared)
+    known_lower = {t.lower(): t for t in KNOWN_TAGS + own}
     for tag in dict.fromkeys(tags(text)):
-        if tag in KNOWN_TAGS:
+        if tag in KNOWN_TAGS or tag in own:
             continue
         if tag.lower() in known_lower:
-            add("tag-case", "warning", f"{tag} is written {known_lower[tag.lower()]} in Bark's markers")
+            where = "the dataset's declared tags" if known_lower[tag.lower()] in own else "Bark's markers"
+            add("tag-case", "warning", f"{tag} is written {known_lower[tag.lower()]} in {where}")
         elif not allow_free_tags:
-            add("unknown-tag", "warning", f"unknown tag {tag}: Bark knows {', '.join(KNOWN_TAGS)} "
-                                          f"(allow free tags on the dataset for creative sets)")
+            add("unknown-tag", "warning", f"unknown tag {tag}: neither one of Bark's markers ({', '.join(KNOWN_TAGS)}) "
+                                          f"nor declared for this dataset (declare it with `bark-studio dataset tags "
+                                          f"DATASET --add {tag[1:-1]!r}`, or allow free tags)")
     n, exact = count_text_tokens(text)
     if n > MAX_TEXT_TOKENS:
         how = "" if exact else " (estimated)"

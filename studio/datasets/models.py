@@ -24,6 +24,8 @@ class Dataset(Base):
     # Prepare defaults for this dataset (loudness target, keep_dynamics, segment bounds, SNR filter...).
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     allow_free_tags: Mapped[bool] = mapped_column(Boolean, default=False)  # [thunder] etc. for creative sets
+    # The dataset's own tags, bracket-free ("thunder"): the linter accepts them, the palette offers them.
+    tags: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -43,6 +45,9 @@ class Clip(Base):
     source: Mapped[str] = mapped_column(String(500), default="")  # where it came from
     licence: Mapped[str] = mapped_column(String(500), default="")  # licence / consent note
     speaker: Mapped[str] = mapped_column(String(100), default="")
+    # Further labels, name -> float (numeric: accent=0.3) or str (categorical: emotion=angry);
+    # studio.datasets.labels owns them (clip_labels() merges in the speaker).
+    labels: Mapped[dict] = mapped_column(JSON, default=dict)
     provenance: Mapped[str] = mapped_column(String(8), default="human")  # human | ai
     trim_start: Mapped[float | None] = mapped_column(Float)  # seconds; None = from the start
     trim_end: Mapped[float | None] = mapped_column(Float)  # seconds; None = to the end

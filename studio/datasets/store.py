@@ -32,7 +32,7 @@ def create_dataset(db: Database, name: str, description: str = "", settings: dic
 
 def dataset_dict(ds: Dataset) -> dict:
     return {"id": ds.id, "name": ds.name, "description": ds.description, "settings": ds.settings,
-            "allow_free_tags": ds.allow_free_tags, "created_at": ds.created_at.isoformat(timespec="seconds") + "Z"}
+            "allow_free_tags": ds.allow_free_tags, "tags": list(ds.tags or []), "created_at": ds.created_at.isoformat(timespec="seconds") + "Z"}
 
 
 def get_dataset_row(s, name: str) -> Dataset:
@@ -78,7 +78,8 @@ def clip_dict(c: Clip, t: Transcript | None = None) -> dict[str, Any]:
     start, end = trim_bounds(c)
     return {"id": c.id, "name": c.name, "sha256": c.sha256, "blob": c.blob, "format": c.format,
             "sample_rate": c.sample_rate, "channels": c.channels, "duration": round(c.duration, 3),
-            "source": c.source, "licence": c.licence, "speaker": c.speaker, "provenance": c.provenance,
+            "source": c.source, "licence": c.licence, "speaker": c.speaker, "labels": dict(c.labels or {}),
+            "provenance": c.provenance,
             "trim_start": c.trim_start, "trim_end": c.trim_end, "trimmed_duration": round(end - start, 3),
             "can_undo_trim": bool(c.trim_history), "state": clip_state(c),
             "text": t.text if t else None, "transcript_source": t.source if t else None,
@@ -112,6 +113,7 @@ def get_clip(db: Database, clip_id: int) -> dict:
             raise NotFound(f"no clip {clip_id}")
         t = s.scalar(select(Transcript).where(Transcript.clip_id == clip_id))
         out = clip_dict(c, t)
+        out["dataset"] = s.get(Dataset, c.dataset_id).name
         out["peaks"] = c.peaks
         out["words"] = t.words if t else []
         out["trim_history"] = c.trim_history

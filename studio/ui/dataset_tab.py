@@ -70,7 +70,7 @@ def clip_rows(ws: Workspace, name: str | None) -> list[list]:
     outcomes = prepare_outcomes(ws.db, name)  # clip id -> "2/3 kept; dropped #1: snr ..." (latest version)
     rows = []
     for c in store.list_clips(ws.db, name):
-        issues = lint(c["text"], c["asr_text"], ds["allow_free_tags"])
+        issues = lint(c["text"], c["asr_text"], ds["allow_free_tags"], ds["tags"])
         trim = "" if c["trim_start"] is None and c["trim_end"] is None else \
             f"{c['trim_start'] or 0:.2f}-{c['trim_end'] if c['trim_end'] is not None else c['duration']:.2f}"
         rows.append([c["id"], c["name"], c["speaker"], round(c["trimmed_duration"], 2), trim, c["provenance"],
@@ -119,8 +119,8 @@ def history_rows(ws: Workspace, clip_id: int | None) -> list[list]:
 def lint_markdown(ws: Workspace, name: str | None, clip: dict | None) -> str:
     if not clip:
         return ""
-    ds = store.get_dataset(ws.db, name) if name else {"allow_free_tags": False}
-    issues = lint(clip.get("text"), clip.get("asr_text"), ds["allow_free_tags"])
+    ds = store.get_dataset(ws.db, name) if name else {"allow_free_tags": False, "tags": []}
+    issues = lint(clip.get("text"), clip.get("asr_text"), ds["allow_free_tags"], ds["tags"])
     if not issues:
         return "✓ no linter problems"
     return "\n".join(f"- **{i['severity']}**: {i['message']}" for i in issues)

@@ -1,0 +1,27 @@
+"""clips carry labels beyond the speaker (accent=0.3, emotion=angry); datasets declare their own tags
+
+Revision ID: 0009_clip_labels
+Revises: 0008_worker_gpus
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0009_clip_labels"
+down_revision = "0008_worker_gpus"
+branch_labels = None
+# The clips and datasets tables must exist first, whichever way the older revisions are chained.
+depends_on = ("0007_clip_states",)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("clips") as batch:
+        batch.add_column(sa.Column("labels", sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
+    with op.batch_alter_table("datasets") as batch:
+        batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("datasets") as batch:
+        batch.drop_column("tags")
+    with op.batch_alter_table("clips") as batch:
+        batch.drop_column("labels")
