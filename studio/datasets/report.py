@@ -12,6 +12,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from studio.datasets.api import segments_with_text
+from studio.datasets.labels import NUMERIC, clip_labels, format_value, kind_of
 from studio.datasets.lint import KNOWN_TAGS, lint, tags
 from studio.datasets.models import Clip, PreparedVersion, Transcript
 from studio.datasets.store import dataset_dict, get_dataset_row, latest_version, trim_bounds
@@ -25,6 +26,13 @@ TIERS = (
     ("professional", 10 * 3600, 1000, "10-24 h / 1000+ clips: a full fine-tune"),
 )
 _CAPS = re.compile(r"\b[A-Z]{2,}\b")
+# Label-conditioned training learns one vector per speaker or category, and one per end of a
+# numeric label, from that value's clips alone. Under a minute (4-12 segments of 5-15 s) it sees
+# too few examples to learn the voice rather than the recordings; the report warns below this.
+LABEL_MIN_SECONDS = 60.0
+NUMERIC_BINS = 5  # the report's histogram of a numeric label; its first and last bins are the "ends"
+TAG_MIN_CLIPS = 5  # a declared tag in fewer clips than this gives the model too few examples to tie it to a sound
+TAG_EXAMPLES = 3
 
 
 def tier_for(seconds: float, clips: int) -> dict:
@@ -91,8 +99,10 @@ def build_report(db: Database, name: str) -> dict:
         version_info = {"version": version.version, "settings": version.settings, "stats": version.stats} if version else None
     clip_secs = [trim_bounds(c)[1] - trim_bounds(c)[0] for c, _ in rows]
     texts = [t.text for _, t in rows if t and t.text]
-    lint_by_clip = {c.id: lint(t.text if t else None, t.asr_text if t else None, info["allow_free_tags"])
+    lint_by_clip = {c.id: lint(t.text if t else None, t.asr_text if t else None, info["allow_free_tags"], info["tags"])
                     for c, t in rows}
+    label_dist = label_distributions([(clip_labels(c), secs) for (c, _), secs in zip(rows, clip_secs)])
+    tag_stats = tag_counts([(c, t.text) for c, t in rows if t and t.text], info["tags"])
     kept = [g for g in segments if g["kept"]]
     trainable = [g for g in kept if g["text"]]
     speakers: dict[str, dict] = {}
@@ -104,6 +114,7 @@ def build_report(db: Database, name: str) -> dict:
     tier = tier_for(sum(g["duration"] for g in trainable), len(trainable)) if version \
         else tier_for(sum(clip_secs), len(rows))
     warnings = _warnings(rows, lint_by_clip, version, segments, kept, trainable, speakers)
+    warnings += label_warnings(label_dist) + tag_warnings(tag_stats)
     return {
         "dataset": info,
         "clips": len(rows),
@@ -128,6 +139,9 @@ def build_report(db: Database, name: str) -> dict:
         "diversity": {"sentence_mix": sentence_mix(texts), "words_per_clip": _dist([len(t.split()) for t in texts]),
                       "length_spread_s": _dist(clip_secs)},
         "speakers": speakers,
+        "labels": label_dist,
+        "label_min_seconds": LABEL_MIN_SECONDS,
+        "tags": tag_stats,
         "lint": {str(cid): issues for cid, issues in lint_by_clip.items() if issues},
         "warnings": warnings,
         "prepared_clips": clip_outcomes(rows, segments, version_info),
@@ -135,6 +149,87 @@ def build_report(db: Database, name: str) -> dict:
                        "snr": [g["snr_db"] for g in segments if g["snr_db"] is not None],
                        "lufs": [g["lufs"] for g in segments if g["lufs"] is not None]},
     }
+
+
+def label_distributions(clips: list[tuple[dict, float]]) -> dict[str, dict]:
+    """Per label: categories with their clips and audio, or a numeric label's range and bins.
+    `clips` pairs each clip's labels with its (trimmed) seconds."""
+    names = list(dict.fromkeys(name for labels, _ in clips for name in labels))
+    out = {}
+    for name in names:
+        have = [(labels[name], secs) for labels, secs in clips if name in labels]
+        numeric = [(v, secs) for v, secs in have if kind_of(v) == NUMERIC]
+        d: dict = {"kind": "numeric" if len(numeric) == len(have) else "categorical",
+                   "clips": len(have), "unlabelled_clips": len(clips) - len(have),
+                   "seconds": round(sum(secs for _, secs in have), 2)}
+        if d["kind"] == "numeric":
+            values = [v for v, _ in numeric]
+            lo, hi = min(values), max(values)
+            width = (hi - lo) / NUMERIC_BINS
+            bins = [{"from": round(lo + i * width, 4), "to": round(lo + (i + 1) * width, 4), "clips": 0, "seconds": 0.0}
+                    for i in range(NUMERIC_BINS if width else 1)]
+            for v, secs in numeric:
+                b = bins[min(int((v - lo) / width), NUMERIC_BINS - 1) if width else 0]
+                b["clips"] += 1
+                b["seconds"] = round(b["seconds"] + secs, 2)
+            d.update(min=lo, max=hi, mean=round(statistics.fmean(values), 4), bins=bins)
+        else:
+            values: dict[str, dict] = {}
+            for v, secs in have:
+                slot = values.setdefault(format_value(v), {"clips": 0, "seconds": 0.0})
+                slot["clips"] += 1
+                slot["seconds"] = round(slot["seconds"] + secs, 2)
+            d["values"] = dict(sorted(values.items()))
+        out[name] = d
+    return out
+
+
+def label_warnings(dist: dict[str, dict]) -> list[str]:
+    why = f"under the {LABEL_MIN_SECONDS:.0f} s each value needs to learn its own conditioning"
+    w = []
+    for name, d in dist.items():
+        if d["kind"] == "categorical":
+            for value, v in d["values"].items():
+                if len(d["values"]) > 1 and v["seconds"] < LABEL_MIN_SECONDS:  # one value alone conditions nothing
+                    w.append(f"label {name}={value} has {v['seconds']:.0f} s of audio ({v['clips']} clip(s)), {why}")
+        elif len(d["bins"]) == 1:
+            w.append(f"label {name} is {format_value(d['min'])} on every labelled clip: a numeric label needs audio "
+                     f"at both ends of its range to learn what it changes")
+        else:
+            for end, b in (("low", d["bins"][0]), ("high", d["bins"][-1])):
+                if b["seconds"] < LABEL_MIN_SECONDS:
+                    w.append(f"label {name} has {b['seconds']:.0f} s of audio at its {end} end "
+                             f"({format_value(b['from'])}-{format_value(b['to'])}), {why}")
+        if d["unlabelled_clips"]:
+            w.append(f"label {name} is missing on {d['unlabelled_clips']} clip(s): label them or leave {name} out of "
+                     f"training's conditions")
+    return w
+
+
+def tag_counts(texts: list[tuple], declared: list[str]) -> dict[str, dict]:
+    """Each declared tag, and any other tag that is not one of Bark's markers: how often it occurs,
+    in how many clips, and a few example clips. `texts` pairs each clip row with its transcript."""
+    out = {f"[{t}]": {"declared": True, "count": 0, "clips": 0, "examples": []} for t in declared}
+    for c, text in texts:
+        found = Counter(tags(text))
+        for tag, n in found.items():
+            if tag in KNOWN_TAGS:
+                continue
+            slot = out.setdefault(tag, {"declared": False, "count": 0, "clips": 0, "examples": []})
+            slot["count"] += n
+            slot["clips"] += 1
+            if len(slot["examples"]) < TAG_EXAMPLES:
+                slot["examples"].append({"clip_id": c.id, "name": c.name, "text": text[:120]})
+    return out
+
+
+def tag_warnings(stats: dict[str, dict]) -> list[str]:
+    w = []
+    for tag, t in stats.items():
+        if t["declared"] and t["clips"] < TAG_MIN_CLIPS:
+            w.append(f"declared tag {tag} appears in {t['clips']} clip(s): under {TAG_MIN_CLIPS}, too few examples "
+                     f"for training to tie the tag to a sound")
+    return w
 
 
 def clip_outcomes(rows, segments: list[dict], version_info: dict | None) -> list[dict]:
@@ -275,6 +370,7 @@ def summary_markdown(report: dict) -> str:
         lines.append("Sentences: " + ", ".join(f"{k} {v}" for k, v in sorted(mix.items())))
     if report["speakers"]:
         lines.append("Speakers: " + ", ".join(f"{k} ({v['clips']})" for k, v in report["speakers"].items()))
+    lines += label_lines(report.get("labels") or {}) + tag_lines(report.get("tags") or {})
     for key, label in (("lengths_s", "Length s"), ("snr_db", "SNR dB"), ("loudness_lufs", "LUFS")):
         d = report[key]
         if d.get("n"):
@@ -288,3 +384,25 @@ def summary_markdown(report: dict) -> str:
         lines.append("Prepared clips:\n" + "\n".join(f"- {o['clip_name']}: {outcome_line(o)}"
                                                        for o in report["prepared_clips"]))
     return "\n\n".join(lines)
+
+
+def label_lines(dist: dict[str, dict]) -> list[str]:
+    lines = []
+    for name, d in dist.items():
+        if d["kind"] == "categorical":
+            parts = [f"{v} {x['clips']} clip(s) {x['seconds'] / 60:.1f} min" for v, x in d["values"].items()]
+        else:
+            parts = [f"{format_value(d['min'])}..{format_value(d['max'])} (mean {format_value(d['mean'])})"]
+            parts += [f"{format_value(b['from'])}-{format_value(b['to'])}: {b['clips']} clip(s) {b['seconds'] / 60:.1f} min"
+                      for b in d["bins"]]
+        lines.append(f"Label {name} ({d['kind']}): " + "; ".join(parts))
+    return lines
+
+
+def tag_lines(stats: dict[str, dict]) -> list[str]:
+    lines = []
+    for tag, t in stats.items():
+        examples = ", ".join(f"{e['name']} (clip {e['clip_id']})" for e in t["examples"])
+        lines.append(f"Tag {tag}{'' if t['declared'] else ' (not declared)'}: {t['count']} time(s) in "
+                     f"{t['clips']} clip(s)" + (f", e.g. {examples}" if examples else ""))
+    return lines

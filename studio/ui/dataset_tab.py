@@ -17,7 +17,7 @@ from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
 from studio.errors import UserError
-from studio.ui import live
+from studio.ui import labels_view, live
 from studio.workspace import Workspace
 
 TITLE = "Dataset"
@@ -243,6 +243,7 @@ def build(ws: Workspace) -> None:
                 palette_buttons.append(b)
             free_tag = gr.Textbox(placeholder="[free tag]", show_label=False, scale=1, elem_id="ds-free-tag", min_width=120)
             free_btn = gr.Button("Insert tag", size="sm", elem_id="ds-free-insert", min_width=60)
+        palette_version = labels_view.tag_palette(ws, ds, text)  # the dataset's own tags, as buttons
         with gr.Row():
             save_btn = gr.Button("Save transcript", variant="primary", elem_id="ds-text-save")
             checked_btn = gr.Button("Mark checked", elem_id="ds-text-checked")
@@ -250,6 +251,7 @@ def build(ws: Workspace) -> None:
         lint_md = gr.Markdown(elem_id="ds-lint")
         with gr.Accordion("Edit history", open=False):
             history = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True, elem_id="ds-history")
+    labels_slot = gr.Column()  # filled below, once the refresh handlers exist
 
     with gr.Accordion("Transcribe and prepare (jobs)", open=False):
         with gr.Row():
@@ -365,6 +367,8 @@ def build(ws: Workspace) -> None:
             return after_change(name, clip_id)
         return run
 
+    with labels_slot:
+        labels_view.build(ws, ds, clips, current_clip, palette_version, after_change, change_outs)
     trim_btn.click(guarded(lambda cid, a, b: store.set_trim(ws.db, cid, a, b)), [ds, current_clip, trim_start, trim_end],
                    change_outs)
     untrim_btn.click(guarded(lambda cid: store.undo_trim(ws.db, cid)), [ds, current_clip], change_outs)

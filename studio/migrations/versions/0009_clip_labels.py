@@ -14,10 +14,10 @@ depends_on = ("0007_clip_states",)
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("clips") as batch:
-        batch.add_column(sa.Column("labels", sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
-    with op.batch_alter_table("datasets") as batch:
-        batch.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
+    # Plain ADD COLUMN, never a batch copy: rebuilding `clips` would drop it, and with foreign keys
+    # on, dropping it deletes every transcript and segment by cascade.
+    op.add_column("clips", sa.Column("labels", sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
+    op.add_column("datasets", sa.Column("tags", sa.JSON(), nullable=False, server_default=sa.text("'[]'")))
 
 
 def downgrade() -> None:
