@@ -111,7 +111,7 @@ def test_label_cli_sets_unsets_in_bulk_and_refuses_bad_syntax(ws, tmp_path, awb_
                         r"in set \(accent=0.3 on clip \d+ \(takes/p225_001.wav\)\)\n", proc.stderr), proc.stderr
     for args, expected in (
         (["p225_002.wav", "=3"], "p225_002.wav): label '=3': the name must be"),
-        (["p225_*", "accent="], "2 clips of set (p225_*): label 'accent=' has no value (to remove a label, use --unset accent)"),
+        (["p225_*", "accent="], "2 clips of set (takes/p225_001.wav, takes/p225_002.wav): label 'accent=' has no value (to remove a label, use --unset accent)"),
         (["accent", "emotion=sad"], "no clip of set matches 'accent' (give clip ids or name globs such as 'p225_*'; "
                                     "a label is written name=value)"),
         (["1", "--unset", "bad name"], "--unset 'bad name': not a label name"),

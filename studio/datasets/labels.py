@@ -82,13 +82,16 @@ def parse_assignment(token: str, where: str = "") -> tuple[str, str | float]:
     return name, number
 
 
-def parse_assignments(text: str, where: str = "") -> dict[str, str | float]:
-    """A line of assignments as the UI takes it ('speaker=alice "emotion=very angry"')."""
+def split_tokens(text: str, where: str = "") -> list[str]:
+    """A line as the UI takes it ('speaker=alice "emotion=very angry"') -> its tokens."""
     try:
-        tokens = shlex.split(text or "")
+        return shlex.split(text or "")
     except ValueError as exc:
         raise UserError(f"{where + ': ' if where else ''}labels {text!r}: {exc}") from None
-    return dict(parse_assignment(t, where) for t in tokens)
+
+
+def parse_assignments(text: str, where: str = "") -> dict[str, str | float]:
+    return dict(parse_assignment(t, where) for t in split_tokens(text, where))
 
 
 def _clip_name(c: Clip) -> str:
@@ -165,7 +168,8 @@ def set_labels(db: Database, dataset: str, selectors: list[str], assignments: li
     with db.write() as s:
         ds = get_dataset_row(s, dataset)
         chosen = select_clips(s, ds.id, dataset, selectors)
-        where = _clip_name(chosen[0]) if len(chosen) == 1 else f"{len(chosen)} clips of {dataset} ({' '.join(selectors)})"
+        where = _clip_name(chosen[0]) if len(chosen) == 1 else \
+            f"{len(chosen)} clips of {dataset} ({', '.join(c.name for c in chosen[:3])}{', ...' if len(chosen) > 3 else ''})"
         values = dict(parse_assignment(a, where) for a in assignments)
         ids = {c.id for c in chosen}
         others = s.scalars(select(Clip).where(Clip.dataset_id == ds.id, Clip.deleted_at.is_(None), Clip.id.notin_(ids)))

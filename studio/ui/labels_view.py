@@ -11,7 +11,7 @@ import re
 import gradio as gr
 
 from studio.datasets import store
-from studio.datasets.labels import clip_labels, format_labels, replace_clip_labels, set_labels
+from studio.datasets.labels import clip_labels, format_labels, replace_clip_labels, set_labels, split_tokens
 from studio.datasets.tags import bracketed, update_tags
 from studio.errors import UserError
 from studio.workspace import Workspace
@@ -67,6 +67,7 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
     table, the clip view and the report) after labels change."""
     with gr.Accordion("Labels and tags", open=True, elem_id="lb-panel"):
         gr.Markdown(HELP)
+        clip_md = gr.Markdown("Select a clip to edit its labels.", elem_id="lb-clip-title")
         with gr.Row():
             clip_box = gr.Textbox(label="Selected clip's labels", placeholder="speaker=alice accent=0.3",
                                   elem_id="lb-clip-labels", scale=4)
@@ -98,7 +99,13 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
         return gr.Dropdown(choices=choices, value=[c for c in (chosen or []) if c in ids]), tags_line(name)
 
     clips.change(refresh_choices, [ds, picked], [picked, tags_md])  # an import, a delete, another dataset
-    current_clip.change(lambda cid: clip_labels_text(ws, cid), current_clip, clip_box)
+    def show_clip(clip_id):
+        if not clip_id:
+            return "Select a clip to edit its labels.", ""
+        c = store.get_clip(ws.db, clip_id)
+        return f"Labels of clip {c['id']} ({c['name']}):", format_labels(clip_labels(c))
+
+    current_clip.change(show_clip, current_clip, [clip_md, clip_box])
 
     def select_matching(name, pattern, chosen):
         pattern = (pattern or "").strip()
@@ -129,18 +136,11 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
         def run(name, chosen, text, clip_id):
             if not chosen:
                 raise gr.Error("pick the clips to label first (or select them by name)")
-            tokens = (text or "").split()
             try:
-                if unset:
-                    rows = set_labels(ws.db, name, [str(c) for c in chosen], [], tokens)
-                else:
-                    from studio.datasets.labels import parse_assignments
-
-                    values = parse_assignments(text or "")  # quoted values with spaces stay one token
-                    if not values:
-                        raise UserError("type labels to apply, e.g. emotion=angry intensity=0.9")
-                    rows = set_labels(ws.db, name, [str(c) for c in chosen],
-                                      [f"{k}={v}" for k, v in values.items()])
+                tokens = split_tokens(text)
+                if not tokens:
+                    raise UserError("type labels to apply (emotion=angry intensity=0.9) or names to unset")
+                rows = set_labels(ws.db, name, [str(c) for c in chosen], [] if unset else tokens, tokens if unset else ())
             except UserError as exc:
                 raise gr.Error(str(exc))
             done = f"{'unset' if unset else 'labelled'} {len(rows)} clip(s): {text}"
