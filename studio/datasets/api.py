@@ -1,6 +1,7 @@
 """What other rooms read from curation (training, voices, experiments). Signatures are stable.
 
-    training_items(db, "my-set")  -> [{path, text, speaker, sha256, duration, ...}]  (latest ready version)
+    training_items(db, "my-set")  -> [{path, text, speaker, labels, sha256, duration, ...}]  (latest ready version)
+    clip_labels(item)             -> {"speaker": "alice", "accent": 0.3}  (studio.datasets.labels)
     dataset_hash(db, "my-set")    -> "ab12..."  (changes when a segment or its text changes)
 
 `db` is the workspace's Database (a Workspace is accepted too). Paths are absolute: segments are
@@ -52,6 +53,7 @@ def segments_with_text(s, dataset_id: int, version_id: int) -> list[dict]:
                     "peak_db": seg.peak_db, "snr_db": seg.snr_db, "clipped_fraction": seg.clipped_fraction,
                     "kept": seg.kept, "reject_reason": seg.reject_reason, "text": text,
                     "transcript_source": tr.source if tr else None, "speaker": clip.speaker,
+                    "labels": dict(clip.labels or {}),
                     "provenance": clip.provenance, "in_use": clip.excluded_at is None and clip.deleted_at is None})
     return out
 
@@ -89,6 +91,7 @@ def training_items(db, dataset_name: str, root: str | os.PathLike | None = None)
             if not seg["kept"] or not seg["text"] or not seg["in_use"]:  # excluded clips stay out of training
                 continue
             items.append({"path": str(base / seg["blob"]), "text": seg["text"], "speaker": seg["speaker"],
+                          "labels": seg["labels"],
                           "sha256": seg["sha256"], "duration": seg["duration"], "clip_id": seg["clip_id"],
                           "segment_id": seg["segment_id"], "start": seg["start"], "end": seg["end"],
                           "provenance": seg["provenance"], "version": version.version})
@@ -96,7 +99,7 @@ def training_items(db, dataset_name: str, root: str | os.PathLike | None = None)
 
 
 def dataset_hash(db, name: str) -> str:
-    """SHA-256 over the training items' audio hashes, texts and speakers, in order, plus the
+    """SHA-256 over the training items' audio hashes, texts, speakers and labels, in order, plus the
     version's settings hash: equal hashes mean the same training data."""
     items = training_items(db, name)
     with _split(db, None)[0].read() as s:
@@ -104,5 +107,6 @@ def dataset_hash(db, name: str) -> str:
         settings = version.settings_hash
     h = hashlib.sha256(settings.encode())
     for it in items:
-        h.update(json.dumps([it["sha256"], it["text"], it["speaker"]], ensure_ascii=False).encode())
+        facts = [it["sha256"], it["text"], it["speaker"]] + ([it["labels"]] if it["labels"] else [])  # unlabelled: hash as before
+        h.update(json.dumps(facts, ensure_ascii=False, sort_keys=True).encode())
     return h.hexdigest()

@@ -60,6 +60,10 @@ def import_paths(ws: Workspace, dataset: str, paths: list[str | Path], options: 
     options.check()
     with ws.db.read() as s:
         dataset_id = get_dataset_row(s, dataset).id
+        if options.clip_labels:
+            from studio.datasets.labels import check_kinds
+
+            check_kinds(s, dataset_id, dataset, options.clip_labels)  # before a file is stored
     limit = options.max_file_bytes if options.max_file_bytes is not None else max_file_bytes()
     labels = labels or {}
     report: dict = {"dataset": dataset, "imported": [], "duplicates": [], "errors": [], "skipped": [], "layouts": []}

@@ -134,6 +134,16 @@ def _check_kind(name: str, value, clip: Clip, known: dict, dataset: str) -> None
                     f"but {name} is {kind} in {dataset} ({name}={format_value(other_value)} on {_clip_name(other)})")
 
 
+def check_kinds(s, dataset_id: int, dataset: str, assignments: list[str]) -> None:
+    """Refuse labels whose kind differs from the same label on the dataset's clips (for import)."""
+    known = dataset_kinds(s.scalars(select(Clip).where(Clip.dataset_id == dataset_id, Clip.deleted_at.is_(None))))
+    for name, value in (parse_assignment(a) for a in assignments):
+        if name in known and kind_of(value) != known[name][0]:
+            kind, other, other_value = known[name]
+            raise UserError(f"--label {name}={format_value(value)}: {name} is {kind} in {dataset} "
+                            f"({name}={format_value(other_value)} on {_clip_name(other)})")
+
+
 def _apply(c: Clip, values: dict, unset: Iterable[str], replace: bool) -> None:
     labels = {} if replace else dict(c.labels or {})
     if replace:
