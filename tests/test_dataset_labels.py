@@ -161,6 +161,9 @@ def test_report_shows_label_distributions_tags_and_warnings(ws, tmp_path, awb_wa
     assert tags["[wind]"]["clips"] == 0 and tags["[boom]"]["declared"] is False
     assert "declared tag [wind] appears in 0 clip(s)" in warnings
 
+    linted = {o["clip_id"]: [i["message"].split(":")[0] for i in o["issues"] if i["code"] == "unknown-tag"]
+              for o in json.loads(run(ws.root, "dataset", "lint", "r", "--json").stdout)}
+    assert linted.get(ids["long_take.wav"], []) == [] and linted[ids["awb_arctic_a0007.wav"]] == ["unknown tag [boom]"]
     out = run(ws.root, "dataset", "show", "r").stdout
     assert "Label speaker (categorical): alice 2 clip(s)" in out and "Tag [thunder]: 3 time(s) in 2 clip(s), e.g." in out
 

@@ -76,9 +76,8 @@ def lint(text: str | None, asr_text: str | None = None, allow_free_tags: bool = 
             where = "the dataset's declared tags" if known_lower[tag.lower()] in own else "Bark's markers"
             add("tag-case", "warning", f"{tag} is written {known_lower[tag.lower()]} in {where}")
         elif not allow_free_tags:
-            add("unknown-tag", "warning", f"unknown tag {tag}: neither one of Bark's markers ({', '.join(KNOWN_TAGS)}) "
-                                          f"nor declared for this dataset (declare it with `bark-studio dataset tags "
-                                          f"DATASET --add {tag[1:-1]!r}`, or allow free tags)")
+            add("unknown-tag", "warning", f"unknown tag {tag}: Bark knows {', '.join(KNOWN_TAGS)}; declare the "
+                                          f"dataset's own with `dataset tags --add` (or allow free tags)")
     n, exact = count_text_tokens(text)
     if n > MAX_TEXT_TOKENS:
         how = "" if exact else " (estimated)"

@@ -55,7 +55,7 @@ def tag_palette(ws: Workspace, ds: gr.Dropdown, text: gr.Textbox) -> gr.State:
             if not tags:
                 gr.Markdown("No tags of this dataset's own yet: declare one under Labels and tags.", elem_id="lb-no-tags")
             for tag in tags:
-                b = gr.Button(tag, size="sm", elem_classes=["ds-marker", "lb-tag"], min_width=60)
+                b = gr.Button(tag, size="sm", elem_classes=["ds-marker", "lb-tag"], min_width=60, scale=0)
                 b.click(None, inputs=text, outputs=text, js=_INSERT_JS.format(tok=repr(tag)))
 
     return version
@@ -98,7 +98,8 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
         ids = {cid for _, cid in choices}
         return gr.Dropdown(choices=choices, value=[c for c in (chosen or []) if c in ids]), tags_line(name)
 
-    clips.change(refresh_choices, [ds, picked], [picked, tags_md])  # an import, a delete, another dataset
+    for source in (clips, ds):  # an import, a delete, another dataset, a page load
+        source.change(refresh_choices, [ds, picked], [picked, tags_md])
     def show_clip(clip_id):
         if not clip_id:
             return "Select a clip to edit its labels.", ""
