@@ -22,6 +22,7 @@ class Meta:
     text: str | None = None
     speaker: str | None = None
     layout: str = "files"
+    guessed: bool = False  # the speaker read from a file name alone: an explicit --speaker wins over it
 
 
 @dataclass
@@ -163,12 +164,13 @@ def _sidecars(root: Path, lay: Layout) -> None:
 def name_meta(path: Path) -> Meta | None:
     """What a lone file's name says (a VCTK name gives the speaker), or None."""
     m = VCTK_NAME.match(path.stem)
-    return Meta(speaker=m["speaker"], layout="vctk") if m else None
+    return Meta(speaker=m["speaker"], layout="vctk", guessed=path.parent.name != m["speaker"]) if m else None
 
 
 def _vctk_names(root: Path, lay: Layout) -> None:
     """VCTK audio without its txt/ folder (wav48/p225/p225_001.wav, or loose p225_001.wav files):
-    the speaker comes from the file name; of a take's two microphones only mic1 is imported."""
+    the speaker comes from the file name (in its speaker's folder it is certain, otherwise an
+    explicit --speaker wins); of a take's two microphones only mic1 is imported."""
     files = [p for p in audio_files(root) if VCTK_NAME.match(p.stem)]
     stems = {p.parent / p.stem for p in files}
     for p in files:
@@ -179,10 +181,11 @@ def _vctk_names(root: Path, lay: Layout) -> None:
         if m["mic"] == "_mic2" and (p.parent / f"{p.stem[:-5]}_mic1") in stems:
             lay.skip.add(rp)
             continue
+        guessed = name_meta(p)
         meta = lay.meta.get(rp)
         if meta is None:
-            lay.meta[rp] = Meta(speaker=m["speaker"], layout="vctk")
+            lay.meta[rp] = guessed
         else:
-            meta.speaker = m["speaker"]  # a sidecar's text, VCTK's speaker
+            meta.speaker, meta.guessed = guessed.speaker, guessed.guessed  # a sidecar's text, VCTK's speaker
         if "vctk" not in lay.layouts:
             lay.layouts.append("vctk")

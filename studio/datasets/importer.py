@@ -253,7 +253,8 @@ def _record_clip(ws: Workspace, dataset_id: int, path: Path, label: str, meta: M
                  options: ImportOptions, decoded, sha: str, blob: Path) -> tuple[str, dict]:
     from studio.datasets.labels import parse_assignment
 
-    speaker = (meta.speaker if meta and meta.speaker else options.speaker) or ""
+    from_layout = meta.speaker if meta and meta.speaker and not (meta.guessed and options.speaker) else None
+    speaker = from_layout or options.speaker or ""
     extra = dict(parse_assignment(t) for t in options.clip_labels)
     with ws.db.write() as s:
         existing = s.scalar(select(Clip).where(Clip.dataset_id == dataset_id, Clip.sha256 == sha))
