@@ -98,6 +98,11 @@ def _clip_name(c: Clip) -> str:
     return f"clip {c.id} ({c.name})"
 
 
+def name_matches(clip_name: str, pattern: str) -> bool:
+    """A glob against the clip's whole name (upload/takes/p225_001.wav) or its file name."""
+    return fnmatch.fnmatchcase(clip_name, pattern) or fnmatch.fnmatchcase(re.split(r"[/:]", clip_name)[-1], pattern)
+
+
 def select_clips(s, dataset_id: int, dataset: str, selectors: Iterable[str]) -> list[Clip]:
     """Clips (not deleted) matching any selector, in id order; every selector must match one."""
     clips = list(s.scalars(select(Clip).where(Clip.dataset_id == dataset_id, Clip.deleted_at.is_(None))
@@ -108,8 +113,7 @@ def select_clips(s, dataset_id: int, dataset: str, selectors: Iterable[str]) -> 
         if sel.isdigit():
             hits = [c for c in clips if c.id == int(sel)]
         else:
-            hits = [c for c in clips if fnmatch.fnmatchcase(c.name, sel)
-                    or fnmatch.fnmatchcase(re.split(r"[/:]", c.name)[-1], sel)]
+            hits = [c for c in clips if name_matches(c.name, sel)]
         if not hits:
             hint = "; a label is written name=value" if NAME_RE.match(sel) else ""
             raise NotFound(f"no clip of {dataset} matches {sel!r} (give clip ids or name globs such as 'p225_*'{hint})")
@@ -126,22 +130,20 @@ def dataset_kinds(clips: Iterable[Clip]) -> dict[str, tuple[str, Clip, str | flo
     return out
 
 
-def _check_kind(name: str, value, clip: Clip, known: dict, dataset: str) -> None:
+def _check_kind(name: str, value, known: dict, dataset: str, where: str) -> None:
+    """Refuse a value of the other kind than `name` has on the dataset's other clips."""
     if name not in known or kind_of(value) == known[name][0]:
         return
     kind, other, other_value = known[name]
-    raise UserError(f"{_clip_name(clip)}: {name}={format_value(value)} is {'a number' if kind_of(value) == NUMERIC else 'not a number'}, "
+    raise UserError(f"{where}: {name}={format_value(value)} is {'a number' if kind_of(value) == NUMERIC else 'not a number'}, "
                     f"but {name} is {kind} in {dataset} ({name}={format_value(other_value)} on {_clip_name(other)})")
 
 
 def check_kinds(s, dataset_id: int, dataset: str, assignments: list[str]) -> None:
-    """Refuse labels whose kind differs from the same label on the dataset's clips (for import)."""
+    """Refuse import labels of the other kind than the dataset's clips have (before anything is stored)."""
     known = dataset_kinds(s.scalars(select(Clip).where(Clip.dataset_id == dataset_id, Clip.deleted_at.is_(None))))
-    for name, value in (parse_assignment(a) for a in assignments):
-        if name in known and kind_of(value) != known[name][0]:
-            kind, other, other_value = known[name]
-            raise UserError(f"--label {name}={format_value(value)}: {name} is {kind} in {dataset} "
-                            f"({name}={format_value(other_value)} on {_clip_name(other)})")
+    for token in assignments:
+        _check_kind(*parse_assignment(token), known, dataset, "--label")
 
 
 def _apply(c: Clip, values: dict, unset: Iterable[str], replace: bool) -> None:
@@ -185,7 +187,7 @@ def set_labels(db: Database, dataset: str, selectors: list[str], assignments: li
         others = s.scalars(select(Clip).where(Clip.dataset_id == ds.id, Clip.deleted_at.is_(None), Clip.id.notin_(ids)))
         known = dataset_kinds(others)
         for name, value in values.items():
-            _check_kind(name, value, chosen[0], known, dataset)
+            _check_kind(name, value, known, dataset, where)
         for c in chosen:
             _apply(c, values, unset, replace=False)
         return [row(c) for c in chosen]
@@ -202,7 +204,7 @@ def replace_clip_labels(db: Database, clip_id: int, text: str) -> dict:
                                                            Clip.id != c.id)))
         dataset = s.get(Dataset, c.dataset_id).name
         for name, value in values.items():
-            _check_kind(name, value, c, known, dataset)
+            _check_kind(name, value, known, dataset, _clip_name(c))
         _apply(c, values, (), replace=True)
         return row(c)
 

@@ -5,13 +5,11 @@ buttons in the transcript editor's palette. Handlers call studio.datasets.labels
 UserError into gr.Error; mounted from dataset_tab.build()."""
 from __future__ import annotations
 
-import fnmatch
-import re
-
 import gradio as gr
 
 from studio.datasets import store
-from studio.datasets.labels import clip_labels, format_labels, replace_clip_labels, set_labels, split_tokens
+from studio.datasets.labels import (clip_labels, format_labels, name_matches, replace_clip_labels, set_labels,
+                                   split_tokens)
 from studio.datasets.tags import bracketed, update_tags
 from studio.errors import UserError
 from studio.workspace import Workspace
@@ -100,6 +98,7 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
 
     for source in (clips, ds):  # an import, a delete, another dataset, a page load
         source.change(refresh_choices, [ds, picked], [picked, tags_md])
+
     def show_clip(clip_id):
         if not clip_id:
             return "Select a clip to edit its labels.", ""
@@ -112,9 +111,7 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
         pattern = (pattern or "").strip()
         if not pattern:
             raise gr.Error("type a name glob such as p225_*")
-        hits = [cid for label, cid in clip_choices(ws, name)
-                if fnmatch.fnmatchcase(label.split(": ", 1)[1], pattern)
-                or fnmatch.fnmatchcase(re.split(r"[/:]", label.split(": ", 1)[1])[-1], pattern)]
+        hits = [c["id"] for c in store.list_clips(ws.db, name) if name_matches(c["name"], pattern)]
         if not hits:
             raise gr.Error(f"no clip of {name} matches {pattern!r}")
         return sorted(set(chosen or []) | set(hits))
