@@ -6,6 +6,8 @@ UV      := python3 -m uv
 # Every test starts many Python processes (server, workers, job children, the CLI): with
 # PYTHONDONTWRITEBYTECODE set, each one recompiled gradio and torch from source (~20 s a process).
 RUN     := env -u PYTHONDONTWRITEBYTECODE
+# Test processes run one torch thread each (tests/conftest.py), so two xdist workers fill 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: serve test bench gpu-check system-deps clean
 
@@ -24,7 +26,7 @@ serve: $(STAMP)
 	$(RUN) $(VENV)/bin/bark-studio serve
 
 test: $(STAMP) system-deps
-	$(RUN) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+	$(RUN) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(RUN) HF_HUB_OFFLINE=1 $(PY) -m bench.run_all

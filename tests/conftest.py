@@ -372,3 +372,11 @@ def postgres_url(postgres_server, ws, monkeypatch):
     yield url
     if "db" in ws.__dict__:  # a cached engine: close its pooled connections
         ws.db.dispose()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs on two pytest-xdist workers, a module at a time (`--dist loadscope`, so a
+    module's server or model is built once). Modules holding a `slow` test go first: the longest
+    (the real-path e2e, ~400 s) then runs beside the many short ones instead of after them."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)   # stable: file order otherwise
