@@ -159,6 +159,10 @@ element.addEventListener('click', (evt) => {
   el.play().then(() => requestAnimationFrame(tick)).catch(() => { stopAt = null; });
 });
 
+element.addEventListener('timeupdate', () => {  // rAF sleeps in a background tab; this does not
+  const el = audio();
+  if (stopAt !== null && el.currentTime >= stopAt) el.pause();
+}, true);
 element.addEventListener('play', () => { q('.tv-play').textContent = '■ Stop'; }, true);
 element.addEventListener('pause', () => {
   q('.tv-play').textContent = '▶ Play kept region';

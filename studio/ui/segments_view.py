@@ -21,6 +21,7 @@ CSS = """
   vertical-align: middle; }
 .sv-table th { white-space: nowrap; }
 .sv-table td.sv-outcome { min-width: 11em; }
+.sv-table td.sv-text { min-width: 14em; }
 .sv-table td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .sv-table audio { height: 32px; width: 210px; max-width: 42vw; }
 .sv-why { color: #b45309; font-weight: 600; }
@@ -62,7 +63,7 @@ def segments_html(ws: Workspace, dataset: str | None, clip_id: int | None) -> st
             f'<td class="num">{g["index"] + 1}</td><td class="num">{_seconds(g["start"])}</td>'
             f'<td class="num">{_seconds(g["end"])}</td><td class="num">{_seconds(g["duration"])} s</td>'
             f'<td class="num">{_seconds(g["snr_db"], 1)}</td><td class="sv-outcome">{outcome}</td>'
-            f'<td><audio controls preload="none" src="{src}"></audio></td><td>{_text(g["text"] or "")}</td></tr>')
+            f'<td><audio controls preload="none" src="{src}"></audio></td><td class="sv-text">{_text(g["text"] or "")}</td></tr>')
     return (f'<p class="sv-note">Version {out["version"]}: {kept} of {len(out["segments"])} segment(s) kept. '
             f'Times (s) are on the original clip.</p><div class="sv-wrap"><table class="sv-table">'
             f'<thead><tr><th>#</th><th>from</th><th>to</th><th>length</th><th>SNR dB</th><th>outcome</th>'
