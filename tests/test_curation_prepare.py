@@ -281,7 +281,7 @@ def test_each_dropped_segment_keeps_its_reason_in_the_report_and_the_clip_table(
     assert rows[prepared["clips"]["awb_arctic_a0007.wav"]["id"]][column] == "1/1 kept"
 
 
-def test_a_clips_segments_list_with_drop_reasons_in_the_cli_and_the_tab(pws, prepared):
+def test_a_clips_segments_list_with_drop_reasons_in_the_cli_and_the_tab(pws, prepared, ws, awb_wav):
     """`dataset segments DATASET CLIP` (by id or name, --json) and the tab's segment player list the
     clip's segments of the newest version: cut times, and each dropped one's reason; the player's
     audio comes from the segment's own stored file through the owner-only file route."""
@@ -311,3 +311,7 @@ def test_a_clips_segments_list_with_drop_reasons_in_the_cli_and_the_tab(pws, pre
     page = segments_html(pws, "voice", prepared["clips"]["noisy.wav"]["id"])
     assert "dropped: snr " in page and "dB is under 20 dB" in page
     assert f'src="gradio_api/file={pws.root}/audio/{seg["sha256"][:2]}/{seg["sha256"]}.wav"' in page
+
+    store.create_dataset(ws.db, "fresh")  # before any prepare, the note says what to do
+    import_paths(ws, "fresh", [awb_wav], ImportOptions())
+    assert "not prepared yet: run prepare" in segments_html(ws, "fresh", store.list_clips(ws.db, "fresh")[0]["id"])

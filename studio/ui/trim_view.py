@@ -20,6 +20,7 @@ TEMPLATE = """<div class="tv">
   <div class="tv-bar">
     <button type="button" class="tv-play" disabled>▶ Play kept region</button>
     <span class="tv-info"></span>
+    <span class="tv-hint">drag across the waveform to choose what to keep; drag an edge to move it</span>
   </div>
   <audio class="tv-audio" preload="metadata"></audio>
 </div>"""
@@ -32,6 +33,7 @@ CSS = """
   background: var(--button-secondary-background-fill); color: var(--body-text-color); cursor: pointer; }
 .tv-play:disabled { opacity: 0.5; cursor: default; }
 .tv-info { font-size: 13px; color: var(--body-text-color); }
+.tv-hint { font-size: 12px; color: var(--body-text-color-subdued); }
 """
 
 
