@@ -59,10 +59,12 @@ def test_upload_trim_edit_with_marker_and_report(ws, server, browser, awb_wav, s
     start, end = page.locator("#ds-trim-start input"), page.locator("#ds-trim-end input")
     info = page.locator("#ds-wave .tv-info")
     info.get_by_text(f"of {clip['duration']:.2f} s").wait_for()  # the waveform has this clip
-    box = page.locator("#ds-wave canvas").bounding_box()
+    canvas = page.locator("#ds-wave canvas")
 
     def drag(a: float, b: float) -> tuple[float, float]:
         """Drag from share a to share b of the waveform's width; returns the trim fields after."""
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()  # in the viewport, where the mouse moves
         y = box["y"] + box["height"] / 3
         page.mouse.move(box["x"] + a * box["width"], y)
         page.mouse.down()
