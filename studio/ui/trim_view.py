@@ -33,7 +33,7 @@ CSS = """
   background: var(--button-secondary-background-fill); color: var(--body-text-color); cursor: pointer; }
 .tv-play:disabled { opacity: 0.5; cursor: default; }
 .tv-info { font-size: 13px; color: var(--body-text-color); }
-.tv-hint { font-size: 12px; color: var(--body-text-color-subdued); }
+.tv-hint { font-size: 12px; font-style: italic; color: var(--body-text-color); }
 """
 
 
