@@ -73,7 +73,7 @@ function draw() {
   // a time axis with a tick every 1, 2, 5, 10... seconds (about one per 80 px)
   const steps = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300];
   const step = steps.find((s) => (s / clip.duration) * w >= 80) || 600;
-  ctx.fillStyle = '#555';
+  ctx.fillStyle = getComputedStyle(q('.tv-info')).color;  // the theme's text colour, light or dark
   ctx.font = '11px sans-serif';
   ctx.textBaseline = 'bottom';
   for (let t = 0; t <= clip.duration + 1e-9; t += step) {
