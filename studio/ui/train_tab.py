@@ -3,12 +3,13 @@ the run will cost; launch it in one click; watch train and validation loss, lr a
 listen to a checkpoint on fixed sentences with a fixed seed; promote a checkpoint to an adapter,
 delete one, cancel the run, or resume it from a chosen checkpoint.
 
-The web process never imports torch: preset values live in studio.training_presets (a test keeps
-them equal to models.training.PRESETS), and everything heavy is a job (`train`, `generate`)."""
+The web process never imports torch: the presets are models.training_config's (torch-free, shown
+through studio.training_presets), and everything heavy is a job (`train`, `generate`)."""
 from __future__ import annotations
 
 import gradio as gr
 
+from models.training_config import VOICE_PROMPT_MODES
 from studio import jobs, train_cost
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
@@ -18,7 +19,6 @@ from studio.ui import fields, job_view, live
 from studio.workspace import Workspace
 
 TITLE = "Train"
-VOICE_PROMPT_MODES = ("auto", "on", "off")  # TrainConfig.voice_prompts (a test keeps the two equal)
 DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
