@@ -16,7 +16,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 from models.errors import ModelInputError
 from models.names import METHODS, STAGES, parse_stages  # noqa: F401  (re-exported: callers read them here)
-from models.training_config import TARGET_PRESETS, LoraSettings  # noqa: F401
+from models.training_config import LoraSettings
 
 STAGE_ATTRS = {"semantic": "semantic", "coarse": "coarse_acoustics", "fine": "fine_acoustics"}
 

@@ -1,6 +1,7 @@
 """The workspace: one folder holding everything a user makes. Copying it copies the studio."""
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
 from functools import cached_property

@@ -16,7 +16,6 @@ from models.asr import RANDOM_PRESET
 from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
-from studio.errors import UserError
 from studio.ui import live
 from studio.ui.errors import page_errors
 from studio.workspace import Workspace
