@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from models.errors import ModelInputError
-from models.files import publish_folder, sha256_file, verify_files
+from models.files import new_folder, sha256_file, verify_files
 from models.lora import STAGES, freeze, parse_stages, peft_models, stage_module
 
 MANIFEST = "manifest.json"
@@ -125,20 +124,12 @@ def save_adapter(bark, out_dir, *, method: str, stages, base_model: str, base_si
                  parent_checkpoint: str | None = None, name: str | None = None) -> dict:
     """Save the adapter atomically as `out_dir` (a new folder). Returns the manifest."""
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise AdapterError(f"adapter folder {str(out_dir)!r} already exists")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir, AdapterError, "adapter folder") as tmp:
         manifest = write_adapter(bark, tmp, {
             "name": name or out_dir.name, "method": method, "stages": list(parse_stages(stages)),
             "base_model": base_model, "base_signature": base_signature, "dataset": dataset or {},
             "hyperparameters": hyperparameters or {}, "metrics": metrics or {},
             "parent_checkpoint": parent_checkpoint})
-        publish_folder(tmp, out_dir, AdapterError)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -147,11 +138,7 @@ def copy_adapter(src, out_dir, updates: dict | None = None) -> dict:
     manifest fields (name, parent checkpoint, metrics...)."""
     src, out_dir = Path(src), Path(out_dir)
     manifest = load_manifest(src)
-    if out_dir.exists():
-        raise AdapterError(f"adapter folder {str(out_dir)!r} already exists")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir, AdapterError, "adapter folder") as tmp:
         for item in src.iterdir():
             if item.is_dir():
                 shutil.copytree(item, tmp / item.name)
@@ -160,10 +147,6 @@ def copy_adapter(src, out_dir, updates: dict | None = None) -> dict:
         manifest = {**manifest, **(updates or {})}
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=2, default=str)
-        publish_folder(tmp, out_dir, AdapterError)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -353,17 +336,11 @@ def merge_and_export(bark, specs, out_dir, base_model: str | None = None) -> Pat
     if out_dir.exists():
         raise AdapterError(f"export folder {str(out_dir)!r} already exists")
     merge_adapters(bark, specs, base_model)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir, AdapterError, "export folder") as tmp:
         save_bark(bark, tmp)
         sources = [{"adapter": str(p), "scale": float(s), "manifest": load_manifest(p, verify=False)}
                    for p, s in specs]
         with open(tmp / "bark_studio_export.json", "w") as f:
             json.dump({"base_model": base_model, "created": utc_iso(), "studio_version": studio_version(),
                        "adapters": sources}, f, indent=2, default=str)
-        publish_folder(tmp, out_dir, AdapterError)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

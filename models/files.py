@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -84,6 +85,23 @@ def publish_folder(tmp: Path, final: Path, error: type[Exception] = FileExistsEr
     os.rename(tmp, final)
     fsync_dir(final.parent)
     return final
+
+
+@contextmanager
+def new_folder(final: Path, error: type[Exception] = FileExistsError, what: str = "folder"):
+    """A temporary folder beside `final` to fill; it appears as `final` in one rename when the block
+    ends, and is removed when the block fails. `error` (naming `what`) when `final` exists."""
+    final = Path(final)
+    if final.exists():
+        raise error(f"{what} {str(final)!r} already exists")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        publish_folder(tmp, final, error)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def verify_files(folder: Path, files: dict | None, error: type[Exception], what: str) -> None:

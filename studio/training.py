@@ -12,14 +12,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.files import atomic_write, publish_folder
+from models.files import atomic_write, new_folder
 from models.names import DEFAULT_METHOD, NAME_RE
 from studio.db import Base, utcnow
 from studio.errors import NotFound, UserError
@@ -197,15 +196,10 @@ def install_adapter(ws, src: Path, name: str, *, job_id: int | None = None, chec
     final = ws.adapters_dir / name
     if final.exists():
         raise UserError(f"adapter folder {ws.relative(final)} already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=ws.adapters_dir))
-    try:
+    with new_folder(final, UserError, "adapter folder") as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         manifest.update({"name": name, "parent_checkpoint": checkpoint or manifest.get("parent_checkpoint")})
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        publish_folder(tmp, final, UserError)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     try:
         return register_adapter(ws, name, final, manifest, job_id=job_id, checkpoint=checkpoint)
     except BaseException:
