@@ -16,8 +16,8 @@ from models.asr import RANDOM_PRESET
 from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
-from studio.errors import UserError
 from studio.ui import labels_view, live, segments_view, trim_view
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Dataset"
@@ -49,10 +49,6 @@ _JS = """(text) => {{
          const post = (b < v.length && !/^\\s/.test(v.slice(b))) ? ' ' : ''; mid = pre + tok + post; }}
   return v.slice(0, a) + mid + v.slice(b);
 }}"""
-
-
-def _err(exc: UserError) -> gr.Error:
-    return gr.Error(str(exc))
 
 
 # Domain -> widgets ---------------------------------------------------------------------------
@@ -257,10 +253,8 @@ def build(ws: Workspace) -> None:
         if not clip_id:
             return ["Select a clip in the table.", None, trim_view.value(ws, None), None, None, "", "", [],
                     segments_view.segments_html(ws, name, None)]
-        try:
+        with page_errors():
             c = store.get_clip(ws.db, clip_id)
-        except UserError as exc:
-            raise _err(exc)
         start = c["trim_start"] or 0.0
         end = c["trim_end"] if c["trim_end"] is not None else c["duration"]
         title = (f"**Clip {c['id']}**: {c['name']} · {c['duration']:.2f} s · {c['sample_rate']} Hz · "
@@ -285,10 +279,8 @@ def build(ws: Workspace) -> None:
         root.load(on_load, None, [ds, clips, current_clip, *clip_outs, *report_outs])
 
     def on_create(name):
-        try:
+        with page_errors():
             store.create_dataset(ws.db, (name or "").strip())
-        except UserError as exc:
-            raise _err(exc)
         return [gr.Dropdown(choices=dataset_names(ws), value=name.strip()), "", *on_dataset(name.strip())]
 
     create_btn.click(on_create, new_name, [ds, new_name, clips, current_clip, *clip_outs, *report_outs])
@@ -304,14 +296,12 @@ def build(ws: Workspace) -> None:
         from studio.ui.uploads import uploaded_files
 
         files = uploaded_files(files)  # never a server path sent in place of an upload
-        try:
+        with page_errors():
             paths, staged_root = stage_uploads(ws, files)
             labels = {p: ("upload" if p.endswith("/upload") else Path(p).name) for p in paths}
             job = submit(ws, "import", {"dataset": name, "paths": paths, "labels": labels, "staged": True,
                                         "cleanup": True, "source": src or "", "licence": lic or "",
                                         "speaker": spk or "", "provenance": prov or "human"})
-        except UserError as exc:
-            raise _err(exc)
         return job["id"], None, f"Import queued as job {job['id']}…", None
 
     import_btn.click(on_import, [ds, upload, source, licence, speaker, provenance], [job_id, job_seen, status, upload])
@@ -332,10 +322,8 @@ def build(ws: Workspace) -> None:
         def run(name, clip_id, *args):
             if not clip_id:
                 raise gr.Error("select a clip first")
-            try:
+            with page_errors():
                 action(clip_id, *args)
-            except UserError as exc:
-                raise _err(exc)
             return after_change(name, clip_id)
         return run
 
@@ -366,10 +354,8 @@ def build(ws: Workspace) -> None:
 
         if not name:
             raise gr.Error("pick a dataset first")
-        try:
+        with page_errors():
             job = submit(ws, "transcribe", {"dataset": name, "model_size": size, "redo": bool(redo_all)})
-        except UserError as exc:
-            raise _err(exc)
         return job["id"], None, f"Transcription queued as job {job['id']}…"
 
     transcribe_btn.click(on_transcribe, [ds, model_size, redo], [job_id, job_seen, job_status_md])
@@ -382,11 +368,9 @@ def build(ws: Workspace) -> None:
             raise gr.Error("pick a dataset first")
         settings = {"target_lufs": tl, "peak_dbfs": pk, "keep_dynamics": bool(kd), "min_segment_s": mn,
                     "max_segment_s": mx, "min_snr_db": snr}
-        try:
+        with page_errors():
             resolve_settings(store.get_dataset(ws.db, name)["settings"], settings)
             job = submit(ws, "prepare", {"dataset": name, "settings": settings})
-        except UserError as exc:
-            raise _err(exc)
         return job["id"], None, f"Prepare queued as job {job['id']}…"
 
     prepare_btn.click(on_prepare, [ds, target, peak, keep_dyn, min_seg, max_seg, min_snr],
