@@ -124,6 +124,14 @@ def test_every_command_appears_in_the_readme_or_the_reference():
     assert "docs/CLI.md" in README
 
 
+def test_every_setting_the_code_reads_is_in_the_configuration_table():
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    named = {m for folder in ("studio", "workers", "models") for path in (REPO / folder).rglob("*.py")
+             for m in re.findall(r"[\"'](BARK_STUDIO_[A-Z0-9_]+)[\"']", path.read_text())}
+    assert len(named) >= 10
+    assert sorted(v for v in named if f"`{v}`" not in table) == [], "variables missing from README's Configuration"
+
+
 def test_the_committed_reference_is_what_the_cli_generates():
     reference = _load_cli_reference()
     assert reference.TARGET.read_text() == reference.render(), \
