@@ -19,7 +19,6 @@ from studio.cli import main
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]+")
-ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")
 SEPARATORS = {";", "&&", "||", "|", "&"}
 
 
@@ -49,7 +48,7 @@ def code_block_lines(markdown: str) -> list[str]:
 
 def readme_invocations(markdown: str = README) -> list[list[str]]:
     """The argument lists of every `bark-studio ...` command in the README's code blocks
-    (several per line when joined by `;` or `&&`; a leading VAR=value dropped; comments dropped)."""
+    (several per line when joined by `;` or `&&`; what precedes `bark-studio` and comments dropped)."""
     invocations = []
     for line in code_block_lines(markdown):
         if "bark-studio" not in line:
@@ -61,10 +60,8 @@ def readme_invocations(markdown: str = README) -> list[list[str]]:
             if token not in SEPARATORS:
                 command.append(token)
                 continue
-            while command and ENV_ASSIGNMENT.fullmatch(command[0]):
-                command.pop(0)
-            if command and command[0] == "bark-studio":
-                invocations.append(command[1:])
+            if "bark-studio" in command:  # also after `VAR=value`, `docker compose exec worker`...
+                invocations.append(command[command.index("bark-studio") + 1:])
             command = []
     return invocations
 
