@@ -80,7 +80,9 @@ def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int]
     c.kill()  # SIGKILL to the consumer, its workers and the training process
     # Three heartbeats after the last beat, which came before the kill, any read shows the job
     # interrupted. The read is started after that moment, so however slow a loaded box makes the
-    # read itself, the timing holds (a wall-clock bound on polling would not).
+    # read itself, the timing holds (a wall-clock bound on polling would not). A read that a loaded
+    # box delays past a laxer rule would hide that rule, so the rule itself is checked too.
+    assert jobs.stale_after_seconds() <= 3 * HEARTBEAT_S
     with ws.db.read() as s:
         last_beat = s.get(jobs.Job, job).heartbeat_at
     time.sleep(max(0.0, (last_beat + timedelta(seconds=3 * HEARTBEAT_S) - utcnow()).total_seconds()) + 0.2)
