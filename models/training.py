@@ -75,11 +75,15 @@ class TrainConfig:
     voice_prompts: str = "auto"     # condition each clip on a prompt from another clip of its speaker, as users
                                     # generate: "on", "off", or "auto" (on when a speaker has several clips)
     device: str = "auto"            # "auto" = cuda when present, else cpu
+    condition: tuple = ()           # clip labels to condition on ("speaker", "accent"): a learned vector per
+                                    # category / two per numeric label, trained with the LoRA (models.conditioning)
 
     def __post_init__(self):
         self.stages = parse_stages(self.stages)
+        self.condition = tuple(str(c) for c in ([self.condition] if isinstance(self.condition, str) else self.condition))
         checks = [
             (self.method in ("lora", "full"), f"method must be lora or full, got {self.method!r}"),
+            (not self.condition or self.method == "lora", "--condition trains with LoRA (method lora), not full"),
             (self.voice_prompts in VOICE_PROMPT_MODES,
              f"voice_prompts must be one of {VOICE_PROMPT_MODES}, got {self.voice_prompts!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
@@ -102,6 +106,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stages"] = list(self.stages)
+        d["condition"] = list(self.condition)
         return d
 
     @classmethod
@@ -136,13 +141,22 @@ def config_from_preset(preset: str | None, **overrides) -> TrainConfig:
 class LayoutObjective:
     """A stage's examples, batches and loss from models.layouts (the inference-identical layouts)."""
 
-    def __init__(self, stage: str):
+    def __init__(self, stage: str, conditioning=None):
         from models import layouts
 
         self.stage, self._layouts = stage, layouts
+        self.conditioning = conditioning  # models.conditioning.Conditioning, or None
 
     def examples(self, items: list) -> list:
-        return [ex for item in items for ex in self._layouts.build_examples(self.stage, item)]
+        if self.conditioning is None:
+            return [ex for item in items for ex in self._layouts.build_examples(self.stage, item)]
+        out = []
+        for item in items:  # each example carries its clip's label weights
+            weights = self.conditioning.weights(item.labels, source=item.key or "clip")
+            for ex in self._layouts.build_examples(self.stage, item):
+                ex.tensors["cond"] = weights
+                out.append(ex)
+        return out
 
     def skipped(self, items: list) -> list[str]:
         """Why clips give no example in this stage (one line per clip)."""
@@ -154,7 +168,9 @@ class LayoutObjective:
         return self._layouts.collate(self.stage, examples)
 
     def loss(self, module, batch) -> tuple[torch.Tensor, int]:
-        logits = self._layouts.stage_forward(self.stage, module, batch)
+        cond = (self.conditioning.vectors(self.stage, batch["cond"])
+                if self.conditioning is not None and "cond" in batch else None)
+        logits = self._layouts.stage_forward(self.stage, module, batch, cond)
         return self._layouts.stage_loss(self.stage, logits, batch)
 
 
@@ -355,6 +371,8 @@ class TrainingRecipe:
         self.bark.to(self.device)
         self.params = trainable_parameters(self.bark)
         self.n_trainable, self.n_total = count_parameters(self.bark)
+        if cfg.condition:
+            self._setup_conditioning()
 
         # data: split by clip, then each stage's examples
         if self.val_items is None:
@@ -416,6 +434,22 @@ class TrainingRecipe:
             self._restore(resume_state)  # the guard's base scores come back from the checkpoint
         else:
             self.guard_base = self._guard_nll()  # fresh LoRA (B = 0) or untouched weights: the base model
+
+    def _setup_conditioning(self) -> None:
+        """One Conditioning for the run: its labels read from every clip, a zero table per stage
+        (trained by that stage's optimizer, saved in checkpoints and in the adapter)."""
+        from models import conditioning as K
+
+        items = self.items + list(self.val_items or [])
+        specs = K.label_specs(self.cfg.condition, [getattr(x, "labels", None) or {} for x in items])
+        hidden = {s: int(stage_module(self.bark, s).config.hidden_size) for s in self.cfg.stages}
+        self.conditioning = K.Conditioning(specs, hidden).to(self.device)
+        K.attach(self.bark, self.conditioning)
+        for s in self.cfg.stages:
+            self.params[f"{STAGE_ATTRS[s]}.studio_conditioning"] = self.conditioning.tables[s]
+            if isinstance(self.objectives[s], LayoutObjective):
+                self.objectives[s].conditioning = self.conditioning
+        self.n_trainable += sum(t.numel() for t in self.conditioning.tables.values())
 
     # train ---------------------------------------------------------------------------------------
     def active_stages(self) -> list[str]:
