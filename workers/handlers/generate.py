@@ -105,6 +105,8 @@ def generate_job(ctx: JobContext) -> dict:
         raise UserError(f"variants must be at least 1, got {variants}")
     engine, precision = inference_options(p)
     adapters = list(p.get("adapters") or [])
+    # label conditioning (an adapter trained with --condition): a speaker mix and label values
+    condition = {**({"speaker": p["speaker"]} if p.get("speaker") else {}), **(p.get("labels") or {})} or None
     voice_name = p.get("voice") or None
     voice_file = V.voice_path(ws, voice_name) if voice_name else None
     folder = ws.generated_dir / f"job-{ctx.job_id}"
@@ -131,8 +133,13 @@ def generate_job(ctx: JobContext) -> dict:
         bark, tokenizer = models.get(model, [(a["path"], float(a.get("scale", 1.0))) for a in adapters],
                                      precision, engine, phase)
         precision = models.precision
+        if condition:  # an unknown speaker or label, or a value out of range: one line, before any work
+            from models.conditioning import attached, request_vectors
+
+            request_vectors(attached(bark), [condition], ())
     ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
-    params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
+    params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision,
+              **({"condition": condition} if condition else {})}
     batch = int(p.get("batch_size") or 4)
     rows = []
     ctx.progress(step=done_before, total=len(wanted), phase="generating",  # the model is ready: say so at once
@@ -142,7 +149,7 @@ def generate_job(ctx: JobContext) -> dict:
         part = todo[start: start + batch]
         with user_errors():
             results = generate(BarkStages.from_bark(bark), tokenizer,
-                               [Request(t, voice, s) for _, (_, t, s) in part], sampling, batch_size=batch,
+                               [Request(t, voice, s, condition) for _, (_, t, s) in part], sampling, batch_size=batch,
                                fast=engine == "fast")
         for (k, (_, text, s)), res in zip(part, results):
             path = folder / f"{k:03d}.wav"

@@ -22,13 +22,20 @@ from workers.handlers.tokens import user_errors
 HYPERPARAMETERS = ("r", "alpha", "dropout", "targets", "lr", "batch_size", "grad_accum", "warmup_ratio", "schedule",
                    "weight_decay", "max_grad_norm", "max_steps", "max_epochs", "val_fraction", "eval_every",
                    "patience", "min_delta", "save_every", "keep_last", "precision", "attention",
-                   "activation_checkpointing", "seed", "device", "voice_prompts")
+                   "activation_checkpointing", "seed", "device", "voice_prompts", "condition")
 # Generic prompts for the forgetting guard: the base model's own outputs on these are scored before
 # and after training (a fine-tune that raises their NLL a lot has forgotten how Bark speaks).
 GUARD_PROMPTS = ("Hello, how are you today?", "The weather is nice this morning.",
                  "Please read the next sentence slowly and clearly.")
 GUARD_SEMANTIC_TOKENS = 64  # ~1.3 s of speech per prompt
 TINY_GUARD = (1, 16)        # the random test model: 1 prompt, 16 tokens (same code path, less CPU)
+
+
+def clip_labels(record: dict) -> dict:
+    """The labels one training clip carries for --condition. FOR THE LEAD TO CONNECT: today only
+    the speaker exists on clips; when clips carry further labels, return them all here
+    ({"speaker": "alice", "accent": 0.3, "emotion": "angry"}; numbers as numbers)."""
+    return {"speaker": record.get("speaker")}
 
 
 def _config(p: dict, stages, method: str):
@@ -136,6 +143,8 @@ def train_job(ctx: JobContext) -> dict:
         records = [it for it in records if it["path"] not in failed]
     items = token_items(ws, dataset, model, records)
     speakers = [it.get("speaker") for it in records]  # token_items keeps the order of `records`
+    for item, record in zip(items, records):
+        item.labels = clip_labels(record)
 
     from models import presets
     from models.training import TrainingRecipe, describe
