@@ -116,3 +116,98 @@ def test_conditioned_fine_layout_matches_generation(bark, n_frames):
     keys = [(wi, k) for wi in range(len(windows)) for k in range(2, 8)]
     worst = max(float((logits[i] - recorded[key]).abs().max()) for i, key in enumerate(keys))
     assert worst <= TOL, worst
+
+
+# --- adapters: saved, loaded, both engines, refusals ---------------------------------------------
+
+def _labelled(n, seed, speaker, accent=None):
+    item = _item(20, 30, seed)
+    item.labels = {"speaker": speaker, **({"accent": accent} if accent is not None else {})}
+    item.key = f"{speaker}-{seed}"
+    return item
+
+
+@pytest.fixture(scope="module")
+def conditioned_adapter(tmp_path_factory):
+    """An adapter trained 2 steps with --condition speaker --condition accent (tiny, all stages)."""
+    from models.training import TrainConfig, TrainingRecipe, assemble_best_adapter
+
+    run = tmp_path_factory.mktemp("run")
+    items = [_labelled(0, 1, "alice", 0.0), _labelled(0, 2, "bob", 1.0), _labelled(0, 3, "alice", 0.5)]
+    cfg = TrainConfig(stages=("semantic", "coarse", "fine"), r=2, alpha=4, lr=0.05, batch_size=1, grad_accum=1,
+                      max_steps=2, eval_every=100, save_every=100, precision="fp32", condition=("speaker", "accent"),
+                      voice_prompts="off", seed=0)
+    result = TrainingRecipe(cfg, load_bark("tiny"), items[:2], run, val_items=items[2:]).train()
+    folder = tmp_path_factory.mktemp("adapter") / "cast"
+    folder.mkdir()
+    manifest, _ = assemble_best_adapter(result, folder)
+    return folder, manifest
+
+
+def test_the_manifest_lists_the_labels_and_each_stage_carries_its_vectors(conditioned_adapter):
+    folder, manifest = conditioned_adapter
+    assert manifest["conditioning"] == {"labels": [
+        {"name": "speaker", "kind": "categorical", "categories": ["alice", "bob"]},
+        {"name": "accent", "kind": "numeric", "lo": 0.0, "hi": 1.0}]}
+    from models.adapters import load_manifest
+
+    loaded = K.load(folder, load_manifest(folder))
+    assert loaded.n_rows == 4 and set(loaded.tables) == {"semantic", "coarse", "fine"}
+    assert all(float(t.abs().sum()) > 0 for t in loaded.tables.values())  # trained away from zero
+
+
+def test_both_engines_generate_the_same_tokens_under_a_condition(conditioned_adapter):
+    from models.adapters import merge_adapters
+    from models.fast_generation import run_rows
+
+    folder, _ = conditioned_adapter
+    bark = merge_adapters(load_bark("tiny"), [(folder, 1.0)], base_model="tiny")
+    stages = G.BarkStages.from_bark(bark)
+    part = [(0, 0, [101, 102, 103]), (1, 0, [101, 102, 103])]   # one text, two different labels
+    conds = K.request_vectors(stages.conditioning, [{"speaker": {"alice": 0.7, "bob": 0.3}}, {"accent": 0.35}],
+                              ("semantic", "coarse", "fine"))
+    sampling = G.Sampling.greedy(semantic_max_new_tokens=16)
+    ref_codes, ref_sem = G._run_rows(stages, part, None, sampling, [torch.Generator()] * 2, conds)
+    fast_codes, fast_sem = run_rows(stages, part, None, sampling, [torch.Generator()] * 2, conds)
+    for a, b in zip(ref_sem + ref_codes, fast_sem + fast_codes):
+        assert torch.equal(a, b)
+    plain_codes, plain_sem = G._run_rows(stages, part[:1], None, sampling, [torch.Generator()])
+    assert not (torch.equal(plain_sem[0], ref_sem[0]) and torch.equal(plain_codes[0], ref_codes[0]))
+
+
+@pytest.mark.parametrize("condition,message", [
+    ({"speaker": "carol"}, "unknown speaker 'carol'; this adapter knows alice, bob"),
+    ({"speaker": {"alice": 0.5, "dave": 0.5}}, "unknown speaker 'dave'"),
+    ({"accent": 1.5}, "accent=1.5 is outside the trained range 0..1"),
+    ({"accent": "high"}, "accent is a numeric label (0..1); got 'high'"),
+    ({"emotion": "angry"}, "unknown label 'emotion': this adapter is conditioned on speaker, accent"),
+])
+def test_a_bad_label_is_refused_in_one_line_naming_it(conditioned_adapter, condition, message):
+    from models.adapters import load_manifest
+
+    folder, _ = conditioned_adapter
+    with pytest.raises(ModelInputError) as err:
+        K.request_vectors(K.load(folder, load_manifest(folder)), [condition], ("semantic",))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_adapter_without_conditioning_works_unchanged_and_refuses_a_label(tmp_path):
+    from models.adapters import merge_adapters
+    from models.training import TrainConfig, TrainingRecipe, assemble_best_adapter
+
+    items = [_labelled(0, 4, "alice"), _labelled(0, 5, "bob")]
+    cfg = TrainConfig(stages=("coarse",), r=2, alpha=4, lr=0.05, batch_size=1, grad_accum=1, max_steps=1,
+                      eval_every=100, save_every=100, precision="fp32", voice_prompts="off")
+    result = TrainingRecipe(cfg, load_bark("tiny"), items[:1], tmp_path / "run", val_items=items[1:]).train()
+    (tmp_path / "plain").mkdir()
+    manifest, _ = assemble_best_adapter(result, tmp_path / "plain")
+    assert "conditioning" not in manifest
+    assert not list((tmp_path / "plain").rglob(K.TABLE_FILE))
+    bark = merge_adapters(load_bark("tiny"), [(tmp_path / "plain", 1.0)], base_model="tiny")
+    assert K.attached(bark) is None
+    stages = G.BarkStages.from_bark(bark)
+    sampling = G.Sampling.greedy(semantic_max_new_tokens=8)
+    codes, sem = G._run_rows(stages, [(0, 0, [7, 8, 9])], None, sampling, [torch.Generator()])
+    assert codes[0].shape[0] == 8
+    with pytest.raises(ModelInputError, match="need an adapter trained with --condition"):
+        K.request_vectors(K.attached(bark), [{"speaker": "alice"}], ("semantic",))
