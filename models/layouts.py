@@ -13,6 +13,9 @@ Training API (the trainer calls only these four):
     logits = stage_forward(stage, module, batch) # module: a stage, or a PEFT-wrapped stage
     loss, n_tokens = stage_loss(stage, logits, batch)
 
+Label conditioning (models.conditioning) passes `cond` (B, H) to stage_forward; generation passes
+the same vectors to the same builders (`semantic_embeds`, `coarse_embeds`, `fine_logits`).
+
 Losses are taken over the vocabulary generation samples from (semantic: the 10000 tokens + EOS;
 coarse: `coarse_candidates`, codebook 0's 1024 codes or codebook 1's 1024 plus the 48 special
 tokens after them; fine: the 1024 codes), padding and prompt positions ignored.

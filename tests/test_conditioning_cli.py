@@ -1,7 +1,8 @@
 """The job path of label conditioning: the README's Conditioning commands, run as written through
 the real CLI (`--model small` swapped for the offline `tiny`, and a short schedule added), train
-with --condition speaker on two labelled speakers and generate alice, and a mix; an unknown
-speaker, an unknown label and a plain request stay one clear line or keep working."""
+with --condition speaker on two labelled speakers and generate a mix of them; an unknown speaker
+is one clear line. (Bad labels and values in general, both engines and plain adapters:
+test_conditioning.py, in process.)"""
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ def _dataset(ws, awb_wav, slt_wav):
 def test_readme_conditioning_commands_train_and_generate_a_speaker_and_a_mix(ws, awb_wav, slt_wav, tmp_path):
     _dataset(ws, awb_wav, slt_wav)
     commands = _readme_commands()
-    assert [c[0] for c in commands] == ["train", "generate", "generate"]
+    assert [c[0] for c in commands] == ["train", "generate"]
     outputs = []
     for args in commands:
         args = [("tiny" if a == "small" and args[i - 1] == "--model" else a) for i, a in enumerate(args)]
@@ -58,14 +59,9 @@ def test_readme_conditioning_commands_train_and_generate_a_speaker_and_a_mix(ws,
             audio, rate = sf.read(result["out"])
             assert rate == 24_000 and len(audio) > 0
             outputs.append((result["params"]["condition"], audio))
-    assert outputs[0][0] == {"speaker": {"alice": 1.0}}
-    assert outputs[1][0] == {"speaker": {"alice": 0.7, "bob": 0.3}}
+    assert outputs[0][0] == {"speaker": {"alice": 0.7, "bob": 0.3}}
 
     base = ["generate", "--text", "Hello there.", "--model", "tiny", "--adapter", "cast-voices", *FAST_GENERATE]
     bad = cli(*base, "--speaker", "carol", home=ws.root, check=False)
     assert bad.returncode == 1 and "unknown speaker 'carol'; this adapter knows alice, bob" in bad.stderr, bad.stderr
-    assert "Traceback" not in bad.stderr
-    bad = cli(*base, "--label", "accent=0.35", home=ws.root, check=False)
-    assert bad.returncode == 1 and "unknown label 'accent': this adapter is conditioned on speaker" in bad.stderr
-    plain = cli(*base, "--json", home=ws.root)  # no label: the shared LoRA alone
-    assert "condition" not in json.loads(plain.stdout)["params"]
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -42,6 +42,8 @@ class InferenceModels:
     loaded, before the bf16/fp16 cast, so no PEFT layer stays in the forward path and generation
     with an adapter runs at the base model's speed. One entry is kept (a model is large): another
     key loads the base again, since a cast or a merge cannot be undone exactly.
+    A label-conditioned adapter's vectors are not merged: they stay attached to the cached model
+    (models.conditioning) and each request's speaker/labels are added at run time.
     Adapter paths may be relative to `root` (what the CLI stores for files inside the workspace)."""
 
     def __init__(self, device, root: Path | None = None):
