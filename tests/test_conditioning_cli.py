@@ -64,4 +64,4 @@ def test_readme_conditioning_commands_train_and_generate_a_speaker_and_a_mix(ws,
     base = ["generate", "--text", "Hello there.", "--model", "tiny", "--adapter", "cast-voices", *FAST_GENERATE]
     bad = cli(*base, "--speaker", "carol", home=ws.root, check=False)
     assert bad.returncode == 1 and "unknown speaker 'carol'; this adapter knows alice, bob" in bad.stderr, bad.stderr
-    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "Traceback" not in bad.stderr, bad.stderr

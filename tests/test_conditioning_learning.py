@@ -31,9 +31,10 @@ from tests.test_training_learning import confident_base, make_teacher
 STAGES = ("semantic", "coarse")
 SPEAKERS = {"alice": 5, "bob": 6, "carol": 7}   # speaker -> teacher seed
 N_TRAIN, N_HELD = 4, 2
-STEPS = 20
+STEPS = 30
 MIN_CLOSED = 0.8
 MIX = (0.0, 0.25, 0.5, 0.75, 1.0)
+WRONG_MARGIN = 1.0  # nats per token, every stage: "clearly worse" under another speaker's label
 NOISE = 0.05  # nats: a step along the mix may go the wrong way by this much (sampling noise of the held-out NLL)
 
 
@@ -123,15 +124,15 @@ def test_each_speaker_closes_most_of_the_gap_to_its_own_teacher(world):
 
 
 def test_a_wrong_label_scores_clearly_worse_against_the_teacher(world):
+    margins = {}
     for speaker in SPEAKERS:
         right = nll(world["student"], world["held"][speaker], world["cond"], {"speaker": speaker})
         for other in SPEAKERS:
             if other != speaker:
                 wrong = nll(world["student"], world["held"][speaker], world["cond"], {"speaker": other})
-                # clearly: at least a quarter of that speaker's base-to-teacher gap, every stage
-                base, teacher = world["gaps"][speaker]
-                assert all(wrong[s] - right[s] > 0.25 * (base[s] - teacher[s]) for s in STAGES), \
-                    (speaker, other, right, wrong)
+                margins[(speaker, other)] = {s: round(wrong[s] - right[s], 3) for s in STAGES}
+    print("NLL against a speaker's teacher under another's label minus under its own:", margins)
+    assert all(v > WRONG_MARGIN for m in margins.values() for v in m.values()), margins
 
 
 def _monotone(values, rising: bool) -> bool:
