@@ -129,13 +129,13 @@ def _labelled(n, seed, speaker, accent=None):
 
 @pytest.fixture(scope="module")
 def conditioned_adapter(tmp_path_factory):
-    """An adapter trained 2 steps with --condition speaker --condition accent (tiny, all stages)."""
+    """An adapter trained 1 step with --condition speaker --condition accent (tiny, all stages)."""
     from models.training import TrainConfig, TrainingRecipe, assemble_best_adapter
 
     run = tmp_path_factory.mktemp("run")
     items = [_labelled(0, 1, "alice", 0.0), _labelled(0, 2, "bob", 1.0), _labelled(0, 3, "alice", 0.5)]
     cfg = TrainConfig(stages=("semantic", "coarse", "fine"), r=2, alpha=4, lr=0.05, batch_size=1, grad_accum=1,
-                      max_steps=2, eval_every=100, save_every=100, precision="fp32", condition=("speaker", "accent"),
+                      max_steps=1, eval_every=100, save_every=100, precision="fp32", condition=("speaker", "accent"),
                       voice_prompts="off", seed=0)
     result = TrainingRecipe(cfg, load_bark("tiny"), items[:2], run, val_items=items[2:]).train()
     folder = tmp_path_factory.mktemp("adapter") / "cast"
