@@ -30,7 +30,7 @@ from tests.test_training_learning import confident_base, make_teacher
 
 STAGES = ("semantic", "coarse")
 SPEAKERS = {"alice": 5, "bob": 6, "carol": 7}   # speaker -> teacher seed
-N_TRAIN, N_HELD = 4, 2
+N_TRAIN, N_HELD = 8, 3
 STEPS = 30
 MIN_CLOSED = 0.8
 MIX = (0.0, 0.25, 0.5, 0.75, 1.0)

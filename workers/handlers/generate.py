@@ -91,7 +91,8 @@ def generate_job(ctx: JobContext) -> dict:
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
     any of SAMPLING_KEYS; batch_size; engine (fast | reference, default fast); precision
     (auto | bf16 | fp16 | fp32, default auto); device (default auto: the worker's GPU when there is
-    one, else the CPU). Resumable: outputs already written are kept.
+    one, else the CPU); speaker ({name: weight}, a mix) and labels ({name: value}) for an adapter
+    trained with --condition. Resumable: outputs already written are kept.
     Each generation row stores the engine and the precision actually used."""
     from studio import voices as V
 

@@ -105,7 +105,8 @@ def reconcile_checkpoints(ws, job_id: int, run: Path) -> None:
 
 def train_job(ctx: JobContext) -> dict:
     """params: dataset, model (small|large|hub id|tiny; default small), stages ("semantic,coarse,fine" or a list),
-    method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS,
+    method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS (condition: the
+    clip labels to condition on, read through clip_labels),
     resume_from (a checkpoint path inside the workspace)."""
     from studio.datasets.api import dataset_hash
     from workers.handlers.tokens import token_items, tokenize_job
