@@ -371,6 +371,7 @@ class TrainingRecipe:
         self.bark.to(self.device)
         self.params = trainable_parameters(self.bark)
         self.n_trainable, self.n_total = count_parameters(self.bark)
+        self.conditioning = None
         if cfg.condition:
             self._setup_conditioning()
 
