@@ -135,6 +135,7 @@ def conditioned_adapter(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     items = [_labelled(0, 1, "alice", 0.0), _labelled(0, 2, "bob", 1.0), _labelled(0, 3, "alice", 0.5)]
     cfg = TrainConfig(stages=("semantic", "coarse", "fine"), r=2, alpha=4, lr=0.05, batch_size=1, grad_accum=1,
+                      schedule="constant", warmup_ratio=0.0,
                       max_steps=1, eval_every=100, save_every=100, precision="fp32", condition=("speaker", "accent"),
                       voice_prompts="off", seed=0)
     result = TrainingRecipe(cfg, load_bark("tiny"), items[:2], run, val_items=items[2:]).train()
