@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from models import conditioning as K
 from models.errors import ModelInputError
 from models.files import new_folder, sha256_file, verify_files
 from models.lora import STAGES, freeze, parse_stages, peft_models, stage_module
@@ -92,8 +93,12 @@ def write_adapter(bark, folder: Path, manifest: dict, adapter_name: str = "defau
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stages = parse_stages(manifest["stages"])
+    cond = K.attached(bark)  # label conditioning trained with the LoRA: its tables beside each stage
     for stage in stages:
         out = folder / stage
+        if cond is not None and stage in cond.tables:
+            out.mkdir(parents=True, exist_ok=True)
+            cond.save_stage(stage, out)
         if manifest["method"] == "lora":
             wrapped = peft_models(bark).get(stage)
             if wrapped is None:
@@ -112,6 +117,8 @@ def write_adapter(bark, folder: Path, manifest: dict, adapter_name: str = "defau
             save_file({n: p.detach().contiguous().cpu() for n, p in module.named_parameters()}, out / FULL_WEIGHTS)
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": utc_iso(),
             "studio_version": studio_version(), **manifest, "stages": list(stages)}
+    if cond is not None:
+        full["conditioning"] = cond.manifest()
     full["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
                      if p.is_file() and p.name != MANIFEST}
     with open(folder / MANIFEST, "w") as f:
@@ -211,6 +218,7 @@ def load_manifest(path, verify: bool = True) -> dict:
 
 def remove_adapters(bark):
     """Take every adapter off `bark` (LoRA layers unloaded, fully tuned weights restored)."""
+    K.attach(bark, None)
     wrapped = peft_models(bark)
     for stage, model in list(wrapped.items()):
         model.unload()  # puts the original Linear modules back, weights untouched
@@ -240,6 +248,12 @@ def apply_adapters(bark, specs, base_model: str | None = None):
         manifest = load_manifest(path)
         check_base(manifest, bark, path, base_model)
         loaded.append((f"a{i}", path, float(scale), manifest))
+    conditioned = [(path, scale, m) for _, path, scale, m in loaded if m.get("conditioning")]
+    if len(conditioned) > 1:
+        raise AdapterError(f"adapters {', '.join(repr(str(p)) for p, _, _ in conditioned)} are each label-"
+                           f"conditioned; mix at most one conditioned adapter")
+    for path, scale, m in conditioned:  # its vectors are added at run time (never merged), at its scale
+        K.attach(bark, K.load(path, m, scale))
 
     wrapped = peft_models(bark)
     per_stage: dict[str, list[tuple[str, float]]] = {}

@@ -30,13 +30,16 @@ from models.attention import cpu_attention_upcast, enable_sdpa, maybe_compile, r
 from models.errors import ModelInputError
 from models.rng import RowRandom, draw, row_randoms
 from models.layouts import (
+    COARSE_CONDITIONED_POSITIONS,
     MAX_SEMANTIC_HISTORY_FOR_COARSE,
     coarse_histories,
     coarse_target_length,
     coarse_window_prompt,
     fine_start_buffer,
+    fine_logits,
     fine_windows,
     semantic_prefix,
+    with_condition,
 )
 
 
@@ -153,23 +156,29 @@ def _generators(seeds, n: int) -> list[RowRandom] | None:
 @torch.no_grad()
 def semantic_tokens(stage, text: torch.Tensor, history: torch.Tensor, *, max_new_tokens: int = C.SEMANTIC_MAX_NEW_TOKENS,
                     temperature: float = C.DEFAULT_SEMANTIC_TEMPERATURE, min_eos_p: float | None = C.DEFAULT_MIN_EOS_P,
-                    min_new_tokens: int = 0, generators=None, compile_step: bool = False) -> list[torch.Tensor]:
+                    min_new_tokens: int = 0, generators=None, compile_step: bool = False,
+                    cond: torch.Tensor | None = None) -> list[torch.Tensor]:
     """text (B, 256) offset ids, history (B, 256) -> per row the semantic tokens before EOS.
 
     Same rules as BarkSemanticModel.generate: tokens 10001..10047 suppressed; EOS forced when its
     probability exceeds `min_eos_p`; at most `max_new_tokens`. `min_new_tokens` forbids EOS before
-    that many tokens (benchmarks use it to fix the length)."""
+    that many tokens (benchmarks use it to fix the length). `cond` (B, H): label-conditioning
+    vectors added to the summed text + history embeddings (models.conditioning)."""
     device = stage.lm_head.weight.device
     b = text.shape[0]
     max_new_tokens = min(max_new_tokens, stage.config.block_size - C.MAX_INPUT_SEMANTIC_LENGTH)
     emb = stage.input_embeds_layer
     text, history = text.to(device), history.to(device)
-    # variants of one prompt (a sweep's takes) share their prefill: encode each distinct prompt once
-    distinct, row_of = torch.unique(torch.cat([text, history], dim=1), dim=0, return_inverse=True)
-    text, history = distinct[:, : text.shape[1]], distinct[:, text.shape[1] :]
-    infer = torch.full((len(distinct), 1), C.SEMANTIC_INFER_TOKEN, dtype=torch.long, device=device)
-    embeds = torch.cat([emb(text) + emb(history), emb(infer)], dim=1)  # (distinct, 257, h)
-    cache = StaticKVCache(stage, len(distinct), C.MAX_INPUT_SEMANTIC_LENGTH + 1 + max_new_tokens)
+    if cond is None:
+        # variants of one prompt (a sweep's takes) share their prefill: encode each distinct prompt once
+        distinct, row_of = torch.unique(torch.cat([text, history], dim=1), dim=0, return_inverse=True)
+        text, history = distinct[:, : text.shape[1]], distinct[:, text.shape[1] :]
+    else:  # rows with one text may differ in their labels: each row its own prefill
+        row_of = torch.arange(b, device=device)
+    n_prefill = text.shape[0]
+    infer = torch.full((n_prefill, 1), C.SEMANTIC_INFER_TOKEN, dtype=torch.long, device=device)
+    embeds = torch.cat([with_condition(emb(text) + emb(history), cond), emb(infer)], dim=1)  # (prefill, 257, h)
+    cache = StaticKVCache(stage, n_prefill, C.MAX_INPUT_SEMANTIC_LENGTH + 1 + max_new_tokens)
     step = _decoder(stage, compile_step)
     logits = causal_forward(stage, embeds, cache)
     if not torch.equal(row_of, torch.arange(b, device=row_of.device)):  # unique() sorts: back to row order
@@ -207,12 +216,13 @@ def semantic_tokens(stage, text: torch.Tensor, history: torch.Tensor, *, max_new
 
 @torch.no_grad()
 def coarse_tokens(stage, semantic: list[torch.Tensor], histories: list, *, temperature: float = C.DEFAULT_COARSE_TEMPERATURE,
-                  generators=None, compile_step: bool = False) -> list[torch.Tensor]:
+                  generators=None, compile_step: bool = False, cond: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Per row: semantic tokens (S,) and a voice prompt (or None) -> coarse codes (2, T) in 0..1023.
 
     Rows whose histories have the same lengths are decoded together. Windows as
     BarkCoarseModel.generate makes them; a window continues the previous one's cache when its
-    prompt is the previous prompt plus what was generated."""
+    prompt is the previous prompt plus what was generated. `cond` (B, H): label-conditioning vectors,
+    added at each prompt's first 257 positions (a continued window keeps them in its cache)."""
     groups: dict[tuple[int, int], list[int]] = {}
     hist = [coarse_histories(h) for h in histories]
     for i, (xs, xc) in enumerate(hist):
@@ -220,13 +230,14 @@ def coarse_tokens(stage, semantic: list[torch.Tensor], histories: list, *, tempe
     out: list[torch.Tensor | None] = [None] * len(semantic)
     for rows in groups.values():
         gens = [generators[i] for i in rows] if generators is not None else None
-        codes = _coarse_group(stage, [semantic[i] for i in rows], [hist[i] for i in rows], temperature, gens, compile_step)
+        codes = _coarse_group(stage, [semantic[i] for i in rows], [hist[i] for i in rows], temperature, gens, compile_step,
+                              cond[rows] if cond is not None else None)
         for i, c in zip(rows, codes):
             out[i] = c
     return out
 
 
-def _coarse_group(stage, semantic, hist, temperature, gens, compile_step):
+def _coarse_group(stage, semantic, hist, temperature, gens, compile_step, cond=None):
     device = stage.lm_head.weight.device
     emb = stage.input_embeds_layer
     b = len(semantic)
@@ -255,7 +266,8 @@ def _coarse_group(stage, semantic, hist, temperature, gens, compile_step):
             logits = step(stage, emb(prompts[:, -1:].to(device)), cache)
         else:
             cache = StaticKVCache(stage, b, stage.config.block_size)
-            logits = causal_forward(stage, emb(prompts.to(device)), cache)
+            embeds = with_condition(emb(prompts.to(device)), cond, COARSE_CONDITIONED_POSITIONS)
+            logits = causal_forward(stage, embeds, cache)
         new = torch.empty((b, n_new), dtype=torch.long)
         for j in range(n_new):
             # windows are even: token j alternates codebooks 0, 1. Stock's AlternatingCodebooks
@@ -282,7 +294,7 @@ def _coarse_group(stage, semantic, hist, temperature, gens, compile_step):
 
 @torch.no_grad()
 def fine_codes(stage, coarse: list[torch.Tensor], histories: list, *, temperature: float = C.DEFAULT_FINE_TEMPERATURE,
-               generators=None) -> list[torch.Tensor]:
+               generators=None, cond: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Per row: coarse codes (2, T) and a voice prompt (or None) -> all 8 codebooks (8, T).
 
     Rows batch together when their window schedules match (rows with the same history length that
@@ -298,13 +310,14 @@ def fine_codes(stage, coarse: list[torch.Tensor], histories: list, *, temperatur
     out: list[torch.Tensor | None] = [None] * len(coarse)
     for rows in groups.values():
         gens = [generators[i] for i in rows] if generators is not None else None
-        codes = _fine_group(stage, [coarse[i] for i in rows], [histories[i] for i in rows], temperature, gens)
+        codes = _fine_group(stage, [coarse[i] for i in rows], [histories[i] for i in rows], temperature, gens,
+                            cond[rows] if cond is not None else None)
         for i, c in zip(rows, codes):
             out[i] = c
     return out
 
 
-def _fine_group(stage, coarse, histories, temperature, gens):
+def _fine_group(stage, coarse, histories, temperature, gens, cond=None):
     device = stage.lm_heads[0].weight.device
     bufs, starts = [], []
     for c, h in zip(coarse, histories):
@@ -322,7 +335,7 @@ def _fine_group(stage, coarse, histories, temperature, gens):
         rel = w.fill_start - w.start
         buf = fine_input[:, w.start : w.start + C.MAX_FINE_INPUT]
         for book in range(C.N_COARSE_CODEBOOKS, C.N_FINE_CODEBOOKS):
-            logits = stage(book, buf).logits[:, rel:, : C.CODEBOOK_SIZE].float()  # (B, 1024-rel, 1024)
+            logits = fine_logits(stage, book, buf, cond)[:, rel:, : C.CODEBOOK_SIZE].float()  # (B, 1024-rel, 1024)
             if temperature is None or temperature <= 0:
                 pred = logits.argmax(-1)
             else:
@@ -426,21 +439,25 @@ def handles(sampling) -> bool:
     return not (sampling.top_k or (sampling.top_p is not None and sampling.top_p < 1.0))
 
 
-def run_rows(stages, part, voice, sampling, gens: list[RowRandom]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def run_rows(stages, part, voice, sampling, gens: list[RowRandom],
+             conds: dict | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Drop-in for models.generation._run_rows (same arguments, same (codes, semantic) result) when
     `handles(sampling)`: the fast engine under models.generation.generate's request handling."""
+    conds = conds or {}
     text_ids = [ids for _, _, ids in part]
     prefixes = [semantic_prefix(t, voice.semantic if voice is not None else None) for t in text_ids]
     sem = semantic_tokens(stages.semantic, torch.stack([p[0] for p in prefixes]), torch.stack([p[1] for p in prefixes]),
                           max_new_tokens=sampling.semantic_max_new_tokens, temperature=sampling.semantic_temperature,
-                          min_eos_p=sampling.min_eos_p, generators=gens)
+                          min_eos_p=sampling.min_eos_p, generators=gens, cond=conds.get("semantic"))
     keep = [i for i, s in enumerate(sem) if coarse_target_length(s.numel()) > 0]
     codes = [torch.zeros((C.N_FINE_CODEBOOKS, 0), dtype=torch.long) for _ in part]
     if keep:
         sub = [gens[i] for i in keep]
+        kept = {s: v[keep] for s, v in conds.items()}
         coarse = coarse_tokens(stages.coarse, [sem[i] for i in keep], [voice] * len(keep),
-                               temperature=sampling.coarse_temperature, generators=sub)
-        fine = fine_codes(stages.fine, coarse, [voice] * len(keep), temperature=sampling.fine_temperature, generators=sub)
+                               temperature=sampling.coarse_temperature, generators=sub, cond=kept.get("coarse"))
+        fine = fine_codes(stages.fine, coarse, [voice] * len(keep), temperature=sampling.fine_temperature, generators=sub,
+                          cond=kept.get("fine"))
         for i, c in zip(keep, fine):
             codes[i] = c
     return codes, sem

@@ -71,10 +71,13 @@ class BarkStages:
     coarse: torch.nn.Module
     fine: torch.nn.Module
     codec: torch.nn.Module
+    conditioning: torch.nn.Module | None = None  # an adapter's label conditioning (models.conditioning)
 
     @classmethod
     def from_bark(cls, bark) -> "BarkStages":
-        return cls(bark.semantic, bark.coarse_acoustics, bark.fine_acoustics, bark.codec_model)
+        from models.conditioning import attached
+
+        return cls(bark.semantic, bark.coarse_acoustics, bark.fine_acoustics, bark.codec_model, attached(bark))
 
     @property
     def device(self) -> torch.device:
@@ -87,6 +90,7 @@ class Request:
     text: str
     voice: VoicePrompt | None = None
     seed: int = 0
+    condition: dict | None = None     # labels to condition on: {"speaker": {"alice": 0.7, "bob": 0.3}, "accent": 0.35}
 
 
 @dataclass
@@ -176,9 +180,11 @@ def first_batch(first: dict) -> int:
 @torch.no_grad()
 def semantic_tokens(module, text_ids: list[list[int]], histories: list[np.ndarray | None],
                     sampling: Sampling, generators: list[RowRandom],
-                    teacher: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+                    teacher: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+                    cond: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Semantic tokens per row, EOS excluded. `teacher(step, raw_logits)` may replace the sampler
-    (teacher forcing: the parity tests record logits through exactly this loop)."""
+    (teacher forcing: the parity tests record logits through exactly this loop). `cond` (B, H):
+    label-conditioning vectors (models.conditioning)."""
     from transformers.generation.logits_process import (BarkEosPrioritizerLogitsProcessor,
                                                         SuppressTokensLogitsProcessor)
 
@@ -188,7 +194,7 @@ def semantic_tokens(module, text_ids: list[list[int]], histories: list[np.ndarra
     hist = torch.stack([p[1] for p in prefixes]).to(device)
     b = text.shape[0]
     infer = torch.full((b, 1), C.SEMANTIC_INFER_TOKEN, dtype=torch.long, device=device)
-    embeds = L.semantic_embeds(module, text, hist, infer)             # (B, 257, H)
+    embeds = L.semantic_embeds(module, text, hist, infer, cond)       # (B, 257, H)
 
     suppress = list(range(C.SEMANTIC_VOCAB_SIZE, C.SEMANTIC_PAD_TOKEN)) + \
         list(range(C.SEMANTIC_PAD_TOKEN + 1, C.SEMANTIC_OUTPUT_VOCAB))
@@ -223,9 +229,11 @@ def semantic_tokens(module, text_ids: list[list[int]], histories: list[np.ndarra
 @torch.no_grad()
 def coarse_tokens(module, semantic: list[torch.Tensor], history: VoicePrompt | None,
                   sampling: Sampling, generators: list[RowRandom],
-                  teacher: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+                  teacher: Callable[[int, int, torch.Tensor], torch.Tensor] | None = None,
+                  cond: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Per row (2, T) raw coarse codes. Rows share one voice prompt (batch by voice).
-    `teacher(window, step, raw_logits)` may replace the sampler (teacher forcing)."""
+    `teacher(window, step, raw_logits)` may replace the sampler (teacher forcing). `cond` (B, H):
+    label-conditioning vectors, added at each window prompt's first 257 positions."""
     from transformers.generation.logits_process import AlternatingCodebooksLogitsProcessor
 
     device = next(module.parameters()).device
@@ -258,7 +266,9 @@ def coarse_tokens(module, semantic: list[torch.Tensor], history: VoicePrompt | N
             return tokens
 
         n_new = min(C.COARSE_SLIDING_WINDOW, total_len - total)
-        window = causal_decode(module, {"input_ids": prompt}, n_new, choose)
+        first = ({"input_ids": prompt} if cond is None
+                 else {"inputs_embeds": L.coarse_embeds(module, prompt, cond.to(device))})
+        window = causal_decode(module, first, n_new, choose)
         x_coarse = torch.cat([x_coarse, window], dim=1)
         total += window.shape[1]
         n_window += 1
@@ -276,9 +286,11 @@ FineChooser = Callable[[int, L.FineWindow, int, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def fine_codes(module, coarse: torch.Tensor, history: VoicePrompt | None, temperature: float,
-               generator: RowRandom | None, choose: FineChooser | None = None) -> torch.Tensor:
+               generator: RowRandom | None, choose: FineChooser | None = None,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
     """(2, T) coarse codes of one row -> (8, T) codes, BarkFineModel.generate's schedule.
-    `choose(window_index, window, k, logits)` may replace the sampler (teacher forcing in tests)."""
+    `choose(window_index, window, k, logits)` may replace the sampler (teacher forcing in tests).
+    `cond` (1, H): a label-conditioning vector, added at every window position."""
     device = next(module.parameters()).device
     n_frames = coarse.shape[-1]
     hist = torch.as_tensor(history.fine) if history is not None else None
@@ -289,7 +301,7 @@ def fine_codes(module, coarse: torch.Tensor, history: VoicePrompt | None, temper
         rel = w.fill_start - w.start
         window = buf[:, w.start: w.start + C.MAX_FINE_INPUT].clone()    # (1, 1024, 8)
         for k in range(C.N_COARSE_CODEBOOKS, C.N_FINE_CODEBOOKS):
-            logits = module(codebook_idx=k, input_ids=window, return_dict=True).logits
+            logits = L.fine_logits(module, k, window, cond)
             if choose is not None:
                 preds = choose(wi, w, k, logits)
             elif not temperature:  # greedy (transformers spells it fine_temperature=1.0)
@@ -337,6 +349,12 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
         chunks_of.append(chunks)
         rows.extend((ri, ci, encode_text(tokenizer, chunk)) for ci, chunk in enumerate(chunks))
 
+    from models.conditioning import request_vectors
+
+    # label conditioning per row, checked before any work: an unknown speaker fails at once
+    row_conds = request_vectors(stages.conditioning, [requests[ri].condition for ri, _, _ in rows],
+                                ("semantic", "coarse", "fine"))
+    cond_of = {(ri, ci): i for i, (ri, ci, _) in enumerate(rows)}
     per_row: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
     groups: dict[int, list] = {}
     for row in rows:  # batch rows that share a voice prompt (coarse histories must align)
@@ -347,13 +365,15 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
         for start in range(0, len(group), batch_size):
             part = group[start: start + batch_size]
             gens = [RowRandom(int(requests[ri].seed) + ci) for ri, ci, _ in part]
+            conds = None if row_conds is None else {
+                s: v[[cond_of[(ri, ci)] for ri, ci, _ in part]] for s, v in row_conds.items()}
             # [perf] fast=True: models.fast_generation's engine (static KV cache, coarse windows
             # continued from the cache, batched fine stage); same tokens for greedy / same seeds.
             # It has no top-k / top-p sampling: those run through the model core's loop.
             if fast and FG.handles(sampling):
-                codes, sems = FG.run_rows(stages, part, voice, sampling, gens)
+                codes, sems = FG.run_rows(stages, part, voice, sampling, gens, conds)
             else:
-                codes, sems = _run_rows(stages, part, voice, sampling, gens)
+                codes, sems = _run_rows(stages, part, voice, sampling, gens, conds)
             for (ri, ci, _), code, sem in zip(part, codes, sems):
                 per_row[(ri, ci)] = (sem, code)
             done += len(part)
@@ -376,16 +396,21 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
 
 
 def _run_rows(stages: BarkStages, part, voice: VoicePrompt | None, sampling: Sampling,
-              gens: list[RowRandom]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(codes (8, T) per row, semantic (S,) per row) for rows sharing one voice."""
+              gens: list[RowRandom], conds: dict | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(codes (8, T) per row, semantic (S,) per row) for rows sharing one voice. `conds`: per
+    stage (B, H) label-conditioning vectors (a stage without one runs unconditioned)."""
+    conds = conds or {}
     hist = voice.semantic if voice is not None else None
-    sem = semantic_tokens(stages.semantic, [ids for _, _, ids in part], [hist] * len(part), sampling, gens)
+    sem = semantic_tokens(stages.semantic, [ids for _, _, ids in part], [hist] * len(part), sampling, gens,
+                          cond=conds.get("semantic"))
     nonempty = [i for i, s in enumerate(sem) if s.numel() > 0]
     codes: list[torch.Tensor] = [torch.zeros((C.N_FINE_CODEBOOKS, 0), dtype=torch.long)] * len(part)
     if nonempty:
+        rows_cond = {s: v[nonempty] for s, v in conds.items()}
         coarse = coarse_tokens(stages.coarse, [sem[i] for i in nonempty], voice, sampling,
-                               [gens[i] for i in nonempty])
-        for i, c in zip(nonempty, coarse):
+                               [gens[i] for i in nonempty], cond=rows_cond.get("coarse"))
+        for j, (i, c) in enumerate(zip(nonempty, coarse)):
             if c.shape[1]:
-                codes[i] = fine_codes(stages.fine, c, voice, sampling.fine_temperature, gens[i])
+                fine_cond = rows_cond["fine"][j: j + 1] if "fine" in rows_cond else None
+                codes[i] = fine_codes(stages.fine, c, voice, sampling.fine_temperature, gens[i], cond=fine_cond)
     return codes, sem

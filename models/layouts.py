@@ -13,6 +13,9 @@ Training API (the trainer calls only these four):
     logits = stage_forward(stage, module, batch) # module: a stage, or a PEFT-wrapped stage
     loss, n_tokens = stage_loss(stage, logits, batch)
 
+Label conditioning (models.conditioning) passes `cond` (B, H) to stage_forward; generation passes
+the same vectors to the same builders (`semantic_embeds`, `coarse_embeds`, `fine_logits`).
+
 Losses are taken over the vocabulary generation samples from (semantic: the 10000 tokens + EOS;
 coarse: `coarse_candidates`, codebook 0's 1024 codes or codebook 1's 1024 plus the 48 special
 tokens after them; fine: the 1024 codes), padding and prompt positions ignored.
@@ -46,6 +49,7 @@ class TokenItem:
     key: str = ""                       # clip id for messages
     ended: bool = True                  # the semantic tokens end where the speaker stopped (EOS is a
                                         # target); False for generated tokens cut at a length cap
+    labels: dict = field(default_factory=dict)  # the clip's labels ({"speaker": "alice", "accent": 0.3})
 
     def __post_init__(self):
         self.semantic = np.asarray(self.semantic, dtype=np.int64).reshape(-1)
@@ -89,11 +93,43 @@ def semantic_prefix(text_ids, history_semantic=None) -> tuple[torch.Tensor, torc
     return text, hist
 
 
-def semantic_embeds(module, text: torch.Tensor, history: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+def semantic_embeds(module, text: torch.Tensor, history: torch.Tensor, input_ids: torch.Tensor,
+                    cond: torch.Tensor | None = None) -> torch.Tensor:
     """(B, 256 + n, H): emb(text) + emb(history) over 256 positions, then emb(input_ids)
-    (input_ids starts with the infer token). The same sum BarkSemanticModel.generate makes."""
+    (input_ids starts with the infer token). The same sum BarkSemanticModel.generate makes.
+    `cond` (B, H): a label-conditioning vector added to the 256 summed positions."""
     emb = module.get_input_embeddings()
-    return torch.cat([emb(text) + emb(history), emb(input_ids)], dim=1)
+    return torch.cat([with_condition(emb(text) + emb(history), cond), emb(input_ids)], dim=1)
+
+
+# --- label conditioning (models.conditioning): where its vector enters each stage ------------------
+
+COARSE_CONDITIONED_POSITIONS = C.MAX_COARSE_INPUT_LENGTH + 1  # the prompt's semantic window + infer token
+
+
+def with_condition(embeds: torch.Tensor, cond: torch.Tensor | None, n_positions: int | None = None) -> torch.Tensor:
+    """(B, T, H) embeddings with `cond` (B, H) added at the first n_positions (all when None)."""
+    if cond is None:
+        return embeds
+    add = cond.to(device=embeds.device, dtype=embeds.dtype)[:, None, :]
+    if n_positions is None or n_positions >= embeds.shape[1]:
+        return embeds + add
+    return torch.cat([embeds[:, :n_positions] + add, embeds[:, n_positions:]], dim=1)
+
+
+def coarse_embeds(module, input_ids: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """(B, L, H) coarse input embeddings, `cond` added at the prompt's first 257 positions."""
+    return with_condition(module.get_input_embeddings()(input_ids), cond, COARSE_CONDITIONED_POSITIONS)
+
+
+def fine_logits(module, codebook_idx: int, input_ids: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """The fine model's logits for one codebook; with `cond` (B, H) added at every position of the
+    summed embeddings of codebooks 0..k (the sum BarkFineModel.forward makes from input_ids)."""
+    if cond is None:
+        return module(codebook_idx=codebook_idx, input_ids=input_ids, return_dict=True).logits
+    layers = module.input_embeds_layers
+    embeds = torch.stack([layers[i](input_ids[:, :, i]) for i in range(codebook_idx + 1)], dim=-1).sum(dim=-1)
+    return module(codebook_idx=codebook_idx, inputs_embeds=with_condition(embeds, cond), return_dict=True).logits
 
 
 def semantic_skip_reason(item: TokenItem) -> str | None:
@@ -267,7 +303,7 @@ def _fine_examples(item: TokenItem) -> list[Example]:
 
 
 def fill_fine_padding(module, input_ids: torch.Tensor, codebook: torch.Tensor, fill_from: torch.Tensor,
-                      n_real: torch.Tensor) -> torch.Tensor:
+                      n_real: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
     """(B, 1024, 8) fine inputs with the padding frames (window position >= n_real) of codebooks
     2..k-1 set to what generation puts there: its own prediction of codebook j, made from the
     window as it stood before codebook j was filled (codebooks < j filled, j still 1024 from
@@ -293,7 +329,7 @@ def fill_fine_padding(module, input_ids: torch.Tensor, codebook: torch.Tensor, f
                 rows = (needs & (codebook > j)).nonzero(as_tuple=True)[0]
                 before = ids[rows].clone()
                 before[:, :, j] = torch.where(fresh[rows], C.FINE_PAD_TOKEN, before[:, :, j])
-                logits = module(codebook_idx=j, input_ids=before, return_dict=True).logits
+                logits = fine_logits(module, j, before, cond[rows] if cond is not None else None)
                 preds = torch.argmax(logits[:, :, : C.CODEBOOK_SIZE], dim=-1)                     # (b, 1024)
                 ids[rows, :, j] = torch.where(pad[rows], preds, ids[rows, :, j])
     finally:
@@ -328,35 +364,43 @@ def collate(stage: str, examples: list[Example]) -> dict[str, torch.Tensor]:
         raise ModelInputError(f"collate({stage!r}) got examples of another stage")
     t = [ex.tensors for ex in examples]
     if stage == "semantic":
-        return {"text": torch.stack([x["text"] for x in t]), "history": torch.stack([x["history"] for x in t]),
-                "input_ids": _pad_stack([x["input_ids"] for x in t], C.SEMANTIC_PAD_TOKEN),
-                "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
-    if stage == "coarse":
-        return {"input_ids": _pad_stack([x["input_ids"] for x in t], C.COARSE_SEMANTIC_PAD_TOKEN),
-                "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
-    if stage == "fine":
-        return {key: torch.stack([x[key] for x in t])
-                for key in ("input_ids", "codebook", "labels", "fill_from", "n_real")}
-    raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
+        batch = {"text": torch.stack([x["text"] for x in t]), "history": torch.stack([x["history"] for x in t]),
+                 "input_ids": _pad_stack([x["input_ids"] for x in t], C.SEMANTIC_PAD_TOKEN),
+                 "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
+    elif stage == "coarse":
+        batch = {"input_ids": _pad_stack([x["input_ids"] for x in t], C.COARSE_SEMANTIC_PAD_TOKEN),
+                 "labels": _pad_stack([x["labels"] for x in t], IGNORE)}
+    elif stage == "fine":
+        batch = {key: torch.stack([x[key] for x in t])
+                 for key in ("input_ids", "codebook", "labels", "fill_from", "n_real")}
+    else:
+        raise ModelInputError(f"unknown stage {stage!r}; choose from {', '.join(C.STAGES)}")
+    if "cond" in t[0]:  # label-conditioning weights (models.conditioning), one row per example
+        batch["cond"] = torch.stack([x["cond"] for x in t])
+    return batch
 
 
-def stage_forward(stage: str, module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def stage_forward(stage: str, module, batch: dict[str, torch.Tensor], cond: torch.Tensor | None = None) -> torch.Tensor:
     """Logits for a batch. `module` is bark.semantic / .coarse_acoustics / .fine_acoustics or a
-    PEFT wrapper of one. semantic (B, 256+m, 10048); coarse (B, L, 12096); fine (B, 1024, 1056)."""
+    PEFT wrapper of one. semantic (B, 256+m, 10048); coarse (B, L, 12096); fine (B, 1024, 1056).
+    `cond` (B, H): label-conditioning vectors, entered where generation enters them."""
     if stage == "semantic":
-        embeds = semantic_embeds(module, batch["text"], batch["history"], batch["input_ids"])
+        embeds = semantic_embeds(module, batch["text"], batch["history"], batch["input_ids"], cond)
         return module(inputs_embeds=embeds, use_cache=False, return_dict=True).logits
     if stage == "coarse":
+        if cond is not None:
+            embeds = coarse_embeds(module, batch["input_ids"], cond)
+            return module(inputs_embeds=embeds, use_cache=False, return_dict=True).logits
         return module(input_ids=batch["input_ids"], use_cache=False, return_dict=True).logits
     if stage == "fine":
         codebook = batch["codebook"]
         ids = batch["input_ids"]
         if "n_real" in batch:
-            ids = fill_fine_padding(module, ids, codebook, batch["fill_from"], batch["n_real"])
+            ids = fill_fine_padding(module, ids, codebook, batch["fill_from"], batch["n_real"], cond)
         logits = None
         for k in torch.unique(codebook).tolist():  # the fine model takes one codebook per call
             rows = (codebook == k).nonzero(as_tuple=True)[0]
-            out = module(codebook_idx=int(k), input_ids=ids[rows], return_dict=True).logits
+            out = fine_logits(module, int(k), ids[rows], cond[rows] if cond is not None else None)
             if logits is None:
                 logits = out.new_zeros((ids.shape[0],) + out.shape[1:])
             logits[rows] = out

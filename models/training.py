@@ -46,13 +46,22 @@ STATE_VERSION = 2  # 2: per-stage optimizers, schedules, early stopping and best
 class LayoutObjective:
     """A stage's examples, batches and loss from models.layouts (the inference-identical layouts)."""
 
-    def __init__(self, stage: str):
+    def __init__(self, stage: str, conditioning=None):
         from models import layouts
 
         self.stage, self._layouts = stage, layouts
+        self.conditioning = conditioning  # models.conditioning.Conditioning, or None
 
     def examples(self, items: list) -> list:
-        return [ex for item in items for ex in self._layouts.build_examples(self.stage, item)]
+        if self.conditioning is None:
+            return [ex for item in items for ex in self._layouts.build_examples(self.stage, item)]
+        out = []
+        for item in items:  # each example carries its clip's label weights
+            weights = self.conditioning.weights(item.labels, source=item.key or "clip")
+            for ex in self._layouts.build_examples(self.stage, item):
+                ex.tensors["cond"] = weights
+                out.append(ex)
+        return out
 
     def skipped(self, items: list) -> list[str]:
         """Why clips give no example in this stage (one line per clip)."""
@@ -64,7 +73,9 @@ class LayoutObjective:
         return self._layouts.collate(self.stage, examples)
 
     def loss(self, module, batch) -> tuple[torch.Tensor, int]:
-        logits = self._layouts.stage_forward(self.stage, module, batch)
+        cond = (self.conditioning.vectors(self.stage, batch["cond"])
+                if self.conditioning is not None and "cond" in batch else None)
+        logits = self._layouts.stage_forward(self.stage, module, batch, cond)
         return self._layouts.stage_loss(self.stage, logits, batch)
 
 
@@ -265,6 +276,9 @@ class TrainingRecipe:
         self.bark.to(self.device)
         self.params = trainable_parameters(self.bark)
         self.n_trainable, self.n_total = count_parameters(self.bark)
+        self.conditioning = None
+        if cfg.condition:
+            self._setup_conditioning()
 
         # data: split by clip, then each stage's examples
         if self.val_items is None:
@@ -326,6 +340,22 @@ class TrainingRecipe:
             self._restore(resume_state)  # the guard's base scores come back from the checkpoint
         else:
             self.guard_base = self._guard_nll()  # fresh LoRA (B = 0) or untouched weights: the base model
+
+    def _setup_conditioning(self) -> None:
+        """One Conditioning for the run: its labels read from every clip, a zero table per stage
+        (trained by that stage's optimizer, saved in checkpoints and in the adapter)."""
+        from models import conditioning as K
+
+        items = self.items + list(self.val_items or [])
+        specs = K.label_specs(self.cfg.condition, [getattr(x, "labels", None) or {} for x in items])
+        hidden = {s: int(stage_module(self.bark, s).config.hidden_size) for s in self.cfg.stages}
+        self.conditioning = K.Conditioning(specs, hidden).to(self.device)
+        K.attach(self.bark, self.conditioning)
+        for s in self.cfg.stages:
+            self.params[f"{STAGE_ATTRS[s]}.studio_conditioning"] = self.conditioning.tables[s]
+            if isinstance(self.objectives[s], LayoutObjective):
+                self.objectives[s].conditioning = self.conditioning
+        self.n_trainable += sum(t.numel() for t in self.conditioning.tables.values())
 
     # train ---------------------------------------------------------------------------------------
     def active_stages(self) -> list[str]:

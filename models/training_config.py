@@ -67,11 +67,15 @@ class TrainConfig:
     voice_prompts: str = "auto"     # condition each clip on a prompt from another clip of its speaker, as users
                                     # generate: "on", "off", or "auto" (on when a speaker has several clips)
     device: str = "auto"            # "auto" = cuda when present, else cpu
+    condition: tuple = ()           # clip labels to condition on ("speaker", "accent"): a learned vector per
+                                    # category / two per numeric label, trained with the LoRA (models.conditioning)
 
     def __post_init__(self):
         self.stages = parse_stages(self.stages)
+        self.condition = tuple(str(c) for c in ([self.condition] if isinstance(self.condition, str) else self.condition))
         checks = [
             (self.method in METHODS, f"method must be lora or full, got {self.method!r}"),
+            (not self.condition or self.method == "lora", "--condition trains with LoRA (method lora), not full"),
             (self.voice_prompts in VOICE_PROMPT_MODES,
              f"voice_prompts must be one of {VOICE_PROMPT_MODES}, got {self.voice_prompts!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
@@ -94,6 +98,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stages"] = list(self.stages)
+        d["condition"] = list(self.condition)
         return d
 
     @classmethod

@@ -235,6 +235,31 @@ def resolve_adapter(ws, spec: str) -> dict:
     return {"name": path.name, "path": str(path), "scale": scale}
 
 
+def condition_params(speakers, labels) -> dict:
+    """--speaker alice:0.7 --speaker bob:0.3 --label accent=0.35 -> {"speaker": {"alice": 0.7, "bob":
+    0.3}, "labels": {"accent": 0.35}} (a label value that reads as a number is one)."""
+    mix: dict[str, float] = {}
+    for spec in speakers:
+        name, _, weight = spec.partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"--speaker {spec}: the weight after ':' must be a number") from None
+        if not name.strip() or value <= 0 or name.strip() in mix:
+            raise UserError(f"--speaker {spec}: give each speaker once as NAME or NAME:WEIGHT with a weight > 0")
+        mix[name.strip()] = value
+    values: dict[str, object] = {}
+    for spec in labels:
+        name, eq, raw = spec.partition("=")
+        if not eq or not name.strip() or not raw.strip():
+            raise UserError(f"--label {spec}: write NAME=VALUE, e.g. accent=0.35")
+        try:
+            values[name.strip()] = float(raw)
+        except ValueError:
+            values[name.strip()] = raw.strip()
+    return {k: v for k, v in (("speaker", mix), ("labels", values)) if v}
+
+
 @click.command("generate")
 @click.option("--text", "texts", multiple=True, required=True, help="Text to say (repeat for several).")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Bark model: small, large, a hub id or a folder "
@@ -254,11 +279,14 @@ def resolve_adapter(ws, spec: str) -> dict:
               help="fast: batched engine (static KV cache, SDPA); reference: the model core's plain loop.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="Inference weights: auto = bf16 on GPUs and bf16-capable CPUs, else fp32 (fp16: CUDA only).")
+@click.option("--speaker", "speakers", multiple=True,
+              help="NAME[:WEIGHT] of an adapter trained with --condition speaker; repeat to mix voices.")
+@click.option("--label", "labels", multiple=True, help="NAME=VALUE of a label the adapter is conditioned on.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Copy the (first) WAV here.")
 @json_option
 @pass_ctx
 def generate_cmd(ctx, texts, model, voice, adapters, seed, variants, semantic_temp, coarse_temp, fine_temp,
-                 min_eos_p, top_k, top_p, max_semantic_tokens, engine, precision, out, as_json):
+                 min_eos_p, top_k, top_p, max_semantic_tokens, engine, precision, speakers, labels, out, as_json):
     """Text to a 24 kHz WAV (base model, a voice, adapters at scales); recorded in the history."""
     from studio import voices as V
     from workers.dispatch import submit
@@ -269,7 +297,8 @@ def generate_cmd(ctx, texts, model, voice, adapters, seed, variants, semantic_te
               "adapters": [resolve_adapter(ctx.ws, a) for a in adapters],
               "semantic_temperature": semantic_temp, "coarse_temperature": coarse_temp,
               "fine_temperature": fine_temp, "min_eos_p": min_eos_p, "top_k": top_k, "top_p": top_p,
-              "semantic_max_new_tokens": max_semantic_tokens, "engine": engine, "precision": precision}
+              "semantic_max_new_tokens": max_semantic_tokens, "engine": engine, "precision": precision,
+              **condition_params(speakers, labels)}
     job = submit(ctx.ws, "generate", params, wait=True)
     _fail_if_failed(job, as_json)
     result = {**job["result"], "job_id": job["id"]}

@@ -63,6 +63,8 @@ def _stages(value: str) -> list[str]:
 @click.option("--voice-prompts", type=click.Choice(VOICE_PROMPT_MODES),
               help="Train each clip with a voice prompt from another clip of its speaker (default auto: "
                    "when the dataset has several clips per speaker).")
+@click.option("--condition", multiple=True,
+              help="A clip label to condition on (speaker, or a numeric/categorical label); repeat for several.")
 @click.option("--wait", is_flag=True, help="Block until done (runs the job here when no worker is alive).")
 @json_option
 @pass_ctx
@@ -80,7 +82,7 @@ def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as
         raise UserError("--max-steps must be at least 1")
     params = {"dataset": dataset, "stages": _stages(stages), "model": model, "preset": preset, "name": name,
               "method": method or default_method(preset), "max_steps": max_steps,
-              **{k: v for k, v in hyper.items() if v is not None}}
+              **{k: v for k, v in hyper.items() if v not in (None, ())}}
     job = submit(ctx.ws, "train", {k: v for k, v in params.items() if v is not None}, wait=wait)
     emit(job, as_json, _job_line)
     if wait and job["status"] in ("failed", "cancelled", "interrupted"):

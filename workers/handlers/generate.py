@@ -43,6 +43,8 @@ class InferenceModels:
     loaded, before the bf16/fp16 cast, so no PEFT layer stays in the forward path and generation
     with an adapter runs at the base model's speed. One entry is kept (a model is large): another
     key loads the base again, since a cast or a merge cannot be undone exactly.
+    A label-conditioned adapter's vectors are not merged: they stay attached to the cached model
+    (models.conditioning) and each request's speaker/labels are added at run time.
     Adapter paths may be relative to `root` (what the CLI stores for files inside the workspace)."""
 
     def __init__(self, device, root: Path | None = None):
@@ -81,7 +83,8 @@ def generate_job(ctx: JobContext) -> dict:
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
     any of SAMPLING_KEYS; batch_size; engine (fast | reference, default fast); precision
     (auto | bf16 | fp16 | fp32, default auto); device (default auto: the worker's GPU when there is
-    one, else the CPU). Resumable: outputs already written are kept.
+    one, else the CPU); speaker ({name: weight}, a mix) and labels ({name: value}) for an adapter
+    trained with --condition. Resumable: outputs already written are kept.
     Each generation row stores the engine and the precision actually used."""
     from studio import voices as V
 
@@ -97,6 +100,8 @@ def generate_job(ctx: JobContext) -> dict:
         raise UserError(f"variants must be at least 1, got {variants}")
     engine, precision = inference_options(p)
     adapters = list(p.get("adapters") or [])
+    # label conditioning (an adapter trained with --condition): a speaker mix and label values
+    condition = {**({"speaker": p["speaker"]} if p.get("speaker") else {}), **(p.get("labels") or {})} or None
     voice_name = p.get("voice") or None
     voice_file = V.voice_path(ws, voice_name) if voice_name else None
     folder = ws.generated_dir / f"job-{ctx.job_id}"
@@ -123,8 +128,13 @@ def generate_job(ctx: JobContext) -> dict:
         bark, tokenizer = models.get(model, [(a["path"], float(a.get("scale", 1.0))) for a in adapters],
                                      precision, engine, phase)
         precision = models.precision
+        if condition:  # an unknown speaker or label, or a value out of range: one line, before any work
+            from models.conditioning import attached, request_vectors
+
+            request_vectors(attached(bark), [condition], ())
     ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
-    params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision}
+    params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision,
+              **({"condition": condition} if condition else {})}
     batch = int(p.get("batch_size") or 4)
     rows = []
     ctx.progress(step=done_before, total=len(wanted), phase="generating",  # the model is ready: say so at once
@@ -134,7 +144,7 @@ def generate_job(ctx: JobContext) -> dict:
         part = todo[start: start + batch]
         with user_errors():
             results = generate(BarkStages.from_bark(bark), tokenizer,
-                               [Request(t, voice, s) for _, (_, t, s) in part], sampling, batch_size=batch,
+                               [Request(t, voice, s, condition) for _, (_, t, s) in part], sampling, batch_size=batch,
                                fast=engine == "fast")
         for (k, (_, text, s)), res in zip(part, results):
             path = folder / f"{k:03d}.wav"

@@ -23,7 +23,7 @@ from workers.handlers.tokens import user_errors
 HYPERPARAMETERS = ("r", "alpha", "dropout", "targets", "lr", "batch_size", "grad_accum", "warmup_ratio", "schedule",
                    "weight_decay", "max_grad_norm", "max_steps", "max_epochs", "val_fraction", "eval_every",
                    "patience", "min_delta", "save_every", "keep_last", "precision", "attention",
-                   "activation_checkpointing", "seed", "device", "voice_prompts")
+                   "activation_checkpointing", "seed", "device", "voice_prompts", "condition")
 # Generic prompts for the forgetting guard: the base model's own outputs on these are scored before
 # and after training (a fine-tune that raises their NLL a lot has forgotten how Bark speaks).
 GUARD_PROMPTS = ("Hello, how are you today?", "The weather is nice this morning.",
@@ -99,7 +99,8 @@ def reconcile_checkpoints(ws, job_id: int, run: Path) -> None:
 
 def train_job(ctx: JobContext) -> dict:
     """params: dataset, model (small|large|hub id|tiny; default small), stages ("semantic,coarse,fine" or a list),
-    method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS,
+    method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS (condition: the
+    clip labels to condition on, read through clip_labels),
     resume_from (a checkpoint path inside the workspace)."""
     from studio.datasets.api import dataset_hash
     from workers.handlers.tokens import token_items, tokenize_job
@@ -126,6 +127,7 @@ def train_job(ctx: JobContext) -> dict:
     ctx.progress(message="tokenizing what is not yet tokenized", phase="tokenizing")
     tokenized = tokenize_job(ctx)
     from studio.datasets.api import training_items
+    from studio.datasets.labels import clip_labels
 
     records = training_items(ws, dataset)
     if tokenized.get("failed"):
@@ -134,6 +136,8 @@ def train_job(ctx: JobContext) -> dict:
         records = [it for it in records if it["path"] not in failed]
     items = token_items(ws, dataset, model, records)
     speakers = [it.get("speaker") for it in records]  # token_items keeps the order of `records`
+    for item, record in zip(items, records):
+        item.labels = clip_labels(record)   # speaker plus the clip's own labels, numbers as numbers
 
     from models import presets
     from models.training import TrainingRecipe, describe
