@@ -5,7 +5,7 @@ beside it."""
 from __future__ import annotations
 
 SPAWNED_KINDS = frozenset({"train", "export_adapter", "tokenize", "generate", "voice", "sweep", "eval", "listening_stimuli",
-                           "download"})
+                           "download", "tag_probe"})
 GPU_EXCLUSIVE_KINDS = frozenset({"train"})
 
 

@@ -24,6 +24,7 @@ HANDLERS: dict[str, str] = {
     "sweep": "workers.handlers.experiments:sweep_job",
     "listening_stimuli": "workers.handlers.listening:listening_stimuli",
     "download": "workers.handlers.download:download_job",
+    "tag_probe": "workers.handlers.tag_probe:tag_probe_job",
 }
 
 
