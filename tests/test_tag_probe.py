@@ -104,3 +104,83 @@ def test_the_panel_plays_only_takes_inside_the_generated_folder(ws, tmp_path):
     with gr.Blocks():
         parts = V.build(ws)
     assert {"table", "takes", "audio", "start"} <= set(parts)
+
+
+# --- the proof ------------------------------------------------------------------------------------
+# The teacher: in its data a declared tag always comes before a held sound, one semantic token
+# repeated for half a second (what a drone or a sustained note looks like in Bark's tokens); the
+# same words without the tag are varied tokens. Random-init Bark's heads are too weak to be sure
+# of any token, so the base is tiny with a final LayerNorm gain of 20 (as in
+# test_training_learning.py), saved as a model folder the job loads like any other.
+TAG, HELD_TOKEN, HELD = "thunder", 4242, 25
+WORDS = "the a and of to in it is was that we they here there now then good day night time well oh okay home".split()
+GAIN = 20.0
+STUDENT_STEPS, STUDENT_LR = 40, 3e-2  # measured: the held token in 0.95 of the tagged takes' window
+
+
+def teacher_items(tokenizer, n=24, seed=0):
+    from models import layouts as L
+    from models.text import encode_text
+
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        words = " ".join(rng.choice(WORDS, rng.integers(3, 7))) + "."
+        tagged = i % 2 == 0
+        speech = rng.integers(0, 10000, 15)
+        semantic = np.concatenate([np.full(HELD, HELD_TOKEN), speech]) if tagged else speech
+        frames = round(len(semantic) * 75 / 49.9)
+        items.append(L.TokenItem(text_ids=encode_text(tokenizer, f"[{TAG}] {words}" if tagged else words),
+                                 semantic=semantic, codes=rng.integers(0, 1024, (8, frames)), history=None,
+                                 key=f"clip{i}", ended=True))
+    return items
+
+
+def confident_base_folder(folder):
+    from models.adapters import save_bark
+    from models.presets import load_bark, load_text_tokenizer
+
+    bark = load_bark("tiny")
+    for stage in (bark.semantic, bark.coarse_acoustics, bark.fine_acoustics):
+        stage.layernorm_final.weight.data.mul_(GAIN)
+    save_bark(bark, folder)
+    load_text_tokenizer("tiny").save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_the_probe_shows_what_the_adapter_learned_for_the_tag_and_only_with_the_tag(ws, tmp_path):
+    from models import adapters as A
+    from models.presets import load_bark, load_text_tokenizer
+    from models.training import TrainConfig, TrainingRecipe
+    from studio import training
+    from tests.conftest import cli
+
+    base = str(confident_base_folder(tmp_path / "confident-tiny"))
+    student = load_bark(base)
+    items = teacher_items(load_text_tokenizer(base))
+    cfg = TrainConfig(stages=("semantic",), method="lora", r=8, alpha=16, dropout=0.0, targets="attention+mlp",
+                      lr=STUDENT_LR, batch_size=8, grad_accum=1, max_steps=STUDENT_STEPS, warmup_ratio=0.1,
+                      eval_every=1000, save_every=1000, patience=0, precision="fp32", seed=0)
+    recipe = TrainingRecipe(cfg, student, items, tmp_path / "run", val_items=items[:2], base_model=base)
+    assert recipe.train().status == "completed"
+    folder = ws.adapters_dir / "foley-lora"
+    manifest = A.save_adapter(student, folder, method="lora", stages=("semantic",), base_model=base,
+                              base_signature=recipe.base_signature, dataset={"name": "foley"})
+    store.create_dataset(ws.db, "foley")
+    update_tags(ws.db, "foley", add=[TAG])
+    training.register_adapter(ws, "foley-lora", folder, manifest)
+
+    out = cli("experiments", "tag-probe", "--adapter", "foley-lora", "--carrier", "{tag} Well, here we are again.",
+              "--seeds", "4", "--max-new-semantic", "40", "--wait", "--json", home=ws.root)
+    job = json.loads(out.stdout)
+    assert job["status"] == "succeeded", job.get("error")
+    result = job["result"]
+    assert result["alignments"] == [TP.PROPORTIONAL] and len(result["takes"]) == 16
+    for take in result["takes"]:  # every take is a playable file where the studio serves generated audio
+        assert (ws.root / take["audio_path"]).is_file() and take["audio_path"].startswith("generated/tag_probes/")
+    rep = next(r for r in result["table"] if r["tag"] == TAG and r["measure"] == "token_repetition")
+    print("token repetition in the tag's window:", {k: round(v, 3) for k, v in rep.items() if isinstance(v, float)})
+    assert rep["tag_effect_adapter"] > 0.4, rep   # with the adapter, the tag brings the held sound ...
+    assert rep["adapter_control"] < 0.3, rep     # ... and without the tag it does not
+    assert abs(rep["tag_effect_base"]) < 0.15, rep  # the base has no such tag
