@@ -31,6 +31,7 @@ WINDOW_S = 1.0
 MIN_WINDOW_S = 0.4  # loudness (BS.1770) needs 0.4 s; a shorter window falls back to the whole take
 PROPORTIONAL = f"proportional (tag's text position -> semantic tokens at {SEMANTIC_RATE_HZ} Hz, {WINDOW_S:g} s window)"
 WHOLE_TAKE = "whole take (too short for a window)"
+WHOLE_SPLIT = "whole take (a long carrier was generated in several passes)"
 # Shown in the table, in this order: the three first, then the token measures.
 MEASURES = ("loudness_lufs", "nonspeech_share", "music_likeness", "harmonicity", "silence_share",
             "repetition", "token_repetition", "window_s", "take_s")

@@ -43,7 +43,7 @@ def take_rows(result: dict | None) -> list[list]:
     if not result:
         return []
     return [[t["key"], t["tag"], t["arm"], "tag" if t["with_tag"] else "control", t["carrier"], t["seed"],
-             "proportional" if t["alignment"] == TP.PROPORTIONAL else "whole take", t["text"]]
+             "proportional" if t["alignment"] == TP.PROPORTIONAL else t["alignment"], t["text"]]
             for t in result["takes"]]
 
 

@@ -22,15 +22,17 @@ def _write_wav(path: Path, audio, sample_rate: int) -> None:
     tmp.replace(path)
 
 
-def measure(audio, sample_rate: int, semantic, text: str, anchor: int) -> tuple[dict, str]:
+def measure(audio, sample_rate: int, semantic, text: str, anchor: int, passes: int = 1) -> tuple[dict, str]:
     """(measures, alignment) of one take in its tag window: descriptors of the window's audio and
-    the token measures of its semantic tokens."""
+    the token measures of its semantic tokens. A take made in several passes (a long carrier) has
+    gaps between them, so its tokens no longer map onto time: it is measured whole."""
     import numpy as np
     import soxr
 
     from models.metrics import descriptors
 
-    start, end, alignment = TP.window(text, anchor, len(semantic))
+    start, end, alignment = TP.window(text, anchor, len(semantic)) if passes == 1 else \
+        (0, len(semantic), TP.WHOLE_SPLIT)
     rate = TP.SEMANTIC_RATE_HZ
     a, b = (int(start / rate * sample_rate), int(end / rate * sample_rate)) if alignment == TP.PROPORTIONAL \
         else (0, len(audio))
@@ -84,7 +86,8 @@ def tag_probe_job(ctx: JobContext) -> dict:
                 path = folder / f"{take.key}.wav"
                 _write_wav(path, res.audio, res.sample_rate)
                 semantic = np.concatenate(res.semantic) if res.semantic else np.zeros(0, int)
-                measures, alignment = measure(res.audio, res.sample_rate, semantic.tolist(), take.text, take.anchor)
+                measures, alignment = measure(res.audio, res.sample_rate, semantic.tolist(), take.text, take.anchor,
+                                              len(res.semantic))
                 records.append(TP.take_record(take, audio_path=ws.relative(path), measures=measures,
                                               alignment=alignment, semantic_tokens=int(len(semantic))))
                 done += 1
