@@ -57,6 +57,10 @@ def test_the_table_gives_the_tags_effect_under_base_and_adapter():
     rep = next(r for r in rows if r["measure"] == "token_repetition")
     assert rep["adapter_tag"] == 0.5 and rep["tag_effect_adapter"] is None  # no control value to compare with
     assert {r["measure"] for r in rows} == {"loudness_lufs", "token_repetition"}  # measures never measured: no row
+    text = TP.table_text({"adapter": "foley-lora", "dataset": "foley", "takes": [{}] * 6, "table": rows,
+                          "alignments": [TP.PROPORTIONAL]})
+    assert "adapter foley-lora (dataset foley): 6 takes" in text and "tag_effect_adapter" in text
+    assert any(line.split()[:2] == ["thunder", "loudness_lufs"] and "19" in line.split() for line in text.splitlines())
 
 
 def _adapter_row(ws, name="foley-lora", dataset="foley"):
