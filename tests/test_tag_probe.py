@@ -186,6 +186,6 @@ def test_the_probe_shows_what_the_adapter_learned_for_the_tag_and_only_with_the_
     assert {"loudness_lufs", "nonspeech_share", "music_likeness"} <= {r["measure"] for r in result["table"]}
     rep = next(r for r in result["table"] if r["tag"] == TAG and r["measure"] == "token_repetition")
     print("token repetition in the tag's window:", {k: round(v, 3) for k, v in rep.items() if isinstance(v, float)})
-    # with the adapter the tag brings the held sound (measured: 0.96 with the tag, 0.23 without) ...
+    # with the adapter the tag brings the held sound (measured: 0.96 with the tag, 0.23-0.28 without) ...
     assert rep["tag_effect_adapter"] > 0.4, rep
     assert abs(rep["tag_effect_base"]) < 0.15, rep  # ... and the base has no such tag (measured: 0.0)
