@@ -44,8 +44,9 @@ def prepare(ws, n_items: int, n_raters: int, speech: Path = SPEECH) -> tuple[str
     return session["public_id"], tokens[1:], tokens[:1]
 
 
-def one_rater(url: str, public_id: str, token: str, n_votes: int, out: dict) -> None:
-    """Consent, then state -> (listen) -> vote, n_votes times. Records vote latencies and errors."""
+def one_rater(url: str, public_id: str, token: str, n_votes: int, out: dict, lock: threading.Lock) -> None:
+    """Consent, then state -> (listen) -> vote, n_votes times. Records vote latencies, errors and
+    acknowledgements in `out`, under `lock` (50 threads share it: `+=` is not atomic)."""
     import httpx
 
     base = f"{url}/listen/{public_id}/{token}"
@@ -54,7 +55,8 @@ def one_rater(url: str, public_id: str, token: str, n_votes: int, out: dict) -> 
         for _ in range(n_votes):
             state = client.get(f"{base}/api/state")
             if state.status_code != 200:
-                out["errors"].append(f"state {state.status_code}: {state.text[:200]}")
+                with lock:
+                    out["errors"].append(f"state {state.status_code}: {state.text[:200]}")
                 continue
             trial = state.json()["trial"]
             if trial is None:
@@ -65,16 +67,19 @@ def one_rater(url: str, public_id: str, token: str, n_votes: int, out: dict) -> 
                     "listened": durations, "response_time_ms": 800}
             t0 = time.perf_counter()
             res = client.post(f"{base}/api/vote", json=body)
-            out["latency"].append(time.perf_counter() - t0)
-            if res.status_code != 200:
-                out["errors"].append(f"vote {res.status_code}: {res.text[:200]}")
-            else:
-                out["acked"] += 1
+            latency = time.perf_counter() - t0
+            with lock:
+                out["latency"].append(latency)
+                if res.status_code != 200:
+                    out["errors"].append(f"vote {res.status_code}: {res.text[:200]}")
+                else:
+                    out["acked"] += 1
 
 
 def run_load(url: str, public_id: str, tokens: list[str], n_votes: int) -> dict:
     out = {"latency": [], "errors": [], "acked": 0}
-    threads = [threading.Thread(target=one_rater, args=(url, public_id, t, n_votes, out)) for t in tokens]
+    lock = threading.Lock()
+    threads = [threading.Thread(target=one_rater, args=(url, public_id, t, n_votes, out, lock)) for t in tokens]
     t0 = time.perf_counter()
     [t.start() for t in threads]
     [t.join() for t in threads]

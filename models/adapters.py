@@ -15,17 +15,15 @@ base + sum_i scale_i * delta_i exactly). Merging writes a standalone BarkModel f
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from models.errors import ModelInputError
+from models.files import new_folder, sha256_file, verify_files
 from models.lora import STAGES, freeze, parse_stages, peft_models, stage_module
 
 MANIFEST = "manifest.json"
@@ -87,71 +85,6 @@ def check_base(manifest: dict, bark, path: Path, base_model: str | None = None) 
                 f"model{here} is a different base (its {stage} stage does not match), so it cannot be applied")
 
 
-# --- files -------------------------------------------------------------------------------------
-
-def verify_files(folder: Path, files: dict | None, error: type[Exception], what: str) -> None:
-    """Every file a manifest lists is present with its recorded SHA-256, else `error` naming it."""
-    for rel, digest in (files or {}).items():
-        f = Path(folder) / rel
-        if not f.is_file():
-            raise error(f"{what} {str(folder)!r} is incomplete: {rel} is missing")
-        if sha256_file(f) != digest:
-            raise error(f"{what} {str(folder)!r} is corrupt: {rel} does not match its checksum")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_tree(folder: Path) -> None:
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(root))
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(target: Path, data) -> None:
-    """Temporary file beside the target, fsync, rename: readers see the old or the new, never half."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
-
-
-def publish_folder(tmp: Path, final: Path) -> Path:
-    """Make a fully written temporary folder appear under its final name in one rename."""
-    _fsync_tree(tmp)
-    if final.exists():
-        raise AdapterError(f"{str(final)!r} already exists")
-    os.rename(tmp, final)
-    fsync_dir(final.parent)
-    return final
-
-
 def write_adapter(bark, folder: Path, manifest: dict, adapter_name: str = "default") -> dict:
     """Write the trained stages of `bark` and the manifest into `folder` (which may be a temporary
     folder: atomicity is the caller's). `manifest` needs at least method, stages, base_model and
@@ -191,20 +124,12 @@ def save_adapter(bark, out_dir, *, method: str, stages, base_model: str, base_si
                  parent_checkpoint: str | None = None, name: str | None = None) -> dict:
     """Save the adapter atomically as `out_dir` (a new folder). Returns the manifest."""
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise AdapterError(f"adapter folder {str(out_dir)!r} already exists")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir, AdapterError, "adapter folder") as tmp:
         manifest = write_adapter(bark, tmp, {
             "name": name or out_dir.name, "method": method, "stages": list(parse_stages(stages)),
             "base_model": base_model, "base_signature": base_signature, "dataset": dataset or {},
             "hyperparameters": hyperparameters or {}, "metrics": metrics or {},
             "parent_checkpoint": parent_checkpoint})
-        publish_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -213,11 +138,7 @@ def copy_adapter(src, out_dir, updates: dict | None = None) -> dict:
     manifest fields (name, parent checkpoint, metrics...)."""
     src, out_dir = Path(src), Path(out_dir)
     manifest = load_manifest(src)
-    if out_dir.exists():
-        raise AdapterError(f"adapter folder {str(out_dir)!r} already exists")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir, AdapterError, "adapter folder") as tmp:
         for item in src.iterdir():
             if item.is_dir():
                 shutil.copytree(item, tmp / item.name)
@@ -226,10 +147,6 @@ def copy_adapter(src, out_dir, updates: dict | None = None) -> dict:
         manifest = {**manifest, **(updates or {})}
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=2, default=str)
-        publish_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -419,17 +336,11 @@ def merge_and_export(bark, specs, out_dir, base_model: str | None = None) -> Pat
     if out_dir.exists():
         raise AdapterError(f"export folder {str(out_dir)!r} already exists")
     merge_adapters(bark, specs, base_model)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with new_folder(out_dir, AdapterError, "export folder") as tmp:
         save_bark(bark, tmp)
         sources = [{"adapter": str(p), "scale": float(s), "manifest": load_manifest(p, verify=False)}
                    for p, s in specs]
         with open(tmp / "bark_studio_export.json", "w") as f:
             json.dump({"base_model": base_model, "created": utc_iso(), "studio_version": studio_version(),
                        "adapters": sources}, f, indent=2, default=str)
-        publish_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -26,8 +26,8 @@ from torch.utils.checkpoint import checkpoint
 from transformers.models.bark.modeling_bark import BarkBlock, BarkSelfAttention
 
 from models.errors import ModelInputError
+from models.names import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 ATTENTIONS = ("eager", "sdpa")
 
 

@@ -26,8 +26,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.adapters import fsync_dir, publish_folder, sha256_file, verify_files, write_json_atomic
 from models.errors import ModelInputError
+from models.files import atomic_write, fsync_dir, publish_folder, sha256_file, verify_files, write_json_atomic
 
 STATE = "state.json"
 LATEST = "latest"
@@ -63,7 +63,7 @@ def write_checkpoint(run_dir, step: int, write_files, state: dict, *, is_best: b
             trash = run_dir / f".tmp-old-{final.name}-{os.getpid()}"
             os.rename(final, trash)
             shutil.rmtree(trash, ignore_errors=True)
-        publish_folder(tmp, final)
+        publish_folder(tmp, final, CheckpointError)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -77,18 +77,7 @@ def write_checkpoint(run_dir, step: int, write_files, state: dict, *, is_best: b
 
 
 def _point(run_dir: Path, pointer: str, name: str) -> None:
-    target = run_dir / pointer
-    fd, tmp = tempfile.mkstemp(prefix=f".{pointer}.", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(name + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(run_dir)
+    atomic_write(run_dir / pointer, name + "\n")
 
 
 def stage_best_pointer(stage: str) -> str:

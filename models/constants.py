@@ -60,4 +60,4 @@ QUANTIZER_V1_HIDDEN = 4096      # v1's extra Linear 1024 -> 4096
 VOICE_MIN_SECONDS = 5.0
 VOICE_MAX_SECONDS = 12.0
 
-STAGES = ("semantic", "coarse", "fine")
+from models.names import STAGES  # noqa: E402,F401  (defined there; read here with the other fixed facts)

@@ -421,14 +421,14 @@ def decode(bark, codes: torch.Tensor) -> np.ndarray:
     return audio.reshape(-1).float().cpu().numpy()
 
 
-def run_rows(stages, part, voice, sampling, gens: list[RowRandom]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Drop-in for models.generation._run_rows (same arguments, same (codes, semantic) result):
-    the fast engine under models.generation.generate's request handling. Falls back to the
-    model core's loop for top-k / top-p sampling, which this engine does not implement."""
-    from models import generation as G
+def handles(sampling) -> bool:
+    """Whether this engine implements `sampling` (a models.generation.Sampling): it has no top-k / top-p."""
+    return not (sampling.top_k or (sampling.top_p is not None and sampling.top_p < 1.0))
 
-    if sampling.top_k or (sampling.top_p is not None and sampling.top_p < 1.0):
-        return G._run_rows(stages, part, voice, sampling, gens)
+
+def run_rows(stages, part, voice, sampling, gens: list[RowRandom]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Drop-in for models.generation._run_rows (same arguments, same (codes, semantic) result) when
+    `handles(sampling)`: the fast engine under models.generation.generate's request handling."""
     text_ids = [ids for _, _, ids in part]
     prefixes = [semantic_prefix(t, voice.semantic if voice is not None else None) for t in text_ids]
     sem = semantic_tokens(stages.semantic, torch.stack([p[0] for p in prefixes]), torch.stack([p[1] for p in prefixes]),

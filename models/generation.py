@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from models import constants as C
+from models import fast_generation as FG
 from models import layouts as L
 from models.errors import ModelInputError
 from models.rng import RowRandom, draw
@@ -347,10 +348,10 @@ def generate(stages: BarkStages, tokenizer, requests: list[Request], sampling: S
             part = group[start: start + batch_size]
             gens = [RowRandom(int(requests[ri].seed) + ci) for ri, ci, _ in part]
             # [perf] fast=True: models.fast_generation's engine (static KV cache, coarse windows
-            # continued from the cache, batched fine stage); same tokens for greedy / same seeds
-            if fast:
-                from models.fast_generation import run_rows as _fast_rows
-                codes, sems = _fast_rows(stages, part, voice, sampling, gens)
+            # continued from the cache, batched fine stage); same tokens for greedy / same seeds.
+            # It has no top-k / top-p sampling: those run through the model core's loop.
+            if fast and FG.handles(sampling):
+                codes, sems = FG.run_rows(stages, part, voice, sampling, gens)
             else:
                 codes, sems = _run_rows(stages, part, voice, sampling, gens)
             for (ri, ci, _), code, sem in zip(part, codes, sems):

@@ -11,59 +11,16 @@ kept beside the model (see `peft_models`) for saving and scaling.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from models.errors import ModelInputError
+from models.names import METHODS, STAGES, parse_stages  # noqa: F401  (re-exported: callers read them here)
+from models.training_config import LoraSettings
 
-STAGES = ("semantic", "coarse", "fine")
 STAGE_ATTRS = {"semantic": "semantic", "coarse": "coarse_acoustics", "fine": "fine_acoustics"}
-_STAGE_ALIASES = {"semantic": "semantic", "text": "semantic", "coarse": "coarse", "coarse_acoustics": "coarse",
-                  "fine": "fine", "fine_acoustics": "fine"}
-
-TARGET_PRESETS = {
-    "attention": r".*layers\.\d+\.attn\.(att_proj|out_proj)",
-    "attention+mlp": r".*layers\.\d+\.(attn\.(att_proj|out_proj)|mlp\.(in_proj|out_proj))",
-}
-METHODS = ("lora", "full")
 
 _PEFT_ATTR = "_studio_peft"  # bark.__dict__ entry: {stage: PeftModel}; not a registered submodule
-
-
-@dataclass
-class LoraSettings:
-    r: int = 16            # rank: adapter size and capacity grow linearly with it
-    alpha: float = 32.0    # the update is scaled by alpha / r
-    dropout: float = 0.05  # dropout on the adapter's input while training
-    targets: str = "attention"  # a TARGET_PRESETS name or a regex over module paths
-
-    def __post_init__(self):
-        if int(self.r) < 1:
-            raise ModelInputError(f"LoRA rank r must be >= 1, got {self.r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ModelInputError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
-        self.r, self.alpha, self.dropout = int(self.r), float(self.alpha), float(self.dropout)
-
-    @property
-    def target_regex(self) -> str:
-        return TARGET_PRESETS.get(self.targets, self.targets)
-
-
-def parse_stages(stages) -> tuple[str, ...]:
-    """'semantic,coarse' or ['fine', 'coarse'] -> ('semantic', 'coarse', 'fine') order, no repeats."""
-    if isinstance(stages, str):
-        stages = [s for s in stages.split(",") if s.strip()]
-    chosen = set()
-    for s in stages:
-        key = _STAGE_ALIASES.get(str(s).strip().lower())
-        if key is None:
-            raise ModelInputError(f"unknown stage {s!r}; choose from {', '.join(STAGES)}")
-        chosen.add(key)
-    if not chosen:
-        raise ModelInputError(f"no stage chosen; choose one or more of {', '.join(STAGES)}")
-    return tuple(s for s in STAGES if s in chosen)
 
 
 def stage_module(bark, stage: str) -> torch.nn.Module:

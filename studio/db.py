@@ -110,17 +110,33 @@ class Database:
         return cfg
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest revision (every branch head)."""
+        """Bring the schema to the newest revision of the (linear) chain. A workspace made while the
+        chain branched has its several stored heads collapsed onto the chain first (see
+        studio.migrations.legacy)."""
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
+        from studio.migrations.legacy import collapse_branched_heads
+
         cfg = self.alembic_config()
-        heads = set(ScriptDirectory.from_config(cfg).get_heads())
+        script = ScriptDirectory.from_config(cfg)
+        head = script.get_current_head()  # raises if the chain ever forks again
+        chain = [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+        def run_migration(conn, revision: str) -> None:
+            from alembic.operations import Operations
+
+            with Operations.context(MigrationContext.configure(conn)):
+                script.get_revision(revision).module.upgrade()
+
         with self.engine.connect() as conn:
-            current = set(MigrationContext.configure(conn).get_current_heads())
-        if current != heads:
-            command.upgrade(cfg, "heads")
+            current = MigrationContext.configure(conn).get_current_heads()
+        if tuple(current) == (head,):
+            return
+        with self.engine.begin() as conn:  # the write lock: one process collapses, the others wait
+            collapse_branched_heads(conn, chain, run_migration)
+        command.upgrade(cfg, "head")
 
     def backup(self, target: Path) -> Path:
         """Online copy through SQLite's backup API (never a file copy of a live database)."""

@@ -4,6 +4,7 @@ Torch-free, so the web process, the CLI and the sweep planner check these option
 a model; workers resolve 'auto' (models.attention.resolve_precision) when they load one."""
 from __future__ import annotations
 
+from models.names import ENGINES, PRECISIONS  # noqa: F401  (the CLI and the tabs read them here)
 from studio.errors import UserError
 
 # The Bark preset every command, tab and job uses when none is named. `tiny` (random weights, for
@@ -11,8 +12,6 @@ from studio.errors import UserError
 DEFAULT_MODEL = "small"
 TEST_MODEL = "tiny"
 TEST_MODEL_LABEL = "tiny (test model: random weights, not a voice)"
-ENGINES = ("fast", "reference")  # models.fast_generation, or the model core's own loop
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # models.attention.resolve_precision's names
 # What a stored generation without engine/precision keys was made with (before the fast engine).
 LEGACY_ENGINE, LEGACY_PRECISION = "reference", "fp32"
 

@@ -201,6 +201,85 @@ def requeue(db: Database, job_id: int, params_update: dict | None = None) -> dic
         return job_dict(job)
 
 
+def queue_task_id(db: Database, job_id: int) -> str | None:
+    """The id of the job's latest queue delivery (None for an unknown job or one never enqueued)."""
+    with db.read() as s:
+        return s.scalar(select(Job.queue_task_id).where(Job.id == job_id))
+
+
+def set_queue_task(db: Database, job_id: int, task_id: str) -> None:
+    """Record the queue delivery just made for a job (cancelling a queued job revokes it)."""
+    with db.write() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(queue_task_id=task_id))
+
+
+def wait_in_queue(db: Database, job_id: int, task_id: str, message: str) -> None:
+    """A job that could not start yet (its GPU is busy) got a later delivery; it stays queued, saying why."""
+    with db.write() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.status == "queued").values(
+            queue_task_id=task_id, message=message))
+
+
+def fail_unstarted(db: Database, job_id: int, error: str, detail: str) -> None:
+    """A queued job that could not even be started fails visibly (a no-op once it left the queue)."""
+    with db.write() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.status == "queued").values(
+            status="failed", error=error[:2000], error_detail=detail, finished_at=utcnow()))
+
+
+def cancel_requested(db: Database, job_id: int) -> bool:
+    with db.read() as s:
+        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def touch(db: Database, job_id: int, run_token: str) -> None:
+    """Beat the heartbeat of the run holding `run_token` (a no-op for a run that lost its claim)."""
+    with db.write() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.run_token == run_token).values(heartbeat_at=utcnow()))
+
+
+def stamped(line: str) -> str:
+    return f"[{utcnow():%H:%M:%S}] {line}"
+
+
+def append_log(db: Database, job_id: int, run_token: str, lines: list[str]) -> None:
+    """Add lines to the log tail of the run holding `run_token`; the tail keeps its last LOG_TAIL_CHARS."""
+    with db.write() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.run_token == run_token:
+            job.log_tail = (job.log_tail + "\n".join(lines) + "\n")[-LOG_TAIL_CHARS:]
+
+
+# Workers ------------------------------------------------------------------------------------
+
+def register_worker(db: Database, worker_id: str, *, host: str, pid: int, gpus: str) -> None:
+    now = utcnow()
+    with db.write() as s:
+        s.merge(WorkerRow(id=worker_id, host=host, pid=pid, gpus=gpus, started_at=now, heartbeat_at=now,
+                          stopped_at=None))
+
+
+def beat_worker(db: Database, worker_id: str, processes: list[int], job_workers: list[str]) -> None:
+    """A consumer's heartbeat, with its live worker processes, and the heartbeat of every job running
+    in one of them (`job_workers`: their worker ids)."""
+    with db.write() as s:
+        now = utcnow()
+        row = s.get(WorkerRow, worker_id)
+        if row is not None:
+            row.heartbeat_at = now
+            row.processes = ",".join(map(str, processes))
+        if job_workers:
+            s.execute(update(Job).where(Job.status == "running", Job.worker_id.in_(job_workers))
+                      .values(heartbeat_at=now))
+
+
+def worker_stopped(db: Database, worker_id: str) -> None:
+    with db.write() as s:
+        row = s.get(WorkerRow, worker_id)
+        if row is not None:
+            row.stopped_at = utcnow()
+
+
 def sweep_stale(db: Database) -> list[int]:
     """Reading jobs marks silent ones interrupted, so a row never says 'running' forever even when
     no worker is left to sweep. A cheap read first; a write only when something is stale."""
@@ -282,17 +361,14 @@ class JobContext:
         self._update(values)
 
     def log(self, line: str) -> None:
-        self._pending_log.append(f"[{utcnow():%H:%M:%S}] {line}")
+        self._pending_log.append(stamped(line))
         self.flush_log()
 
     def flush_log(self) -> None:
         if not self._pending_log:
             return
-        text, self._pending_log = "\n".join(self._pending_log) + "\n", []
-        with self.db.write() as s:
-            job = s.get(Job, self.job_id)
-            if job is not None and job.run_token == self.run_token:
-                job.log_tail = (job.log_tail + text)[-LOG_TAIL_CHARS:]
+        lines, self._pending_log = self._pending_log, []
+        append_log(self.db, self.job_id, self.run_token, lines)
 
     def metric(self, name: str, step: int, value: float) -> None:
         self.metrics(step, {name: value})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from studio.workspace import Workspace, atomic_write_bytes
+from models.files import atomic_write
+from studio.workspace import Workspace
 
 PUBLIC_URL_ENV = "BARK_STUDIO_PUBLIC_URL"  # set when raters reach the studio through a proxy or a public name
 DEFAULT_URL = "http://127.0.0.1:7860"
@@ -22,7 +23,7 @@ def address(host: str, port: int) -> str:
 
 
 def record(ws: Workspace, url: str) -> None:
-    atomic_write_bytes(ws.root / SERVED_URL_FILE, (url + "\n").encode())
+    atomic_write(ws.root / SERVED_URL_FILE, (url + "\n").encode())
 
 
 def public_url(ws: Workspace) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from models.names import DEFAULT_METHOD
 from studio import jobs
 from studio.db import Database
 
@@ -120,7 +121,7 @@ def memory_gb(base_model: str, stages: list[str], settings: dict, per_item_s: fl
     all_params = 3 * per_stage_params
     weights = all_params * 4  # fp32 copy of every stage (the codec is small beside them)
     trained = per_stage_params * len(stages)
-    if settings.get("method", "lora") == "full":
+    if settings.get("method", DEFAULT_METHOD) == "full":
         optimizer = trained * (4 + 8)  # gradients + AdamW's two moments, fp32
     else:
         r = int(settings.get("r", 16))

@@ -12,17 +12,17 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models.files import atomic_write, new_folder
+from models.names import DEFAULT_METHOD, NAME_RE
 from studio.db import Base, utcnow
 from studio.errors import NotFound, UserError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 CHECKPOINT_RE = re.compile(r"^step-(\d{7,})$")
 
 
@@ -173,12 +173,7 @@ def forget_checkpoint_row(ws, checkpoint_id: int) -> None:
 
 
 def _write_pointer(target: Path, name: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(name + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    atomic_write(target, name + "\n")
 
 
 def promote_checkpoint(ws, checkpoint_id: int, name: str) -> dict:
@@ -195,32 +190,26 @@ def promote_checkpoint(ws, checkpoint_id: int, name: str) -> dict:
 def install_adapter(ws, src: Path, name: str, *, job_id: int | None = None, checkpoint: str | None = None) -> dict:
     """Copy an adapter folder into ws.adapters_dir/<name> atomically and add its row."""
     name = check_name(name)
-    with ws.db.read() as s:
-        if s.scalars(select(Adapter).where(Adapter.name == name)).first() is not None:
-            raise UserError(f"an adapter named {name!r} already exists")
+    if adapter_exists(ws, name):
+        raise UserError(f"an adapter named {name!r} already exists")
     manifest = read_manifest(src)
     final = ws.adapters_dir / name
     if final.exists():
         raise UserError(f"adapter folder {ws.relative(final)} already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=ws.adapters_dir))
-    try:
+    with new_folder(final, UserError, "adapter folder") as tmp:
         shutil.copytree(src, tmp, dirs_exist_ok=True)
         manifest.update({"name": name, "parent_checkpoint": checkpoint or manifest.get("parent_checkpoint")})
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        for root, _dirs, files in os.walk(tmp):
-            for f in files:
-                fd = os.open(os.path.join(root, f), os.O_RDONLY)
-                os.fsync(fd)
-                os.close(fd)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     try:
         return register_adapter(ws, name, final, manifest, job_id=job_id, checkpoint=checkpoint)
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
+
+
+def adapter_exists(ws, name: str) -> bool:
+    with ws.db.read() as s:
+        return s.scalars(select(Adapter.id).where(Adapter.name == name)).first() is not None
 
 
 def read_manifest(folder: Path) -> dict:
@@ -241,7 +230,7 @@ def register_adapter(ws, name: str, folder: Path, manifest: dict, *, job_id: int
     dataset = manifest.get("dataset") or {}
     with ws.db.write() as s:
         row = Adapter(name=check_name(name), path=ws.relative(folder), base_model=str(manifest["base_model"]),
-                      method=str(manifest.get("method", "lora")), stages=list(manifest["stages"]),
+                      method=str(manifest.get("method", DEFAULT_METHOD)), stages=list(manifest["stages"]),
                       dataset=dataset.get("name"), dataset_hash=dataset.get("hash"), job_id=job_id,
                       checkpoint=checkpoint, manifest=manifest)
         s.add(row)

@@ -1,41 +1,39 @@
 """What the Train tab offers, without importing torch (the web process loads no model): the three
-presets, the advanced fields with a one-line explanation of each one's cost, base models and
-stages. tests/test_tabs_train.py keeps PRESETS equal to models.training.PRESETS and every field
-name a models.training.TrainConfig field, so the two cannot drift apart."""
+presets (models.training_config's, torch-free), the advanced fields with a one-line explanation of
+each one's cost, base models and stages. tests/test_tabs_train.py keeps every field name a
+TrainConfig field and every default TrainConfig's."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import gradio as gr
 
+from models.names import METHODS, STAGES  # noqa: F401  (the Train tab reads STAGES here)
+from models.training_config import PRESETS, SCHEDULES, TARGET_PRESETS, TrainConfig
 from studio.inference import DEFAULT_MODEL, TEST_MODEL, TEST_MODEL_LABEL
 
-STAGES = ("semantic", "coarse", "fine")
 # (label, what the train job's `model` takes): presets, or type a hub id / local folder.
 # The first is the default choice (studio.inference.DEFAULT_MODEL); tiny is last and labelled a test model.
 BASE_MODELS = [("suno/bark-small (small)", DEFAULT_MODEL), ("suno/bark (large)", "large"), (TEST_MODEL_LABEL, TEST_MODEL)]
 EVAL_SENTENCES = ("The quick brown fox jumps over the lazy dog.", "Well, I didn't expect that! [laughs]")
 EVAL_SEED = 1234  # fixed, so every checkpoint is heard on the same sentences with the same seed
+RECIPE_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 PRESET_LABELS = {"Quick LoRA": "quick", "Quality LoRA": "quality", "Full fine-tune": "full"}
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(method="lora", r=8, alpha=16, lr=2e-4, batch_size=4, grad_accum=2, max_epochs=5,
-                  eval_every=10, save_every=25, patience=3),
-    "quality": dict(method="lora", r=16, alpha=32, lr=1e-4, batch_size=4, grad_accum=8, max_epochs=20,
-                    targets="attention+mlp", eval_every=25, save_every=50, patience=5),
-    "full": dict(method="full", lr=1e-5, batch_size=4, grad_accum=8, max_epochs=10, weight_decay=0.01,
-                 eval_every=25, save_every=50, patience=5, keep_last=1),
-}
 
 
 @dataclass(frozen=True)
 class Field:
-    name: str  # the TrainConfig field it sets
+    name: str  # the TrainConfig field it sets (its default is TrainConfig's)
     label: str
     info: str  # one line: what it does and what it costs
-    default: Any
     kind: str = "float"  # float | int | optional_int | choice
     choices: tuple = ()
+
+    @property
+    def default(self) -> Any:
+        value = RECIPE_DEFAULTS[self.name]
+        return 0 if value is None and self.kind == "optional_int" else value  # 0 reads "not set" in the form
 
     def component(self, preset: str | None = None):
         """Its input, showing the preset's value (or the recipe default the preset keeps)."""
@@ -60,27 +58,31 @@ class Field:
 
 ADVANCED: list[Field] = [
     Field("method", "Method", "lora trains small adapters; full trains every weight (AdamW keeps ~3x the stage in memory).",
-          "lora", "choice", ("lora", "full")),
-    Field("r", "LoRA rank", "Adapter capacity; adapter size and its memory grow linearly with it.", 16, "int"),
-    Field("alpha", "LoRA alpha", "Scales the adapter's update by alpha / rank.", 32.0),
-    Field("dropout", "LoRA dropout", "Drops adapter inputs while training; guards small datasets against overfitting.", 0.05),
+          "choice", METHODS),
+    Field("r", "LoRA rank", "Adapter capacity; adapter size and its memory grow linearly with it.", "int"),
+    Field("alpha", "LoRA alpha", "Scales the adapter's update by alpha / rank."),
+    Field("dropout", "LoRA dropout", "Drops adapter inputs while training; guards small datasets against overfitting."),
     Field("targets", "LoRA targets", "attention only, or attention and MLP (about twice the adapter, more capacity).",
-          "attention", "choice", ("attention", "attention+mlp")),
-    Field("lr", "Learning rate", "Peak learning rate after warmup; too high diverges, too low barely moves.", 1e-4),
-    Field("batch_size", "Batch size", "Examples per stage per micro-batch; memory grows linearly.", 4, "int"),
-    Field("grad_accum", "Gradient accumulation", "Micro-batches per optimizer step: a larger effective batch, same memory.", 8, "int"),
-    Field("max_steps", "Max steps", "Optimizer steps (0 = run max epochs); sets the run's time directly.", 0, "optional_int"),
-    Field("max_epochs", "Max epochs", "Passes over the data when max steps is 0; early stopping usually ends sooner.", 10.0),
-    Field("warmup_ratio", "Warmup ratio", "Share of steps with the learning rate rising from 0.", 0.1),
-    Field("schedule", "Schedule", "How the learning rate decays after warmup.", "cosine", "choice", ("cosine", "linear", "constant")),
-    Field("weight_decay", "Weight decay", "AdamW decay on matrices; a mild guard against overfitting.", 0.01),
-    Field("max_grad_norm", "Max grad norm", "Clips the global gradient norm (0 = off); steadies early training.", 1.0),
-    Field("val_fraction", "Validation fraction", "Clips held out to measure validation loss (split by clip).", 0.1),
-    Field("eval_every", "Evaluate every", "Steps between validation passes; each costs one pass over the held-out clips.", 25, "int"),
-    Field("save_every", "Save every", "Steps between checkpoints; each writes the trained weights and optimizer.", 50, "int"),
-    Field("patience", "Patience", "Validation passes without improvement before stopping early (0 = never).", 5, "int"),
-    Field("keep_last", "Keep last", "Checkpoints kept besides the best; each costs disk.", 2, "int"),
+          "choice", tuple(TARGET_PRESETS)),
+    Field("lr", "Learning rate", "Peak learning rate after warmup; too high diverges, too low barely moves."),
+    Field("batch_size", "Batch size", "Examples per stage per micro-batch; memory grows linearly.", "int"),
+    Field("grad_accum", "Gradient accumulation", "Micro-batches per optimizer step: a larger effective batch, same memory.",
+          "int"),
+    Field("max_steps", "Max steps", "Optimizer steps (0 = run max epochs); sets the run's time directly.",
+          "optional_int"),
+    Field("max_epochs", "Max epochs", "Passes over the data when max steps is 0; early stopping usually ends sooner."),
+    Field("warmup_ratio", "Warmup ratio", "Share of steps with the learning rate rising from 0."),
+    Field("schedule", "Schedule", "How the learning rate decays after warmup.", "choice", SCHEDULES),
+    Field("weight_decay", "Weight decay", "AdamW decay on matrices; a mild guard against overfitting."),
+    Field("max_grad_norm", "Max grad norm", "Clips the global gradient norm (0 = off); steadies early training."),
+    Field("val_fraction", "Validation fraction", "Clips held out to measure validation loss (split by clip)."),
+    Field("eval_every", "Evaluate every", "Steps between validation passes; each costs one pass over the held-out clips.",
+          "int"),
+    Field("save_every", "Save every", "Steps between checkpoints; each writes the trained weights and optimizer.",
+          "int"),
+    Field("patience", "Patience", "Validation passes without improvement before stopping early (0 = never).", "int"),
+    Field("keep_last", "Keep last", "Checkpoints kept besides the best; each costs disk.", "int"),
     Field("precision", "Precision", "bf16/fp16 halve memory on a GPU; auto picks bf16 where the GPU has it.",
-          "auto", "choice", ("auto", "fp32", "bf16", "fp16")),
-    Field("seed", "Seed", "Adapter init, dropout and data order: the same seed repeats the run.", 0, "int"),
+          "choice", ("auto", "fp32", "bf16", "fp16")),
+    Field("seed", "Seed", "Adapter init, dropout and data order: the same seed repeats the run.", "int"),
 ]

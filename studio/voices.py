@@ -7,17 +7,16 @@ This module never imports torch: the web process reads and lists these rows.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models.names import NAME_RE
 from studio.db import Base, utcnow
 from studio.errors import NotFound, UserError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
 class Voice(Base):
@@ -92,6 +91,11 @@ def get_voice(ws, name: str) -> dict:
             known = ", ".join(s.scalars(select(Voice.name).order_by(Voice.name))) or "none yet"
             raise NotFound(f"no voice named {name!r} (known: {known}); make one with `bark-studio voice create`")
         return v.as_dict()
+
+
+def voice_exists(ws, name: str) -> bool:
+    with ws.db.read() as s:
+        return s.scalar(select(Voice.id).where(Voice.name == name)) is not None
 
 
 def voice_path(ws, name: str) -> Path:

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from models.files import atomic_copy, atomic_write, sha256_file  # noqa: F401  (sha256_file: studio modules read it here)
 from studio.errors import DiskFull, UserError, is_disk_full
 
 HOME_ENV = "BARK_STUDIO_HOME"
@@ -81,7 +80,7 @@ class Workspace:
         if not target.exists():
             with disk_full_as_user_error(self.root):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(target, data)
+                atomic_write(target, data)
         return digest, target
 
     def store_file(self, source: Path, suffix: str | None = None, digest: str | None = None) -> tuple[str, Path]:
@@ -93,14 +92,7 @@ class Workspace:
         if not target.exists():
             with disk_full_as_user_error(self.root):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                try:
-                    shutil.copyfile(source, tmp)
-                    _fsync_path(tmp)
-                    os.replace(tmp, target)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
+                atomic_copy(source, target)
         return digest, target
 
     def inside(self, path: str | os.PathLike) -> Path:
@@ -112,39 +104,6 @@ class Workspace:
 
     def relative(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.root))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside the target, fsync, then rename: never a partial file."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @contextmanager

@@ -240,6 +240,13 @@ class Server:
         res = page.request.post(self.url + "/login", form={"username": "owner", "password": self.password})
         assert res.ok, f"owner login failed: {res.status} {res.text()}"
 
+    def client_from(self, address: str):
+        """An httpx client whose requests leave from `address` (127.x.y.z: this host), so the
+        server's per-client login limit counts its failures apart from every other test's."""
+        import httpx
+
+        return httpx.Client(base_url=self.url, timeout=30, transport=httpx.HTTPTransport(local_address=address))
+
     def owner_client(self):
         import httpx
 

@@ -85,6 +85,7 @@ def test_uploads_import_and_transcription_run_in_the_worker(ws, consumer, awb_wa
 
     done = _json(cli("dataset", "transcribe", "jobs", "--wait", "--model-size", "test-random", "--json", home=ws.root))
     assert done["status"] == "succeeded" and done["worker_id"] != "inline" and done["result"]["transcribed"] == 2
+    assert "running in a spawned process" in done["log_tail"]  # Whisper loads in its own interpreter, never the fork
     clips = store.list_clips(ws.db, "jobs")
     assert all(c["transcript_source"] == "machine" and c["text"] and c["has_words"] for c in clips)
     words = store.get_clip(ws.db, clips[0]["id"])["words"]

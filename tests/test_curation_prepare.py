@@ -279,3 +279,39 @@ def test_each_dropped_segment_keeps_its_reason_in_the_report_and_the_clip_table(
     rows = {r[0]: r for r in clip_rows(pws, "voice")}
     assert rows[noisy_id][column].startswith("0/1 kept; dropped #1: snr ")
     assert rows[prepared["clips"]["awb_arctic_a0007.wav"]["id"]][column] == "1/1 kept"
+
+
+def test_a_clips_segments_list_with_drop_reasons_in_the_cli_and_the_tab(pws, prepared, ws, awb_wav):
+    """`dataset segments DATASET CLIP` (by id or name, --json) and the tab's segment player list the
+    clip's segments of the newest version: cut times, and each dropped one's reason; the player's
+    audio comes from the segment's own stored file through the owner-only file route."""
+    from click.testing import CliRunner
+
+    from studio.cli import main
+    from studio.ui.segments_view import segments_html
+
+    def run(*args):
+        result = CliRunner().invoke(main, ["--home", str(pws.root), "dataset", "segments", "voice", *args])
+        return result.exit_code, result.output
+
+    code, out = run("noisy.wav", "--json")
+    listing = json.loads(out)
+    assert code == 0 and listing["clip_name"] == "noisy.wav" and listing["note"] is None
+    (seg,) = listing["segments"]
+    assert not seg["kept"] and seg["reject_reason"].startswith("snr ") and "dB is under 20 dB" in seg["reject_reason"]
+    assert sha256_file(seg["path"]) == next(g for g in prepared_segments(pws.db, "voice")
+                                            if g["segment_id"] == seg["segment_id"])["sha256"]
+    awb_id = prepared["clips"]["awb_arctic_a0007.wav"]["id"]
+    code, out = run(str(awb_id))  # the text form: a head line, then one line per segment
+    assert code == 0 and out.splitlines()[0].startswith(f"clip {awb_id} (awb_arctic_a0007.wav), version ")
+    assert len(out.strip().splitlines()) == 2 and " kept  " in out.splitlines()[1]
+    code, out = run("no-such-clip")
+    assert code != 0 and "dataset 'voice' has no clip 'no-such-clip'" in out
+
+    page = segments_html(pws, "voice", prepared["clips"]["noisy.wav"]["id"])
+    assert "dropped: snr " in page and "dB is under 20 dB" in page
+    assert f'src="gradio_api/file={pws.root}/audio/{seg["sha256"][:2]}/{seg["sha256"]}.wav"' in page
+
+    store.create_dataset(ws.db, "fresh")  # before any prepare, the note says what to do
+    import_paths(ws, "fresh", [awb_wav], ImportOptions())
+    assert "not prepared yet: run prepare" in segments_html(ws, "fresh", store.list_clips(ws.db, "fresh")[0]["id"])

@@ -3,6 +3,8 @@ nothing else (not the database, not `../` or `%2e%2e` paths or their case varian
 logged-in owner), and an upload one byte over the limit is refused."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import Server
@@ -53,5 +55,9 @@ def test_upload_one_byte_over_the_limit_is_refused(server):
     limit = LIMIT_MB * 1024 * 1024
     at = client.post("/gradio_api/upload", files={"files": ("ok.wav", b"\0" * limit, "audio/wav")})
     assert at.status_code == 200, at.text
+    (kept,) = map(Path, at.json())
+    assert kept.name == "ok.wav" and kept.stat().st_size == limit  # the upload at the limit is stored whole
     over = client.post("/gradio_api/upload", files={"files": ("big.wav", b"\0" * (limit + 1), "audio/wav")})
-    assert over.status_code in (400, 413) and "big.wav" not in str(at.json())
+    assert over.status_code in (400, 413), over.text
+    assert "big.wav" not in over.text  # no stored path handed back for the refused upload
+    assert list(kept.parents[1].rglob("big.wav")) == []  # and nothing of it left in the upload folder

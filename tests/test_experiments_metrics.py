@@ -108,7 +108,9 @@ def test_eval_job_reports_metrics_with_floors_and_names_the_asr(ws, clips, awb_w
     m = shifted["metrics"]
     assert m["f0_rmse_cents"] > 200 and m["f0_corr"] > 0.9
     assert m["speaker_similarity"] > 0.5
-    assert 0 <= m["wer"] and "transcript" in m
+    from models.metrics.wer import utterance_wer
+
+    assert m["wer"] == pytest.approx(utterance_wer(awb_text, m["transcript"])["wer"])  # this transcript vs --text
     assert shifted["descriptors"]["duration_s"] == pytest.approx(4.0, abs=0.01)
     assert shifted["audio_path"].startswith("audio/")  # stored by content hash in the workspace
     assert (ws.root / shifted["audio_path"]).is_file()

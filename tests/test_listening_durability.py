@@ -40,10 +40,38 @@ def _check(db_path, acked: list[str]) -> int:
         con.close()
 
 
-def test_votes_commit_with_synchronous_full(ws):
-    with ws.db.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL, on every connection
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+def test_the_web_app_commits_votes_on_a_synchronous_full_connection(ws, tmp_path, awb_wav):
+    """A vote through the rater routes, on the workspace opened as `bark-studio serve` opens it: the
+    very connection that commits it runs synchronous=FULL in WAL mode (SIGKILL alone cannot tell
+    FULL from NORMAL; a power cut can)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from studio.listening import web
+    from studio.workspace import Workspace
+
+    made, (token,) = _mos_session(ws, tmp_path, awb_wav, n_items=1, n_raters=1)
+    served = Workspace.resolve(ws.root)  # the server's own workspace object, engine and pool
+    app = FastAPI()
+    web.install(app, served)
+    committed = []
+    event.listen(served.db.engine, "commit", lambda conn: committed.append(conn.connection.dbapi_connection))
+    base = f"/listen/{made['public_id']}/{token}"
+    with TestClient(app) as c:
+        c.post(base + "/consent")
+        trial = c.get(base + "/api/state").json()["trial"]
+        d = {s["side"]: s["duration"] for s in trial["stimuli"]}
+        time.sleep(sum(d.values()))  # the server refuses a vote before the samples could have played
+        committed.clear()
+        res = c.post(base + "/api/vote", json={"trial": trial["id"], "response": "4",
+                                               "plays": {k: 1 for k in d}, "listened": d})
+    assert res.status_code == 200, res.text
+    assert committed, f"the vote was not committed through the server's engine: {res.text}"
+    for connection in committed:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    served.db.dispose()
 
 
 def test_sigkill_of_the_web_server_right_after_acknowledged_votes_loses_nothing(ws, tmp_path, awb_wav):

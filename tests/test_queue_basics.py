@@ -3,8 +3,8 @@ path on a real redis-server, the compose file, and the CLI telling the same stor
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import pytest
 import yaml
 
 from studio import jobs
@@ -111,4 +111,17 @@ def test_worker_healthcheck_reports_a_live_worker(ws):
     finally:
         c.stop()
     assert during.returncode == 0 and f":{c.proc.pid}" in during.stdout
-    assert Path(ws.root).exists()
+    from studio import fleet
+
+    assert [w for w in fleet.live_workers(ws.db) if w["pid"] == c.proc.pid] == []  # stopped: no longer live
+
+
+@pytest.mark.parametrize("value, injected", [(None, False), ("", False), ("0", False), ("3", True)])
+def test_the_oom_fault_switch_is_off_unless_it_names_a_step(monkeypatch, value, injected):
+    from workers.faults import OOM_AT_STEP_ENV, OomAtStepContext, context_class
+
+    if value is None:
+        monkeypatch.delenv(OOM_AT_STEP_ENV, raising=False)
+    else:
+        monkeypatch.setenv(OOM_AT_STEP_ENV, value)
+    assert (context_class() is OomAtStepContext) == injected

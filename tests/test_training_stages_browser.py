@@ -18,12 +18,10 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def test_the_voice_prompts_choice_reaches_the_job_params(train_template, tmp_path):
-    from models.training import VOICE_PROMPT_MODES
     from studio.training_presets import ADVANCED, PRESET_LABELS
     from studio.ui import train_tab
     from studio.workspace import Workspace
 
-    assert train_tab.VOICE_PROMPT_MODES == VOICE_PROMPT_MODES
     ws = Workspace.resolve(copy_template(train_template, tmp_path / "home"))  # no worker: jobs are only queued
     shown = [f.component(PRESET_LABELS[train_tab.DEFAULT_PRESET]).value for f in ADVANCED]
     on = train_tab.launch(ws, "voice", "tiny", ["semantic"], train_tab.DEFAULT_PRESET, shown, voice_prompts="on")

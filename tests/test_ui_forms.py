@@ -42,3 +42,20 @@ def test_an_ab_session_refuses_more_trials_than_its_pairs_and_results_print_no_p
         complete_rater(ws.db, made["public_id"], link["token"], lambda i, t: "A")
     res = results.session_results(ws, made["id"], n_boot=200)
     assert res["plots"] and str(ws.root) not in results.summary_text(res, with_paths=False)
+
+
+def test_a_user_error_reaches_the_page_as_one_line_and_a_fault_stays_a_fault():
+    import gradio as gr
+
+    from studio.ui.errors import page_errors
+
+    with pytest.raises(gr.Error) as shown:
+        with page_errors():
+            raise UserError("clip a.wav: too short")
+    assert shown.value.message == "clip a.wav: too short" and shown.value.__suppress_context__
+    with pytest.raises(gr.Error, match="choose a job first"):
+        with page_errors(ValueError, default="choose a job first"):
+            raise ValueError()  # no message of its own
+    with pytest.raises(KeyError):  # a real fault is not dressed up as the user's mistake
+        with page_errors():
+            raise KeyError("bug")

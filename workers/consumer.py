@@ -19,10 +19,7 @@ import sys
 import threading
 import time
 
-from sqlalchemy import update
-
 from studio import jobs
-from studio.db import utcnow
 from studio.workspace import Workspace
 from workers import runner
 from workers.gpu_lock import GpuLock, gpu_name
@@ -67,10 +64,7 @@ def run_consumer(ws: Workspace, workers: int = 2, worker_type: str = "process", 
         consumer.run()
     finally:
         stop.set()
-        with ws.db.write() as s:
-            row = s.get(jobs.WorkerRow, worker_id)
-            if row is not None:
-                row.stopped_at = utcnow()
+        jobs.worker_stopped(ws.db, worker_id)
         log.info("consumer parent exiting; torch imported in the parent: %s", "torch" in sys.modules)
 
 
@@ -87,10 +81,8 @@ def _clean_leftovers(ws: Workspace) -> None:
 
 
 def _register(ws: Workspace, worker_id: str) -> None:
-    with ws.db.write() as s:
-        s.merge(jobs.WorkerRow(id=worker_id, host=socket.gethostname(), pid=os.getpid(),
-                               gpus=gpu_name().rsplit(":", 1)[1], started_at=utcnow(), heartbeat_at=utcnow(),
-                               stopped_at=None))
+    jobs.register_worker(ws.db, worker_id, host=socket.gethostname(), pid=os.getpid(),
+                         gpus=gpu_name().rsplit(":", 1)[1])
 
 
 def _alive(pid: int | None) -> bool:
@@ -116,16 +108,7 @@ def _keep_alive(ws: Workspace, worker_id: str, consumer, stop: threading.Event) 
     while not stop.wait(jobs.heartbeat_seconds() / 2):
         try:
             pids = [p.pid for _, p in list(consumer.worker_threads) if _alive(p.pid)]
-            with ws.db.write() as s:
-                now = utcnow()
-                row = s.get(jobs.WorkerRow, worker_id)
-                if row is not None:
-                    row.heartbeat_at = now
-                    row.processes = ",".join(map(str, pids))
-                if pids:
-                    s.execute(update(jobs.Job).where(jobs.Job.status == "running",
-                                                     jobs.Job.worker_id.in_([f"{host}:{pid}" for pid in pids]))
-                              .values(heartbeat_at=now))
+            jobs.beat_worker(ws.db, worker_id, pids, [f"{host}:{pid}" for pid in pids])
             swept = jobs.mark_stale_interrupted(ws.db, jobs.stale_after_seconds())
             if swept:
                 log.warning("jobs %s lost their heartbeat; marked interrupted", swept)

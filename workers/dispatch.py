@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import update
-
 from studio import jobs
 from studio.errors import UserError
 from studio.weights import missing_weights
 from studio.workspace import Workspace
+from workers.kinds import kind_of
 from workers.queue import enqueue, revoke
 
 log = logging.getLogger(__name__)  # the CLI prints this logger's warnings as `warning: ...` lines
@@ -28,9 +27,7 @@ def no_worker_warning(db, job: dict | None) -> str | None:
 
 def submit(ws: Workspace, kind: str, params: dict | None = None, *, priority: int = 0,
            wait: bool = False, poll: float = 0.5) -> dict:
-    from workers.handlers import handler_for
-
-    handler_for(kind)  # an unknown kind fails here, before a row is written
+    kind_of(kind)  # an unknown kind fails here, before a row is written
     missing = missing_weights(kind, params)  # so does a real model whose weights are not local
     if missing:
         raise UserError(missing)
@@ -58,9 +55,7 @@ def resume(ws: Workspace, job_id: int, *, wait: bool = False, params_update: dic
 def cancel(ws: Workspace, job_id: int) -> dict:
     """A queued job is cancelled now and its queue delivery revoked; a running one stops at its
     next step (after saving a checkpoint) and ends 'cancelled'."""
-    with ws.db.read() as s:
-        row = s.get(jobs.Job, job_id)
-        task_id = row.queue_task_id if row is not None else None
+    task_id = jobs.queue_task_id(ws.db, job_id)
     if jobs.request_cancel(ws.db, job_id) == "cancelled" and task_id:
         revoke(ws, task_id)
     return jobs.get_job(ws.db, job_id)
@@ -78,9 +73,7 @@ def wait_for(ws: Workspace, job_id: int, poll: float = 0.5, timeout: float | Non
 
 
 def _enqueue_row(ws: Workspace, job_id: int, priority: int) -> None:
-    task_id = enqueue(ws, job_id, priority)
-    with ws.db.write() as s:
-        s.execute(update(jobs.Job).where(jobs.Job.id == job_id).values(queue_task_id=task_id))
+    jobs.set_queue_task(ws.db, job_id, enqueue(ws, job_id, priority))
     warning = no_worker_warning(ws.db, {"id": job_id, "status": "queued"})
     if warning:
         log.warning(warning)

@@ -3,16 +3,28 @@ when BARK_STUDIO_REDIS_URL is set. One generic task, `run_job(job_id)`; the job 
 
 Huey delivers at most once, so the queue is only a doorbell: the row decides whether a delivery
 runs (a cancelled or already-claimed job is skipped), and a lost delivery is repaired by resuming
-the row, never by trusting the queue."""
+the row, never by trusting the queue. A delivery (`run_delivery`) checks the row (a cancelled or
+claimed job is skipped), takes the GPU lock for GPU-exclusive kinds (or goes back on the schedule
+to wait for it), then hands the job to workers.runner."""
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from functools import lru_cache
 
 from huey import PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
 
+from studio import jobs
+from studio.errors import NotFound
 from studio.workspace import Workspace
+from workers import runner
+from workers.gpu_lock import GpuLock
+from workers.kinds import needs_gpu_lock, runs_in_child
+
+log = logging.getLogger("workers.runner")  # the name these lines always had in the worker's log
+GPU_WAIT_SECONDS = 1.0  # how soon a job that found the GPU busy asks again
 
 QUEUE_NAME_ENV = "BARK_STUDIO_QUEUE_NAME"  # one Redis can serve several studios under distinct names
 
@@ -27,8 +39,6 @@ def huey_for(ws_root: str, redis_url: str | None = None, name: str = "bark-studi
 
     @huey.task(name="run_job")
     def run_job(job_id: int) -> None:
-        from workers.runner import run_delivery
-
         run_delivery(_worker_workspace(ws_root), job_id)
 
     huey.bark_run_job = run_job  # the enqueue handle, kept on the instance it belongs to
@@ -61,3 +71,35 @@ def revoke(ws: Workspace, task_id: str | None) -> None:
 
 def pending_count(ws: Workspace) -> int:
     return queue_for(ws).pending_count()
+
+
+def run_delivery(ws: Workspace, job_id: int) -> None:
+    try:
+        job = jobs.get_job(ws.db, job_id)
+    except NotFound:
+        log.warning("delivery for job %s, which does not exist; dropped", job_id)
+        return
+    if job["status"] != "queued":
+        log.info("job %s is %s; delivery skipped", job_id, job["status"])
+        return
+    lock = GpuLock(queue_for(ws)) if needs_gpu_lock(job["kind"]) else None
+    try:
+        holder = lock.acquire(ws.db, job_id) if lock is not None else None
+        if holder is not None:
+            _wait_for_gpu(ws, job, holder, lock.name)
+            return
+    except Exception as exc:  # the delivery would be lost with the job left queued: fail it visibly
+        log.exception("job %s: could not be started", job_id)
+        jobs.fail_unstarted(ws.db, job_id, f"could not be started: {type(exc).__name__}: {exc}", traceback.format_exc())
+        return
+    try:
+        runner.execute(ws, job_id, stop_event=runner.SHUTDOWN, isolate=runs_in_child(job["kind"]))
+    finally:
+        if lock is not None:
+            lock.release(job_id)
+
+
+def _wait_for_gpu(ws: Workspace, job: dict, holder: int, lock_name: str) -> None:
+    """The GPU is busy: schedule another delivery a moment later. The row stays queued."""
+    task_id = enqueue(ws, job["id"], job["priority"], delay=GPU_WAIT_SECONDS)
+    jobs.wait_in_queue(ws.db, job["id"], task_id, f"waiting for the GPU ({lock_name} is running job {holder})")

@@ -1,9 +1,9 @@
 """Runs one job: claim its row, beat its heartbeat, call its handler, record how it ended.
 
-A Huey delivery (`run_delivery`) first checks the row (a cancelled or claimed job is skipped), takes
-the GPU lock for training kinds (or goes back on the schedule to wait for it), claims the row, and
-runs the handler: light kinds right here in the forked worker, heavy kinds in a fresh interpreter
-(`python -m workers.child`) so that CUDA never initialises in a forked process. The Huey workers are
+A Huey delivery (workers.queue's `run_delivery`) checks the row and takes the GPU lock, then
+`execute` claims the row and runs the handler: light kinds right here in the forked worker, heavy
+kinds in a fresh interpreter (`python -m workers.child`) so that CUDA never initialises in a
+forked process. The Huey workers are
 daemonic processes, which multiprocessing does not let have children; a fresh interpreter is what
 multiprocessing's 'spawn' start method makes anyway."""
 from __future__ import annotations
@@ -16,19 +16,14 @@ import subprocess
 import sys
 import traceback
 
-from sqlalchemy import update
-
 from studio import jobs
-from studio.errors import DISK_FULL, NotFound, UserError, is_disk_full
+from studio.errors import DISK_FULL, UserError, is_disk_full
 from studio.workspace import Workspace
 from workers.faults import context_class
-from workers.gpu_lock import GpuLock
-from workers.handlers import handler_for
+from workers.kinds import handler_for
 from workers.heartbeat import Heartbeat
-from workers.kinds import needs_gpu_lock, runs_in_child
 
 log = logging.getLogger(__name__)
-GPU_WAIT_SECONDS = 1.0  # how soon a job that found the GPU busy asks again
 CHILD_STOP_GRACE_SECONDS = 120.0  # after a forced stop, how long a child may take to checkpoint
 
 # The consumer's stop flag (set on SIGINT). run_consumer sets it before Huey forks its workers, so
@@ -38,52 +33,6 @@ SHUTDOWN = None
 
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-# A delivery from the queue ------------------------------------------------------------------
-
-def run_delivery(ws: Workspace, job_id: int) -> None:
-    from workers.queue import queue_for
-
-    try:
-        job = jobs.get_job(ws.db, job_id)
-    except NotFound:
-        log.warning("delivery for job %s, which does not exist; dropped", job_id)
-        return
-    if job["status"] != "queued":
-        log.info("job %s is %s; delivery skipped", job_id, job["status"])
-        return
-    lock = GpuLock(queue_for(ws)) if needs_gpu_lock(job["kind"]) else None
-    try:
-        holder = lock.acquire(ws.db, job_id) if lock is not None else None
-        if holder is not None:
-            _wait_for_gpu(ws, job, holder, lock.name)
-            return
-    except Exception as exc:  # the delivery would be lost with the job left queued: fail it visibly
-        log.exception("job %s: could not be started", job_id)
-        _fail_unstarted(ws, job_id, f"could not be started: {type(exc).__name__}: {exc}", traceback.format_exc())
-        return
-    try:
-        execute(ws, job_id, stop_event=SHUTDOWN, isolate=runs_in_child(job["kind"]))
-    finally:
-        if lock is not None:
-            lock.release(job_id)
-
-
-def _fail_unstarted(ws: Workspace, job_id: int, error: str, detail: str) -> None:
-    with ws.db.write() as s:
-        s.execute(update(jobs.Job).where(jobs.Job.id == job_id, jobs.Job.status == "queued").values(
-            status="failed", error=error[:2000], error_detail=detail, finished_at=jobs.utcnow()))
-
-
-def _wait_for_gpu(ws: Workspace, job: dict, holder: int, lock_name: str) -> None:
-    """The GPU is busy: schedule another delivery a moment later. The row stays queued."""
-    from workers.queue import enqueue
-
-    task_id = enqueue(ws, job["id"], job["priority"], delay=GPU_WAIT_SECONDS)
-    with ws.db.write() as s:
-        s.execute(update(jobs.Job).where(jobs.Job.id == job["id"], jobs.Job.status == "queued").values(
-            queue_task_id=task_id, message=f"waiting for the GPU ({lock_name} is running job {holder})"))
 
 
 # Running a claimed job ----------------------------------------------------------------------
@@ -154,15 +103,9 @@ def stopped_early(result) -> bool:
 
 def _finish_stopped(ctx: jobs.JobContext, partial: dict | None) -> None:
     """Cancelled when the user asked; interrupted (resumable) when the worker is shutting down."""
-    status = "cancelled" if _cancel_requested(ctx.db, ctx.job_id) else "interrupted"
+    status = "cancelled" if jobs.cancel_requested(ctx.db, ctx.job_id) else "interrupted"
     jobs.finish(ctx.db, ctx.job_id, ctx.run_token, status, result=partial,
                 error=None if status == "cancelled" else "stopped when its worker shut down; resume to continue")
-
-
-def _cancel_requested(db, job_id: int) -> bool:
-    with db.read() as s:
-        row = s.get(jobs.Job, job_id)
-        return bool(row and row.cancel_requested)
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -180,8 +123,8 @@ def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event) -> None
     if the child dies without writing how it ended."""
     db = ws.db
     proc = subprocess.Popen([sys.executable, "-m", "workers.child", str(ws.root), str(job_id), token])
-    _append_log(db, job_id, token, f"running in a spawned process (pid {proc.pid})")
-    beat = Heartbeat(lambda: _touch(db, job_id, token), name=f"supervisor-job-{job_id}")
+    jobs.append_log(db, job_id, token, [jobs.stamped(f"running in a spawned process (pid {proc.pid})")])
+    beat = Heartbeat(lambda: jobs.touch(db, job_id, token), name=f"supervisor-job-{job_id}")
     beat.start()
     asked_to_stop = False
     try:
@@ -221,16 +164,3 @@ def _end_orphaned(db, job_id: int, token: str, rc: int, interrupted: bool) -> No
         error, reason = f"the job's process exited with status {rc} without reporting an ending", "crashed"
     if jobs.finish(db, job_id, token, "failed", error=error, failure_reason=reason):
         log.error("job %s: %s", job_id, error)
-
-
-def _touch(db, job_id: int, token: str) -> None:
-    with db.write() as s:
-        s.execute(update(jobs.Job).where(jobs.Job.id == job_id, jobs.Job.run_token == token)
-                  .values(heartbeat_at=jobs.utcnow()))
-
-
-def _append_log(db, job_id: int, token: str, line: str) -> None:
-    with db.write() as s:
-        row = s.get(jobs.Job, job_id)
-        if row is not None and row.run_token == token:
-            row.log_tail = (row.log_tail + f"[{jobs.utcnow():%H:%M:%S}] {line}\n")[-jobs.LOG_TAIL_CHARS:]

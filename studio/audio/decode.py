@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.names import AUDIO_SUFFIXES as AUDIO_EXTENSIONS  # noqa: F401  (importers read it here)
 from studio.errors import UserError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
 MIN_SECONDS = 0.4  # BS.1770 needs a 400 ms gating block; shorter clips cannot be measured or used
 SILENCE_DBFS = -60.0  # a file (or prepared segment) whose loudest sample is below this holds no speech
 SILENCE_PEAK = 10 ** (SILENCE_DBFS / 20)
@@ -352,18 +352,3 @@ def _one_line(exc: Exception) -> str:
     return text[:200] or type(exc).__name__
 
 
-def write_wav(path: Path | str, audio: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM WAV (what LJSpeech-style exports and training readers expect)."""
-    import soundfile as sf
-
-    sf.write(str(path), audio, sample_rate, subtype="PCM_16", format="WAV")
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    import io
-
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, audio, sample_rate, subtype="PCM_16", format="WAV")
-    return buf.getvalue()

@@ -1,4 +1,4 @@
-"""dataset create|list|import|clips|exclude|delete|trim|text|label|tags|lint|prepare|transcribe|show|export."""
+"""dataset create|list|import|clips|segments|exclude|delete|trim|text|label|tags|lint|prepare|transcribe|show|export."""
 from __future__ import annotations
 
 import sys
@@ -114,6 +114,32 @@ def clips(ctx, name, deleted, as_json):
         f"{c['id']:>5} {c['trimmed_duration']:7.2f}s {c['speaker'] or '-':<10} {c['provenance']:<5} "
         f"{(c['transcript_source'] or '-'):<7} {c['name']}  {c['text'] or ''}"
         + (f"  [{c['state']}]" if c["state"] != "active" else "") for c in rs) or "no clips")
+
+
+@dataset.command("segments")
+@click.argument("name")
+@click.argument("clip")
+@json_option
+@pass_ctx
+def segments(ctx, name, clip, as_json):
+    """A clip's prepared segments (newest prepared version): cut times, duration, SNR, and for each
+    dropped one the reason. CLIP is the clip's id or its name."""
+    from studio.datasets.segments import clip_segments, segment_status
+
+    out = clip_segments(ctx.ws.db, name, clip)
+    for g in out["segments"]:
+        g["path"] = str(ctx.ws.root / g.pop("blob"))  # playable as is
+
+    def human(o):
+        head = f"clip {o['clip_id']} ({o['clip_name']})" + (f", version {o['version']}" if o["version"] else "")
+        lines = [head + (f": {o['note']}" if o["note"] else "")]
+        for g in o["segments"]:
+            snr = "-" if g["snr_db"] is None else f"{g['snr_db']:.1f} dB"
+            lines.append(f"#{g['index'] + 1:<3} {g['start']:7.2f}-{g['end']:7.2f} s  {g['duration']:6.2f} s  "
+                         f"snr {snr:<9} {segment_status(g)}  {g['path']}")
+        return "\n".join(lines)
+
+    emit(out, as_json, human)
 
 
 @dataset.command("exclude")

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
+from models.names import AUDIO_SUFFIXES
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
 from studio.experiments import arms as arm_specs
 from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def register(main: click.Group) -> None:

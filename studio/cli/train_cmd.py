@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
+from models.names import METHODS, STAGES
+from models.training_config import PRESETS, VOICE_PROMPT_MODES, default_method
 from studio import training as T
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
-
-STAGES = ("semantic", "coarse", "fine")
 
 
 def register(main: click.Group) -> None:
@@ -42,10 +42,10 @@ def _stages(value: str) -> list[str]:
 @click.command()
 @click.option("--dataset", required=True, help="The dataset to train on (its newest prepared version).")
 @click.option("--stages", default="semantic,coarse,fine", show_default=True, help="Comma list of stages to train.")
-@click.option("--method", type=click.Choice(["lora", "full"]), help="LoRA adapters (default) or full fine-tuning.")
+@click.option("--method", type=click.Choice(METHODS), help="LoRA adapters (default) or full fine-tuning.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Base model: small, large, a hub id or a folder (tiny = random test weights).")
-@click.option("--preset", type=click.Choice(["quick", "quality", "full"]), help="Hyperparameter preset.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), help="Hyperparameter preset.")
 @click.option("--max-steps", type=int, help="Optimizer steps (default: epochs bounded by early stopping).")
 @click.option("--name", help="Name of the resulting adapter (default DATASET-JOBID).")
 @click.option("--r", "r", type=int, help="LoRA rank (default 16).")
@@ -60,7 +60,7 @@ def _stages(value: str) -> list[str]:
 @click.option("--seed", type=int, help="Seed for adapter init, dropout and data order.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
-@click.option("--voice-prompts", type=click.Choice(["auto", "on", "off"]),
+@click.option("--voice-prompts", type=click.Choice(VOICE_PROMPT_MODES),
               help="Train each clip with a voice prompt from another clip of its speaker (default auto: "
                    "when the dataset has several clips per speaker).")
 @click.option("--wait", is_flag=True, help="Block until done (runs the job here when no worker is alive).")
@@ -79,7 +79,7 @@ def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as
     if max_steps is not None and max_steps < 1:
         raise UserError("--max-steps must be at least 1")
     params = {"dataset": dataset, "stages": _stages(stages), "model": model, "preset": preset, "name": name,
-              "method": method or ("full" if preset == "full" else "lora"), "max_steps": max_steps,
+              "method": method or default_method(preset), "max_steps": max_steps,
               **{k: v for k, v in hyper.items() if v is not None}}
     job = submit(ctx.ws, "train", {k: v for k, v in params.items() if v is not None}, wait=wait)
     emit(job, as_json, _job_line)

@@ -36,13 +36,15 @@ def _split(db_or_ws, root) -> tuple[object, Path]:
     raise UserError("cannot tell where the workspace is: pass root= (the database is not a SQLite file)")
 
 
-def segments_with_text(s, dataset_id: int, version_id: int) -> list[dict]:
-    """Every segment of a version (kept or not) with its clip facts and its current text."""
-    per_clip = dict(s.execute(select(Segment.clip_id, func.count(Segment.id)).where(Segment.version_id == version_id)
+def segments_with_text(s, dataset_id: int, version_id: int, clip_id: int | None = None) -> list[dict]:
+    """Every segment of a version (kept or not; only one clip's when clip_id is given) with its clip
+    facts and its current text."""
+    where = [Segment.version_id == version_id] + ([Segment.clip_id == clip_id] if clip_id is not None else [])
+    per_clip = dict(s.execute(select(Segment.clip_id, func.count(Segment.id)).where(*where)
                               .group_by(Segment.clip_id)).all())
     rows = s.execute(select(Segment, Clip, Transcript).join(Clip, Clip.id == Segment.clip_id)
                      .outerjoin(Transcript, Transcript.clip_id == Clip.id)
-                     .where(Segment.version_id == version_id).order_by(Segment.clip_id, Segment.index))
+                     .where(*where).order_by(Segment.clip_id, Segment.index))
     out = []
     for seg, clip, tr in rows:
         text = segment_text(tr.text if tr else None, tr.words if tr else None, seg.start, seg.end,

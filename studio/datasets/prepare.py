@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from studio.audio import loudness
-from studio.audio.decode import SILENCE_DBFS, AudioError, decode_mono, wav_bytes
+from models.files import wav_bytes
+from studio.audio.decode import SILENCE_DBFS, AudioError, decode_mono
 from studio.audio.quality import speech_snr
 from studio.audio.resample import TARGET_RATE, VAD_RATE
 from studio.audio.segment import plan_segments, speech_units

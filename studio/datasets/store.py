@@ -1,17 +1,17 @@
 """Datasets, clips, trims and transcripts: the reads and writes the CLI, the UI and the jobs share."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import func, select
 
+from models.names import name_pattern
 from studio.datasets.models import (PROVENANCE, TRANSCRIPT_SOURCES, Clip, Dataset, PreparedVersion, Transcript,
                                     TranscriptEdit)
 from studio.db import Database, utcnow
 from studio.errors import NotFound, UserError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+DATASET_NAME_RE = name_pattern(100)
 MIN_TRIM_S = 0.4
 
 
@@ -19,7 +19,7 @@ MIN_TRIM_S = 0.4
 
 def create_dataset(db: Database, name: str, description: str = "", settings: dict | None = None,
                    allow_free_tags: bool = False) -> dict:
-    if not NAME_RE.match(name or ""):
+    if not DATASET_NAME_RE.match(name or ""):
         raise UserError(f"dataset name {name!r} must be 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit")
     with db.write() as s:
         if s.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
@@ -118,6 +118,24 @@ def get_clip(db: Database, clip_id: int) -> dict:
         out["words"] = t.words if t else []
         out["trim_history"] = c.trim_history
         return out
+
+
+def clip_file(db: Database, clip_id: int) -> tuple[str, str] | None:
+    """(name, stored blob path) of a clip, or None when there is no such clip."""
+    with db.read() as s:
+        c = s.get(Clip, clip_id)
+        return (c.name, c.blob) if c is not None else None
+
+
+def clips_to_transcribe(db: Database, name: str, *, redo: bool = False, clip_ids=None) -> list[tuple[int, str, str]]:
+    """(id, name, blob) of the dataset's clips without ASR text (every clip with `redo`), only
+    `clip_ids` when given."""
+    with db.read() as s:
+        ds = get_dataset_row(s, name)
+        q = select(Clip.id, Clip.name, Clip.blob, Transcript.asr_text).outerjoin(Transcript, Transcript.clip_id == Clip.id) \
+            .where(Clip.dataset_id == ds.id).order_by(Clip.id)
+        return [(cid, cname, blob) for cid, cname, blob, asr in s.execute(q)
+                if (redo or asr is None) and (not clip_ids or cid in clip_ids)]
 
 
 def set_clip_info(db: Database, clip_id: int, *, speaker: str | None = None, source: str | None = None,

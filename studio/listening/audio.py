@@ -7,19 +7,16 @@ random name. Decoding, resampling and metering are studio.audio's; what is here 
 test's own part: one common level for every stimulus, trap stimuli and the stimulus files."""
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from studio.audio.decode import AUDIO_EXTENSIONS, decode_file, printable
+from models.names import AUDIO_SUFFIXES
+from studio.audio.decode import decode_file, printable
 from studio.audio.loudness import measure_lufs
 from studio.audio.resample import TARGET_RATE, resample
 from studio.errors import UserError
-from studio.workspace import atomic_write_bytes
 
-AUDIO_SUFFIXES = AUDIO_EXTENSIONS  # what the decoder reads
 DEFAULT_SAMPLE_RATE = TARGET_RATE  # Bark's rate; real recordings are resampled to it too
 DEFAULT_TARGET_LUFS = -23.0  # EBU R128 programme loudness
 PEAK_CEILING_DBFS = -1.0  # the common target is lowered until no stimulus clips
@@ -64,18 +61,6 @@ def degrade(x: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rms = np.sqrt(np.mean(y ** 2)) or 1e-3
     return y + rng.normal(0.0, rms, size=y.shape)
-
-
-def write_wav(target: Path, x: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM mono WAV with only `fmt ` and `data` chunks, written atomically."""
-    pcm = (np.clip(x, -1.0, 1.0) * 32767).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    atomic_write_bytes(Path(target), buf.getvalue())
 
 
 def wav_chunks(data: bytes) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
+from models.files import write_wav
 from studio.audio.loudness import apply_gain, peak_dbfs
 from studio.db import utcnow
 from studio.errors import NotFound, UserError
@@ -185,7 +186,7 @@ def create_session(ws: Workspace, *, name: str, systems: list[SystemSource], tes
         gain_db = target - lufs
         y = apply_gain(x, gain_db)
         path = out_dir / f"{secrets.token_hex(12)}.wav"
-        audio.write_wav(path, y, sample_rate)
+        write_wav(path, y, sample_rate)
         return {"path": ws.relative(path), "duration_s": len(y) / sample_rate, "source_lufs": lufs, "gain_db": gain_db,
                 "opaque_id": secrets.token_hex(16)}
 

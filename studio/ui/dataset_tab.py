@@ -1,8 +1,8 @@
 """Dataset: create or pick a dataset, upload recordings and zips (decoded by an import job, never
 here), trim clips non-destructively, edit transcripts with Bark's marker palette, run transcribe
 and prepare jobs, and read the report. Handlers are thin: they call studio.datasets and turn
-UserError into gr.Error. The web process decodes no audio: the waveform is drawn from the
-envelope the import job stored."""
+UserError into gr.Error. The web process decodes no audio: the waveform (trim_view) is drawn in
+the browser from the envelope the import job stored; segments_view plays a clip's prepared segments."""
 from __future__ import annotations
 
 import re
@@ -16,8 +16,8 @@ from models.asr import RANDOM_PRESET
 from studio import jobs
 from studio.datasets import store
 from studio.datasets.lint import KNOWN_TAGS, lint
-from studio.errors import UserError
-from studio.ui import labels_view, live
+from studio.ui import labels_view, live, segments_view, trim_view
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Dataset"
@@ -51,10 +51,6 @@ _JS = """(text) => {{
 }}"""
 
 
-def _err(exc: UserError) -> gr.Error:
-    return gr.Error(str(exc))
-
-
 # Domain -> widgets ---------------------------------------------------------------------------
 
 def dataset_names(ws: Workspace) -> list[str]:
@@ -78,35 +74,6 @@ def clip_rows(ws: Workspace, name: str | None) -> list[list]:
                      "; ".join(i["message"] for i in issues if i["code"] != "empty")[:120],
                      STATE_NOTE if c["state"] == "excluded" else outcomes.get(c["id"], "")])
     return rows
-
-
-def waveform(ws: Workspace, clip: dict | None):
-    """The clip's envelope with the kept (trimmed) region shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 1.8), dpi=100)
-    ax = fig.add_subplot()
-    if clip and clip.get("peaks"):
-        import numpy as np
-
-        peaks = np.asarray(clip["peaks"])
-        t = np.linspace(0, clip["duration"], peaks.size)
-        ax.fill_between(t, -peaks, peaks, color="#4b7bec", linewidth=0)
-        start = clip["trim_start"] or 0.0
-        end = clip["trim_end"] if clip["trim_end"] is not None else clip["duration"]
-        ax.axvspan(0, start, color="#999", alpha=0.5)
-        ax.axvspan(end, clip["duration"], color="#999", alpha=0.5)
-        ax.set_xlim(0, clip["duration"])
-        ax.set_ylim(-1, 1)
-        ax.set_xlabel(f"seconds (kept {start:.2f}-{end:.2f})")
-    else:
-        ax.text(0.5, 0.5, "select a clip", ha="center", va="center", transform=ax.transAxes)
-    ax.set_yticks([])
-    fig.tight_layout()
-    return fig
 
 
 def history_rows(ws: Workspace, clip_id: int | None) -> list[list]:
@@ -219,14 +186,14 @@ def build(ws: Workspace) -> None:
 
     with gr.Group():
         clip_title = gr.Markdown("Select a clip in the table.", elem_id="ds-clip-title")
-        with gr.Row():
-            audio = gr.Audio(type="filepath", interactive=False, label="Original (playback)", elem_id="ds-audio")
-            wave = gr.Plot(label="Waveform (grey: trimmed away)", elem_id="ds-wave")
+        wave = trim_view.component()  # drag to trim; plays the kept region
+        audio = gr.Audio(type="filepath", interactive=False, label="Original (playback)", elem_id="ds-audio")
         with gr.Row():
             trim_start = gr.Number(label="Keep from (s)", elem_id="ds-trim-start", minimum=0)
             trim_end = gr.Number(label="Keep to (s)", elem_id="ds-trim-end", minimum=0)
             trim_btn = gr.Button("Apply trim", elem_id="ds-trim-apply")
             untrim_btn = gr.Button("Undo trim", elem_id="ds-trim-undo")
+        segments = segments_view.component()
         with gr.Row():
             exclude_btn = gr.Button("Exclude clip", size="sm", elem_id="ds-exclude")
             include_btn = gr.Button("Include clip", size="sm", elem_id="ds-include")
@@ -279,24 +246,23 @@ def build(ws: Workspace) -> None:
             plot_snr = gr.Image(label="SNR", type="pil", interactive=False, elem_id="ds-plot-snr")
             plot_lufs = gr.Image(label="Loudness", type="pil", interactive=False, elem_id="ds-plot-lufs")
     report_outs = [report_md, plot_len, plot_snr, plot_lufs]
-    clip_outs = [clip_title, audio, wave, trim_start, trim_end, text, lint_md, history]
+    clip_outs = [clip_title, audio, wave, trim_start, trim_end, text, lint_md, history, segments]
 
     # Handlers ---------------------------------------------------------------------------
     def clip_view(name, clip_id):
         if not clip_id:
-            return ["Select a clip in the table.", None, waveform(ws, None), None, None, "", "", []]
-        try:
+            return ["Select a clip in the table.", None, trim_view.value(ws, None), None, None, "", "", [],
+                    segments_view.segments_html(ws, name, None)]
+        with page_errors():
             c = store.get_clip(ws.db, clip_id)
-        except UserError as exc:
-            raise _err(exc)
         start = c["trim_start"] or 0.0
         end = c["trim_end"] if c["trim_end"] is not None else c["duration"]
         title = (f"**Clip {c['id']}**: {c['name']} · {c['duration']:.2f} s · {c['sample_rate']} Hz · "
                  f"{c['channels']} ch · {c['provenance']}" + (" · trimmed" if c["can_undo_trim"] or c["trim_start"] or c["trim_end"] else "")
                  + {"excluded": " · **excluded** (Include clip takes it back)",
                     "deleted": " · **deleted** (Undo delete restores it)"}.get(c["state"], ""))
-        return [title, str(ws.root / c["blob"]), waveform(ws, c), round(start, 3), round(end, 3), c["text"] or "",
-                lint_markdown(ws, name, c), history_rows(ws, clip_id)]
+        return [title, str(ws.root / c["blob"]), trim_view.value(ws, c), round(start, 3), round(end, 3), c["text"] or "",
+                lint_markdown(ws, name, c), history_rows(ws, clip_id), segments_view.segments_html(ws, name, clip_id)]
 
     def on_dataset(name):
         return [clip_rows(ws, name), None, *clip_view(name, None), *report_outputs(ws, name)]
@@ -313,10 +279,8 @@ def build(ws: Workspace) -> None:
         root.load(on_load, None, [ds, clips, current_clip, *clip_outs, *report_outs])
 
     def on_create(name):
-        try:
+        with page_errors():
             store.create_dataset(ws.db, (name or "").strip())
-        except UserError as exc:
-            raise _err(exc)
         return [gr.Dropdown(choices=dataset_names(ws), value=name.strip()), "", *on_dataset(name.strip())]
 
     create_btn.click(on_create, new_name, [ds, new_name, clips, current_clip, *clip_outs, *report_outs])
@@ -332,14 +296,12 @@ def build(ws: Workspace) -> None:
         from studio.ui.uploads import uploaded_files
 
         files = uploaded_files(files)  # never a server path sent in place of an upload
-        try:
+        with page_errors():
             paths, staged_root = stage_uploads(ws, files)
             labels = {p: ("upload" if p.endswith("/upload") else Path(p).name) for p in paths}
             job = submit(ws, "import", {"dataset": name, "paths": paths, "labels": labels, "staged": True,
                                         "cleanup": True, "source": src or "", "licence": lic or "",
                                         "speaker": spk or "", "provenance": prov or "human"})
-        except UserError as exc:
-            raise _err(exc)
         return job["id"], None, f"Import queued as job {job['id']}…", None
 
     import_btn.click(on_import, [ds, upload, source, licence, speaker, provenance], [job_id, job_seen, status, upload])
@@ -360,10 +322,8 @@ def build(ws: Workspace) -> None:
         def run(name, clip_id, *args):
             if not clip_id:
                 raise gr.Error("select a clip first")
-            try:
+            with page_errors():
                 action(clip_id, *args)
-            except UserError as exc:
-                raise _err(exc)
             return after_change(name, clip_id)
         return run
 
@@ -394,10 +354,8 @@ def build(ws: Workspace) -> None:
 
         if not name:
             raise gr.Error("pick a dataset first")
-        try:
+        with page_errors():
             job = submit(ws, "transcribe", {"dataset": name, "model_size": size, "redo": bool(redo_all)})
-        except UserError as exc:
-            raise _err(exc)
         return job["id"], None, f"Transcription queued as job {job['id']}…"
 
     transcribe_btn.click(on_transcribe, [ds, model_size, redo], [job_id, job_seen, job_status_md])
@@ -410,11 +368,9 @@ def build(ws: Workspace) -> None:
             raise gr.Error("pick a dataset first")
         settings = {"target_lufs": tl, "peak_dbfs": pk, "keep_dynamics": bool(kd), "min_segment_s": mn,
                     "max_segment_s": mx, "min_snr_db": snr}
-        try:
+        with page_errors():
             resolve_settings(store.get_dataset(ws.db, name)["settings"], settings)
             job = submit(ws, "prepare", {"dataset": name, "settings": settings})
-        except UserError as exc:
-            raise _err(exc)
         return job["id"], None, f"Prepare queued as job {job['id']}…"
 
     prepare_btn.click(on_prepare, [ds, target, peak, keep_dyn, min_seg, max_seg, min_snr],

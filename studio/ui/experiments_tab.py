@@ -12,6 +12,7 @@ import gradio as gr
 from studio.errors import UserError
 from studio.experiments import emergent, records
 from studio.ui import fields, live
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Experiments"
@@ -84,10 +85,8 @@ def experiment_choices(ws: Workspace) -> list[tuple[str, int]]:
 def show(ws: Workspace, exp_id):
     if not exp_id:
         return "Pick or create an experiment.", []
-    try:
+    with page_errors():
         p = records.page(ws, int(exp_id))
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return page_markdown(p), _plots(p, ws)
 
 
@@ -100,33 +99,27 @@ def parse_arms(text: str, ws: Workspace | None = None) -> list[dict]:
 
 
 def create(ws: Workspace, name, hypothesis, dataset, arms_text, prompts_text):
-    try:
+    with page_errors():
         exp = records.create_experiment(ws, name=name, hypothesis=hypothesis, dataset=dataset or None,
                                         arms=parse_arms(arms_text, ws), prompts=(prompts_text or "").splitlines())
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     md, plots = show(ws, exp["id"])
     return gr.update(choices=experiment_choices(ws), value=exp["id"]), md, plots
 
 
 def conclude(ws: Workspace, exp_id, text):
-    try:
+    with page_errors():
         if not exp_id:
             raise UserError("pick an experiment first")
         records.conclude(ws, int(exp_id), text)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return show(ws, exp_id)
 
 
 def link(ws: Workspace, exp_id, session_id):
-    try:
+    with page_errors():
         if not exp_id or not session_id:
             raise UserError("pick an experiment and give a listening session id")
         records.update_experiment(ws, int(exp_id),
                                   add_listening=[fields.parse_int(session_id, "the listening session id")])
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return show(ws, exp_id)
 
 
@@ -144,10 +137,8 @@ def open_entry(ws: Workspace, entry_id):
     """Playback, the waveform + spectrogram image, the parameters, and the editable fields."""
     from studio.experiments.plots import waveform_and_spectrogram
 
-    try:
+    with page_errors():
         entry_id = fields.parse_int(entry_id, "the entry id")
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     if not entry_id:
         return None, None, {}, "", "", 0
     entry = next((e for e in emergent.list_entries(ws) if e["id"] == entry_id), None)
@@ -166,7 +157,7 @@ def open_entry(ws: Workspace, entry_id):
 
 
 def save_entry(ws: Workspace, entry_id, tags_text, notes, stars):
-    try:
+    with page_errors():
         entry_id = fields.parse_int(entry_id, "the entry id")
         if not entry_id:
             raise UserError("pick an entry first")
@@ -175,18 +166,14 @@ def save_entry(ws: Workspace, entry_id, tags_text, notes, stars):
         dropped = set(current["tags"] if current else []) - wanted
         emergent.update_entry(ws, int(entry_id), stars=int(stars), notes=notes or "",
                               add_tags=sorted(wanted), remove_tags=sorted(dropped))
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return f"Saved entry {entry_id}."
 
 
 def add_output(ws: Workspace, output_id, exp_id):
-    try:
+    with page_errors():
         if not output_id:
             raise UserError("give a sweep output id")
         e = emergent.add_entry(ws, output_id=fields.parse_int(output_id, "the sweep output id"), experiment_id=int(exp_id) if exp_id else None)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return f"Added output {output_id} to the log as entry {e['id']}."
 
 

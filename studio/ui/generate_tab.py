@@ -17,6 +17,7 @@ from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, PRECISIONS, stored_inference
 from studio.training_presets import BASE_MODELS
 from studio.ui import builtin_voices, fields, job_view, live
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Generate"
@@ -220,10 +221,8 @@ def build(ws: Workspace) -> None:
                     "top_k": int(tk) if tk else None, "top_p": float(tp) if tp else None,
                     "semantic_max_new_tokens": int(mt) if mt else None}
         pairs = list(zip(adapters[::2], adapters[1::2]))
-        try:
+        with page_errors():
             job_id = submit_generation(ws, generate_params(ws, t, m, v, pairs, sampling, sd, n, eng, prec))
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         return job_id
 
     go.click(on_generate, inputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k, top_p, max_tokens,
@@ -252,18 +251,14 @@ def build(ws: Workspace) -> None:
     chosen.change(play, inputs=chosen, outputs=history_player)
 
     def on_star(gid, only_starred):
-        try:
+        with page_errors():
             g = generation(ws, gid)
             V.set_starred(ws, g["id"], not g["starred"])
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         return history_rows(ws, only_starred)
 
     def on_reuse(gid):
-        try:
+        with page_errors():
             g = generation(ws, gid)
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         p = g["params"] or {}
         slots = []
         for i in range(ADAPTER_SLOTS):
@@ -277,17 +272,13 @@ def build(ws: Workspace) -> None:
                 *stored_inference(p), g["seed"], 1, *slots]
 
     def on_emergent(gid):
-        try:
+        with page_errors():
             entry = send_to_emergent_log(ws, generation(ws, gid)["id"])
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         gr.Info(f"added to the emergent-behaviour log (entry {entry['id']})")
 
     def on_listening(gid, sys_name):
-        try:
+        with page_errors():
             path = send_to_listening(ws, gid, sys_name)
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         gr.Info(f"staged as {ws.relative(path)}")
 
     star_btn.click(on_star, inputs=[chosen, starred_only], outputs=history)

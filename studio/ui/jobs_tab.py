@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from studio import fleet, jobs
-from studio.errors import UserError
 from studio.ui import fields, job_view, models_panel
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Jobs"
@@ -34,20 +34,16 @@ def detail(ws: Workspace, job_id):
 def cancel(ws: Workspace, job_id):
     from workers.dispatch import cancel as cancel_job
 
-    try:
+    with page_errors(TypeError, ValueError, default="choose a job first"):
         job = cancel_job(ws, int(job_id))
-    except (UserError, TypeError, ValueError) as exc:
-        raise gr.Error(str(exc) or "choose a job first") from None
     gr.Info(f"job {job['id']}: {'cancelled' if job['status'] == 'cancelled' else 'stopping at its next step'}")
 
 
 def resume(ws: Workspace, job_id):
     from workers.dispatch import resume as resume_job
 
-    try:
+    with page_errors(TypeError, ValueError, default="choose a job first"):
         job = resume_job(ws, int(job_id))
-    except (UserError, TypeError, ValueError) as exc:
-        raise gr.Error(str(exc) or "choose a job first") from None
     gr.Info(f"job {job['id']} queued again; it continues from its last checkpoint")
 
 

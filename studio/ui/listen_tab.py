@@ -14,6 +14,7 @@ from studio.listening import results as lresults
 from studio.listening import sessions as lsessions
 from studio.listening.audio import AUDIO_SUFFIXES
 from studio.ui import fields, live
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Listen"
@@ -63,7 +64,7 @@ def create(ws: Workspace, name, systems_text, reference_text, test_type, questio
            no_pref, trials, gold, seed):
     from workers.dispatch import submit
 
-    try:
+    with page_errors():
         systems = parse_systems(ws, systems_text, False) + parse_systems(ws, reference_text, True)
         preset = QUESTIONS.get(question_label, "natural")
         question = custom_q if preset == "custom" else preset
@@ -75,8 +76,6 @@ def create(ws: Workspace, name, systems_text, reference_text, test_type, questio
         job = submit(ws, "listening_stimuli", params, wait=True)
         if job["status"] != "succeeded":
             raise UserError(job.get("error") or f"job {job['id']} {job['status']}")
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     session = lsessions.get_session(ws, job["result"]["session_id"])
     notes = "".join(f"\n- {n}" for n in session["notes"])
     return (gr.update(choices=session_choices(ws), value=session["id"]),
@@ -86,10 +85,8 @@ def create(ws: Workspace, name, systems_text, reference_text, test_type, questio
 def describe(ws: Workspace, session_id):
     if not session_id:
         return "", gr.update(choices=[], value=[])
-    try:
+    with page_errors():
         s = lsessions.get_session(ws, int(session_id))
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     systems = ", ".join(f"{x['name']}{' (hidden reference)' if x['kind'] == 'reference' else ''}"
                         for x in s["systems"] if x["kind"] != "trap")
     text = (f"**{s['name']}** — {s['test_type'].upper()}, {s['status']}  \nQuestion: {s['question']}  \n"
@@ -101,23 +98,19 @@ def describe(ws: Workspace, session_id):
 
 
 def make_links(ws: Workspace, session_id, count, days, base_url):
-    try:
+    with page_errors():
         if not session_id:
             raise UserError("choose a session first")
         links = lsessions.add_raters(ws, int(session_id), int(count), expires_days=float(days),
                                      base_url=base_url or None)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return "\n".join(f"{x['label']}: {x['link']}" for x in links)
 
 
 def close(ws: Workspace, session_id):
-    try:
+    with page_errors():
         if not session_id:
             raise UserError("choose a session first")
         lsessions.close_session(ws, int(session_id))
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return gr.update(choices=session_choices(ws), value=int(session_id))
 
 
@@ -125,7 +118,7 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
     import pandas as pd
     from PIL import Image
 
-    try:
+    with page_errors():
         if not session_id:
             raise UserError("choose a session first")
         s = lsessions.get_session(ws, int(session_id))
@@ -134,8 +127,6 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
         lsessions.set_excluded(ws, s["id"], sorted(chosen), True)
         lsessions.set_excluded(ws, s["id"], sorted(ids - chosen), False)
         res = lresults.session_results(ws, s["id"], exclude_flagged=bool(exclude_flagged))
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     screening = [[r["rater_id"], r["label"], r["votes"], r["trap_failures"], r["near_constant"],
                   "" if r["z"] is None else round(r["z"], 2), "; ".join(r["flags"]), r["excluded"]]
                  for r in res["screening"]]
@@ -148,13 +139,11 @@ def show_results(ws: Workspace, session_id, excluded_ids, exclude_flagged):
 
 
 def export(ws: Workspace, session_id):
-    try:
+    with page_errors():
         if not session_id:
             raise UserError("choose a session first")
         target = Path(tempfile.mkdtemp(prefix="bark-listen-")) / f"listening-session-{int(session_id)}-votes.csv"
         lresults.export_csv(ws, int(session_id), target)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return str(target)
 
 

@@ -3,22 +3,23 @@ the run will cost; launch it in one click; watch train and validation loss, lr a
 listen to a checkpoint on fixed sentences with a fixed seed; promote a checkpoint to an adapter,
 delete one, cancel the run, or resume it from a chosen checkpoint.
 
-The web process never imports torch: preset values live in studio.training_presets (a test keeps
-them equal to models.training.PRESETS), and everything heavy is a job (`train`, `generate`)."""
+The web process never imports torch: the presets are models.training_config's (torch-free, shown
+through studio.training_presets), and everything heavy is a job (`train`, `generate`)."""
 from __future__ import annotations
 
 import gradio as gr
 
+from models.training_config import VOICE_PROMPT_MODES
 from studio import jobs, train_cost
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import (ADVANCED, BASE_MODELS, EVAL_SEED, EVAL_SENTENCES, PRESET_LABELS, PRESETS,
                                      STAGES)
 from studio.ui import fields, job_view, live
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Train"
-VOICE_PROMPT_MODES = ("auto", "on", "off")  # TrainConfig.voice_prompts (a test keeps the two equal)
 DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
@@ -38,10 +39,8 @@ def dataset_info(ws: Workspace, name: str | None) -> tuple[str, dict]:
         return "_Choose a dataset._", {}
     from studio.datasets.report import build_report
 
-    try:
+    with page_errors():
         report = build_report(ws.db, name)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     lines = [f"**{name}**: {report['clips']} clips, {report['training_segments']} training segments, "
              f"{report['training_duration_s'] / 60:.1f} min of trainable audio"]
     lines += [f"- ⚠️ {w}" for w in report["warnings"]]
@@ -88,11 +87,9 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
         params["voice_prompts"] = voice_prompts
     if (name or "").strip():
         params["name"] = name.strip()
-    try:
+    with page_errors():
         check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
 
 
 def train_job_choices(ws: Workspace) -> list[tuple[str, int]]:
@@ -158,13 +155,11 @@ def best_steps_md(ws: Workspace, job_id) -> str:
 def _checkpoint(ws: Workspace, checkpoint_id) -> dict:
     from studio import training
 
-    try:
+    with page_errors():
         checkpoint_id = fields.parse_int(checkpoint_id, "the checkpoint id")
         if checkpoint_id is None:
             raise UserError("choose a checkpoint in the list first")
         return training.get_checkpoint(ws, checkpoint_id)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
 
 
 def render_eval_audio(ws: Workspace, checkpoint_id) -> int:
@@ -175,12 +170,10 @@ def render_eval_audio(ws: Workspace, checkpoint_id) -> int:
     adapter = ws.inside(ck["path"]) / "adapter"
     with ws.db.read() as s:
         model = (s.get(jobs.Job, ck["job_id"]).params or {}).get("model") or DEFAULT_MODEL
-    try:
+    with page_errors():
         return submit(ws, "generate", {"texts": list(EVAL_SENTENCES), "seed": EVAL_SEED, "model": model,
                                        "adapters": [{"name": f"job {ck['job_id']} step {ck['step']}",
                                                      "path": str(adapter), "scale": 1.0}]})["id"]
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
 
 
 def eval_files(ws: Workspace, job_id):
@@ -318,30 +311,24 @@ def build(ws: Workspace) -> None:
         from studio import training
 
         ck = _checkpoint(ws, checkpoint_id)
-        try:
+        with page_errors():
             row = training.promote_checkpoint(ws, ck["id"], adapter)
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         gr.Info(f"adapter {row['name']} saved from step {ck['step']}")
 
     def on_delete(checkpoint_id):
         from studio import training
 
         ck = _checkpoint(ws, checkpoint_id)
-        try:
+        with page_errors():
             training.delete_checkpoint(ws, ck["id"])
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         gr.Info(f"checkpoint at step {ck['step']} deleted")
 
     def on_resume(checkpoint_id):
         from workers.dispatch import resume
 
         ck = _checkpoint(ws, checkpoint_id)
-        try:
+        with page_errors():
             job = resume(ws, ck["job_id"], params_update={"resume_from": ck["path"]})
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
         gr.Info(f"job {job['id']} resumes from step {ck['step']}")
         return job["id"]
 

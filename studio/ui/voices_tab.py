@@ -12,6 +12,7 @@ from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import BASE_MODELS
 from studio.ui import builtin_voices, job_view, live
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TITLE = "Voices"
@@ -156,7 +157,7 @@ def _display(ws: Workspace, clip, upload) -> str:
 def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -> int:
     from workers.dispatch import submit
 
-    try:
+    with page_errors():
         V.check_name(name)
         if not clip and not upload:
             raise UserError("choose a dataset clip or upload a recording")
@@ -171,25 +172,19 @@ def make_voice(ws: Workspace, name: str, clip, upload, start, end, model: str) -
             params = {"start": span_start, "end": span_end}
         params.update(name=name.strip(), **source_params(ws, clip, upload), model=model or DEFAULT_MODEL, label=label)
         return submit(ws, "voice", params)["id"]
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
 
 
 def listen_voice(ws: Workspace, name: str):
     """The span a saved voice was made from (a prompt is codes; this is the audio they encode)."""
-    try:
+    with page_errors():
         v = V.get_voice(ws, name)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
     return span_audio(ws, str(v["source_clip_id"]) if v["source_clip_id"] else v["source_path"],
                       v["span_start"], v["span_end"])
 
 
 def delete_voice(ws: Workspace, name: str) -> None:
-    try:
+    with page_errors():
         V.delete_voice(ws, name)
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
 
 
 def _builtin_section():
@@ -212,10 +207,8 @@ def _wire_builtin(ws: Workspace, model, status, pick, sample_btn, sample_status,
     pick.focus(lambda m: gr.update(choices=builtin_voices.choices(m)), inputs=model, outputs=pick)
 
     def on_sample(name, m):
-        try:
+        with page_errors():
             return builtin_voices.sample(ws, name, m)
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
 
     sample_btn.click(on_sample, inputs=[pick, model], outputs=sample_job)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sqlalchemy import select
-
 from studio.errors import UserError
 from studio.jobs import JobCancelled, JobContext
 
@@ -62,16 +60,10 @@ def transcribe_job(ctx: JobContext) -> dict:
     from studio.audio.decode import AudioError, decode_mono
     from studio.audio.resample import VAD_RATE
     from studio.datasets import store
-    from studio.datasets.models import Clip, Transcript
 
     ws, p = ctx.workspace, ctx.params
     size = p.get("model_size") or "base"
-    with ws.db.read() as s:
-        ds = store.get_dataset_row(s, p["dataset"])
-        q = select(Clip.id, Clip.name, Clip.blob, Transcript.asr_text).outerjoin(Transcript, Transcript.clip_id == Clip.id) \
-            .where(Clip.dataset_id == ds.id).order_by(Clip.id)
-        clips = [(cid, name, blob) for cid, name, blob, asr in s.execute(q)
-                 if (p.get("redo") or asr is None) and (not p.get("clip_ids") or cid in p["clip_ids"])]
+    clips = store.clips_to_transcribe(ws.db, p["dataset"], redo=bool(p.get("redo")), clip_ids=p.get("clip_ids"))
     if not clips:
         ctx.progress(1.0, message="nothing to transcribe (every clip has ASR text; use redo)")
         return {"dataset": p["dataset"], "model": size, "transcribed": 0, "errors": []}

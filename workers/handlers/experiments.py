@@ -8,6 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from models.files import write_wav
 from studio.errors import UserError
 from studio.experiments import emergent, grid, plots, sweeps
 from studio.inference import stored_inference
@@ -193,15 +194,6 @@ class _Generator:
                         fast=engine == "fast")
 
 
-def _write_wav(path: Path, audio, sample_rate: int) -> None:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.wav")
-    sf.write(str(tmp), audio, sample_rate, subtype="PCM_16")
-    tmp.replace(path)
-
-
 def sweep_job(ctx: JobContext) -> dict:
     """params: a request grid.normalize accepts (axes, ranges, prompts, seeds, model, voice,
     adapter, mixes, arms, references, asr, f0_method, batch_size, max_new_semantic, flag,
@@ -258,7 +250,7 @@ def sweep_job(ctx: JobContext) -> dict:
                     continue
                 for i, res in zip(part, results):
                     path = folder / f"{i:05d}.wav"
-                    _write_wav(path, res.audio, res.sample_rate)
+                    write_wav(path, res.audio, res.sample_rate)
                     _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
                                  text=all_params[i]["text"], prosody_ref=None)
                     path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept

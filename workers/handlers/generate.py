@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.files import write_wav
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, inference_options
 from studio.jobs import JobContext
@@ -75,15 +76,6 @@ class InferenceModels:
         return self.bark, self.tokenizers[model]
 
 
-def _write_wav(path: Path, audio, sample_rate: int) -> None:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.wav")
-    sf.write(str(tmp), audio, sample_rate, subtype="FLOAT")
-    tmp.replace(path)
-
-
 def generate_job(ctx: JobContext) -> dict:
     """params: texts (list) or text; model (default small); voice (name); adapters
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
@@ -146,7 +138,7 @@ def generate_job(ctx: JobContext) -> dict:
                                fast=engine == "fast")
         for (k, (_, text, s)), res in zip(part, results):
             path = folder / f"{k:03d}.wav"
-            _write_wav(path, res.audio, res.sample_rate)
+            write_wav(path, res.audio, res.sample_rate, subtype="FLOAT")
             rows.append(V.record_generation(ws, text=text, model=model, voice=voice_name, adapters=adapters, seed=s,
                                             params=params, audio_path=path, duration=res.seconds, job_id=ctx.job_id))
         ctx.progress(step=len(wanted) - len(todo) + start + len(part), total=len(wanted), phase="generating",
@@ -158,15 +150,14 @@ def generate_job(ctx: JobContext) -> dict:
 
 def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
     """A dataset clip id (its stored original) or an audio file path -> (path, clip id, label)."""
-    from studio.datasets.models import Clip
+    from studio.datasets.store import clip_file
 
     text = str(clip).strip()
     if text.isdigit():
-        with ws.db.read() as s:
-            row = s.get(Clip, int(text))
-            if row is None:
-                raise UserError(f"no clip with id {text}")
-            return ws.root / row.blob, row.id, row.blob
+        found = clip_file(ws.db, int(text))
+        if found is None:
+            raise UserError(f"no clip with id {text}")
+        return ws.root / found[1], int(text), found[1]
     path = Path(text).expanduser()
     if not path.is_file():
         raise UserError(f"{text}: no such audio file (or clip id)")
@@ -174,13 +165,10 @@ def resolve_clip(ws, clip: str) -> tuple[Path, int | None, str]:
 
 
 def _clip_name(ws, clip_id: int | None) -> str | None:
-    from studio.datasets.models import Clip
+    from studio.datasets.store import clip_file
 
-    if clip_id is None:
-        return None
-    with ws.db.read() as s:
-        row = s.get(Clip, clip_id)
-        return row.name if row is not None else None
+    found = clip_file(ws.db, clip_id) if clip_id is not None else None
+    return found[0] if found is not None else None
 
 
 def voice_job(ctx: JobContext) -> dict:
@@ -194,10 +182,9 @@ def voice_job(ctx: JobContext) -> dict:
     p = ctx.params
     name = V.check_name(p.get("name", ""))
     model = p.get("model") or DEFAULT_MODEL
-    with ws.db.read() as s:
-        if s.query(V.Voice).filter(V.Voice.name == name).first() is not None:
-            V.discard_staged(ws, p["clip"] if p.get("upload_name") else None)
-            raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")
+    if V.voice_exists(ws, name):
+        V.discard_staged(ws, p["clip"] if p.get("upload_name") else None)
+        raise UserError(f"a voice named {name!r} already exists; delete it first or pick another name")
     if p.get("upload_name"):  # a browser upload, staged undecoded: decoded here, never in the web process
         try:
             path = V.take_upload(ws, p["clip"], p["upload_name"])

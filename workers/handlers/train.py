@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from models.training_config import default_method
 from studio import training as T
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
@@ -108,13 +109,10 @@ def train_job(ctx: JobContext) -> dict:
     if not dataset:
         raise UserError("train needs a dataset name")
     model = p.get("model") or DEFAULT_MODEL
-    method = p.get("method") or ("full" if p.get("preset") == "full" else "lora")
+    method = p.get("method") or default_method(p.get("preset"))
     name = T.check_name(p.get("name") or f"{dataset}-{ctx.job_id}")
-    with ws.db.read() as s:
-        from sqlalchemy import select
-
-        if s.scalars(select(T.Adapter).where(T.Adapter.name == name)).first() is not None:
-            raise UserError(f"an adapter named {name!r} already exists; choose another --name")
+    if T.adapter_exists(ws, name):
+        raise UserError(f"an adapter named {name!r} already exists; choose another --name")
 
     from models.lora import parse_stages
 

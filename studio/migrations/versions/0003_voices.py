@@ -1,13 +1,13 @@
 """voices (saved voice prompts) and generations (history)
 
 Revision ID: 0003_voices
-Revises: 0001_jobs
+Revises: 0002_datasets
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0003_voices"
-down_revision = "0001_jobs"
+down_revision = "0002_datasets"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """adapters (trained, named) and checkpoints (per training job)
 
 Revision ID: 0004_training
-Revises: 0001_jobs
+Revises: 0003_voices
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0004_training"
-down_revision = "0001_jobs"
+down_revision = "0003_voices"
 branch_labels = None
 depends_on = None
 

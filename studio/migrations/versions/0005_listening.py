@@ -1,13 +1,13 @@
 """listening sessions, systems, items, stimuli, raters, assignments and votes
 
 Revision ID: 0005_listening
-Revises: 0001_jobs
+Revises: 0004_training
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0005_listening"
-down_revision = "0001_jobs"
+down_revision = "0004_training"
 branch_labels = None
 depends_on = None
 

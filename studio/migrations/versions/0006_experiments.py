@@ -1,13 +1,13 @@
 """experiments, sweeps, sweep outputs, emergent-behaviour log
 
 Revision ID: 0006_experiments
-Revises: 0001_jobs
+Revises: 0005_listening
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0006_experiments"
-down_revision = "0001_jobs"
+down_revision = "0005_listening"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """clips can be excluded or (softly) deleted, each undoable
 
 Revision ID: 0007_clip_states
-Revises: 0002_datasets
+Revises: 0006_experiments
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0007_clip_states"
-down_revision = "0002_datasets"
+down_revision = "0006_experiments"
 branch_labels = None
 depends_on = None
 

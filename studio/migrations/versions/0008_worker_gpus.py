@@ -1,13 +1,13 @@
 """workers: the GPUs each drives and the processes running its jobs (for `bark-studio workers`)
 
 Revision ID: 0008_worker_gpus
-Revises: 0001_jobs
+Revises: 0007_clip_states
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0008_worker_gpus"
-down_revision = "0001_jobs"
+down_revision = "0007_clip_states"
 branch_labels = None
 depends_on = None
 

@@ -9,8 +9,7 @@ import sqlalchemy as sa
 revision = "0009_clip_labels"
 down_revision = "0008_worker_gpus"
 branch_labels = None
-# The clips and datasets tables must exist first, whichever way the older revisions are chained.
-depends_on = ("0007_clip_states",)
+depends_on = None
 
 
 def upgrade() -> None:
