@@ -28,7 +28,7 @@ def _needs(kind: str, p: dict) -> tuple[list[tuple[str, tuple[str, ...]]], list[
         if params.get("voice") and catalog.is_builtin_voice_name(params["voice"]):
             bark.append((model, catalog.JOB_NEEDS["builtin-voice"]))
 
-    if kind == "generate":
+    if kind in ("generate", "tag_probe"):  # a tag probe generates with the adapter's base model
         generation(p)
     elif kind in ("train", "tokenize", "voice"):
         bark.append((_bark(p), catalog.JOB_NEEDS[kind]))

@@ -38,6 +38,7 @@ KINDS: dict[str, Kind] = {
     "sweep": Kind("workers.handlers.experiments:sweep_job", spawned=True),
     "listening_stimuli": Kind("workers.handlers.listening:listening_stimuli", spawned=True),
     "download": Kind("workers.handlers.download:download_job", spawned=True),
+    "tag_probe": Kind("workers.handlers.tag_probe:tag_probe_job", spawned=True),
 }
 
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "studio.cli.train_cmd",
     "studio.cli.models_cmd",
     "studio.cli.workers_cmd",
+    "studio.cli.tag_probe_cmd",
 ]
 
 
