@@ -6,7 +6,9 @@ import gradio as gr
 
 from studio.workspace import Workspace
 
-PLOTS = (("lengths", "Lengths", "ds-plot-lengths"), ("snr", "SNR", "ds-plot-snr"), ("loudness", "Loudness", "ds-plot-lufs"))
+# (the report's plot, its label, element id), in the order report_outputs returns them
+PLOTS = (("lengths", "Lengths", "ds-plot-lengths"), ("snr", "SNR", "ds-plot-snr"),
+         ("loudness", "Loudness", "ds-plot-lufs"))
 
 
 def report_outputs(ws: Workspace, name: str | None):
@@ -32,7 +34,8 @@ def build(ws: Workspace, ds: gr.Dropdown) -> list:
             report_btn = gr.Button("Refresh report", size="sm", elem_id="ds-report-refresh", scale=0)
         report_md = gr.Markdown(elem_id="ds-report")
         with gr.Row():
-            plots = [gr.Image(label=label, type="pil", interactive=False, elem_id=elem_id) for _, label, elem_id in PLOTS]
+            plots = [gr.Image(label=label, type="pil", interactive=False, elem_id=elem_id)
+                     for _, label, elem_id in PLOTS]
     outs = [report_md, *plots]
     report_btn.click(lambda name: report_outputs(ws, name), ds, outs)
     return outs
