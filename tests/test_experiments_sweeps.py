@@ -96,10 +96,10 @@ def test_tiny_sweep_makes_the_full_grid_with_metrics_and_plots(ws, consumer, awb
         assert (ws.root / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The stored parameters reproduce the stored audio.
-    from workers.handlers.experiments import _Generator
+    from workers.handlers.model_session import ModelSession
 
     first = outputs[0]
-    gen = _Generator()
+    gen = ModelSession()
     gen.ready("tiny", ())
     again = gen.batch([first["params"]], 1)[0].audio
     stored, sr = sf.read(ws.root / first["audio_path"], dtype="float32")
@@ -141,11 +141,11 @@ def test_stored_params_without_engine_regenerate_with_the_reference_engine_in_fp
 
     from models import generation as G
     from models.presets import load_bark, load_text_tokenizer
-    from workers.handlers.experiments import _Generator
+    from workers.handlers.model_session import ModelSession
 
     core = G.generate(G.BarkStages.from_bark(load_bark("tiny")), load_text_tokenizer("tiny"),
                       [G.Request("Hello there.", None, 2)], G.Sampling(semantic_max_new_tokens=16))[0].audio
-    gen = _Generator()
+    gen = ModelSession()
     assert np.array_equal(gen.batch([_params()], 1)[0].audio, core)
     fast = gen.batch([_params(engine="fast", precision="bf16")], 1)[0].audio
     assert gen.form == ("bf16", "fast") and gen.bark.semantic.lm_head.weight.dtype == torch.bfloat16
@@ -159,7 +159,7 @@ def test_lora_at_a_scale_and_mixed_work_in_bf16_and_reproduce(tmp_path):
     in between gives what a fresh one gives (what regenerating one stored output does)."""
     import torch
 
-    from workers.handlers.experiments import _Generator
+    from workers.handlers.model_session import ModelSession
 
     a, b = _lora(tmp_path / "a", 1), _lora(tmp_path / "b", 2)
     fast16 = {"engine": "fast", "precision": "bf16"}
@@ -167,7 +167,7 @@ def test_lora_at_a_scale_and_mixed_work_in_bf16_and_reproduce(tmp_path):
     off = _params(adapters=[{"path": a, "scale": 0.0}], **fast16)
     mix = _params(adapters=[{"path": a, "scale": 0.5}, {"path": b, "scale": 1.0}], **fast16)
 
-    gen = _Generator()
+    gen = ModelSession()
     out_base = gen.batch([base], 1)[0]
     out_mix = gen.batch([mix], 1)[0]
     assert not [n for n, _ in gen.bark.semantic.named_parameters() if "lora_" in n]  # merged into the weights
@@ -175,5 +175,5 @@ def test_lora_at_a_scale_and_mixed_work_in_bf16_and_reproduce(tmp_path):
     out_off = gen.batch([off], 1)[0]
     assert np.array_equal(out_off.codes[0], out_base.codes[0])
     assert not np.array_equal(out_mix.codes[0], out_base.codes[0])         # the mix is in effect
-    again = _Generator().batch([mix], 1)[0]
+    again = ModelSession().batch([mix], 1)[0]
     assert np.array_equal(again.codes[0], out_mix.codes[0]) and np.array_equal(again.audio, out_mix.audio)

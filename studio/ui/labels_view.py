@@ -2,7 +2,7 @@
 (`speaker=alice accent=0.3 emotion=angry`), saved as written. In bulk: pick clips (or select them
 by a name glob) and apply labels to all of them, or unset names. The dataset's declared tags get
 buttons in the transcript editor's palette. Handlers call studio.datasets.labels / .tags and turn
-UserError into gr.Error; mounted from dataset_tab.build()."""
+UserError into gr.Error (page_errors); mounted from dataset_tab.build()."""
 from __future__ import annotations
 
 import gradio as gr
@@ -12,11 +12,12 @@ from studio.datasets.labels import (clip_labels, format_labels, name_matches, re
                                    split_tokens)
 from studio.datasets.tags import bracketed, update_tags
 from studio.errors import UserError
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 HELP = ("Labels are `name=value`: a number makes a numeric label (`accent=0.3`), anything else a category "
         "(`emotion=angry`); `speaker` is always a category. Training conditions on them with `--condition NAME`.")
-# Insert a tag at the transcript's caret (the palette's own buttons do the same in dataset_tab).
+# Insert a tag at the transcript's caret (the palette's own buttons do the same in clip_editor).
 _INSERT_JS = """(text) => {{
   const ta = document.querySelector('#ds-text textarea');
   const v = (ta ? ta.value : text) || '';
@@ -121,10 +122,8 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
     def save(name, clip_id, text):
         if not clip_id:
             raise gr.Error("select a clip first")
-        try:
+        with page_errors():
             row = replace_clip_labels(ws.db, clip_id, text or "")
-        except UserError as exc:
-            raise gr.Error(str(exc))
         return [format_labels(row["labels"]), f"clip {clip_id}: {format_labels(row['labels']) or 'no labels'}",
                 *after_change(name, clip_id)]
 
@@ -134,13 +133,11 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
         def run(name, chosen, text, clip_id):
             if not chosen:
                 raise gr.Error("pick the clips to label first (or select them by name)")
-            try:
+            with page_errors():
                 tokens = split_tokens(text)
                 if not tokens:
                     raise UserError("type labels to apply (emotion=angry intensity=0.9) or names to unset")
                 rows = set_labels(ws.db, name, [str(c) for c in chosen], [] if unset else tokens, tokens if unset else ())
-            except UserError as exc:
-                raise gr.Error(str(exc))
             done = f"{'unset' if unset else 'labelled'} {len(rows)} clip(s): {text}"
             return [done, clip_labels_text(ws, clip_id), *after_change(name, clip_id)]
         return run
@@ -151,10 +148,8 @@ def build(ws: Workspace, ds: gr.Dropdown, clips: gr.Dataframe, current_clip: gr.
     def declare(name, tag, version, clip_id):
         if not name:
             raise gr.Error("pick a dataset first")
-        try:
+        with page_errors():
             update_tags(ws.db, name, add=[tag or ""])
-        except UserError as exc:
-            raise gr.Error(str(exc))
         return ["", version + 1, tags_line(name), *after_change(name, clip_id)]  # the linter now accepts it
 
     declare_btn.click(declare, [ds, new_tag, palette_version, current_clip],

@@ -1,5 +1,5 @@
 """Experiment jobs: `eval` (metrics for a set of audio against references) and `sweep` (a grid
-or random sweep of generations, in batches through models/generation.py, by default on the fast
+or random sweep of generations, in batches by a model_session.ModelSession, by default on the fast
 engine). Every output is stored with the parameters that reproduce it (engine and precision
 included), its metrics and descriptors; outliers go into the emergent log; each metric is plotted
 against each swept parameter."""
@@ -11,8 +11,8 @@ from pathlib import Path
 from models.files import write_wav
 from studio.errors import UserError
 from studio.experiments import emergent, grid, plots, sweeps
-from studio.inference import stored_inference
 from studio.jobs import JobCancelled, JobContext
+from workers.handlers.model_session import ModelSession, batches
 
 EVAL_NEEDS = "an eval needs `audio`: a list of audio files"
 
@@ -125,75 +125,6 @@ def eval_job(ctx: JobContext) -> dict:
 
 # Sweeps ------------------------------------------------------------------------------------------
 
-def _adapter_key(params: dict) -> tuple:
-    return tuple((a["path"], float(a["scale"])) for a in params["adapters"])
-
-
-def _model_key(params: dict) -> tuple:
-    """Outputs that share a model, adapters, sampling settings, engine and precision generate in one batch."""
-    temps = tuple(params[t] for t in grid.TEMPERATURES)
-    return params["model"], _adapter_key(params), temps, params.get("max_new_semantic"), *stored_inference(params)
-
-
-class _Generator:
-    """Generates with a Bark model readied per group: loaded once per (model, adapters with their
-    scales, precision, engine) through workers.handlers.generate.InferenceModels, which merges the
-    adapters into the fp32 weights and then casts (models.fast_generation.prepare_for_inference),
-    so a sweep's takes with one adapter merge it once and run at the base model's speed.
-    Adapter and voice paths may be workspace-relative (what the CLI stores for files inside it)."""
-
-    def __init__(self, root: Path | None = None, device: str = "cpu"):
-        from workers.handlers.generate import InferenceModels
-
-        self.models = InferenceModels(device, root)
-        self.voices: dict = {}
-        self.root = root
-        self.device = device
-
-    @property
-    def bark(self):
-        return self.models.bark
-
-    @property
-    def form(self) -> tuple[str, str] | None:
-        """(precision, engine) the current model is prepared for."""
-        key = self.models.key
-        return (key[2], key[3]) if key else None
-
-    def _path(self, path: str) -> str:
-        p = Path(path)
-        return str(p if p.is_absolute() or self.root is None else self.root / p)
-
-    def ready(self, model: str, adapters: tuple, precision: str = "fp32", engine: str = "reference"):
-        """(bark, text tokenizer) for this group: cached while the key stays the same."""
-        return self.models.get(model, adapters, precision, engine)
-
-    def voice(self, path: str | None):
-        from models import voice_prompt
-
-        if not path:
-            return None
-        if path not in self.voices:
-            self.voices[path] = voice_prompt.load(self._path(path))
-        return self.voices[path]
-
-    def batch(self, params_list: list[dict], batch_size: int) -> list:
-        """Generate outputs that share a _model_key, with the model in the form their params name."""
-        from models.generation import BarkStages, Request, Sampling, generate
-
-        first = params_list[0]
-        engine, precision = stored_inference(first)
-        bark, tokenizer = self.ready(first["model"], _adapter_key(first), precision, engine)
-        cap = first.get("max_new_semantic")
-        sampling = Sampling(semantic_temperature=first["semantic_temperature"],
-                            coarse_temperature=first["coarse_temperature"],
-                            fine_temperature=first["fine_temperature"],
-                            **({"semantic_max_new_tokens": int(cap)} if cap else {}))
-        requests = [Request(p["text"], self.voice(p.get("voice")), int(p["seed"])) for p in params_list]
-        return generate(BarkStages.from_bark(bark), tokenizer, requests, sampling, batch_size=batch_size,
-                        fast=engine == "fast")
-
-
 def sweep_job(ctx: JobContext) -> dict:
     """params: a request grid.normalize accepts (axes, ranges, prompts, seeds, model, voice,
     adapter, mixes, arms, references, asr, f0_method, batch_size, max_new_semantic, flag,
@@ -227,33 +158,28 @@ def sweep_job(ctx: JobContext) -> dict:
                 f"{len(done)} already made; generating on {device} ({precision})")
         ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
         suite = _suite(request)
-        gen = _Generator(ws.root, device)
-        groups: dict[tuple, list[int]] = {}
-        for i in todo:
-            groups.setdefault(_model_key(all_params[i]), []).append(i)
+        session = ModelSession(ws.root, device)
         folder = ws.generated_dir / "sweeps" / str(sweep_id)
         made = len(done)
-        for indexes in groups.values():
-            for start in range(0, len(indexes), request["batch_size"]):
-                ctx.check_cancelled()
-                part = indexes[start: start + request["batch_size"]]
-                ctx.progress(step=made, total=len(all_params),
-                             message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
-                try:  # batch() readies the model for the group's key: model, adapters, engine, precision
-                    results = gen.batch([all_params[i] for i in part], request["batch_size"])
-                except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
-                    for i in part:
-                        sweeps.add_output(ws, sweep_id, index=i, arm=all_params[i]["arm"], params=all_params[i],
-                                          metrics={}, descriptors={}, error=str(exc))
-                    ctx.log(f"outputs {[i + 1 for i in part]}: {exc}")
-                    made += len(part)
-                    continue
-                for i, res in zip(part, results):
-                    path = folder / f"{i:05d}.wav"
-                    write_wav(path, res.audio, res.sample_rate)
-                    _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
-                                 text=all_params[i]["text"], prosody_ref=None)
-                    path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
-                    made += 1
+        for part in batches(all_params, todo, request["batch_size"]):
+            ctx.check_cancelled()
+            ctx.progress(step=made, total=len(all_params),
+                         message=f"generating outputs {part[0] + 1}-{part[-1] + 1} of {len(all_params)}")
+            try:  # batch() readies the model for the group's key: model, adapters, engine, precision
+                results = session.batch([all_params[i] for i in part], request["batch_size"])
+            except ModelInputError as exc:  # a bad adapter/voice/model fails this batch, the rest go on
+                for i in part:
+                    sweeps.add_output(ws, sweep_id, index=i, arm=all_params[i]["arm"], params=all_params[i],
+                                      metrics={}, descriptors={}, error=str(exc))
+                ctx.log(f"outputs {[i + 1 for i in part]}: {exc}")
+                made += len(part)
+                continue
+            for i, res in zip(part, results):
+                path = folder / f"{i:05d}.wav"
+                write_wav(path, res.audio, res.sample_rate)
+                _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
+                             text=all_params[i]["text"], prosody_ref=None)
+                path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
+                made += 1
         floors = suite.floors(request.get("real_audio") or [], request.get("real_texts") or [])
         return _finish(ctx, sweep_id, grid.swept(request), floors, request.get("flag", True))
