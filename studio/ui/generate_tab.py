@@ -17,6 +17,7 @@ from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, PRECISIONS, stored_inference
 from studio.training_presets import BASE_MODELS
 from studio.ui import builtin_voices, fields, job_view, live
+from studio.ui.condition_controls import ConditionControls
 from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
@@ -163,6 +164,7 @@ def build(ws: Workspace) -> None:
                                        elem_id=f"gen-adapter-{i + 1}")
                     scale = gr.Slider(-2, 2, value=1.0, step=0.05, label="Scale", elem_id=f"gen-scale-{i + 1}")
                 adapter_inputs += [name, scale]
+            cond = ConditionControls()  # shown for an adapter trained with --condition
             with gr.Accordion("Sampling", open=False):
                 with gr.Row():
                     sem_t = gr.Slider(0, 1.5, value=0.7, step=0.05, label="Semantic temperature",
@@ -220,13 +222,18 @@ def build(ws: Workspace) -> None:
         sampling = {"semantic_temperature": st, "coarse_temperature": ct, "fine_temperature": ft, "min_eos_p": me,
                     "top_k": int(tk) if tk else None, "top_p": float(tp) if tp else None,
                     "semantic_max_new_tokens": int(mt) if mt else None}
+        adapters, conditions = adapters[:2 * ADAPTER_SLOTS], adapters[2 * ADAPTER_SLOTS:]
         pairs = list(zip(adapters[::2], adapters[1::2]))
         with page_errors():
-            job_id = submit_generation(ws, generate_params(ws, t, m, v, pairs, sampling, sd, n, eng, prec))
+            params = {**generate_params(ws, t, m, v, pairs, sampling, sd, n, eng, prec), **cond.params(conditions)}
+            job_id = submit_generation(ws, params)
         return job_id
 
     go.click(on_generate, inputs=[text, model, voice, sem_t, coarse_t, fine_t, min_eos, top_k, top_p, max_tokens,
-                                  engine, precision, seed, variants, *adapter_inputs], outputs=job_state)
+                                  engine, precision, seed, variants, *adapter_inputs, *cond.inputs],
+             outputs=job_state)
+    cond.wire(ws, adapter_names)
+    cond.receive_handovers(ws, adapter_names[0])
 
     def poll(job_id, only_starred):
         job = job_view.load_job(ws.db, job_id)

@@ -47,6 +47,17 @@ def dataset_info(ws: Workspace, name: str | None) -> tuple[str, dict]:
     return "\n".join(lines), {"n_items": report["training_segments"], "seconds": report["training_duration_s"]}
 
 
+def label_names(ws: Workspace, name: str | None) -> list[str]:
+    """What training can condition on: the labels the dataset's clips carry (speaker first)."""
+    from studio.datasets.labels import clip_labels
+    from studio.datasets.store import list_clips
+
+    if not name:
+        return []
+    with page_errors():
+        return list(dict.fromkeys(k for c in list_clips(ws.db, name) for k in clip_labels(c)))
+
+
 def preset_values(label: str) -> list:
     values = PRESETS[PRESET_LABELS[label]]
     return [values.get(f.name, f.default) for f in ADVANCED]
@@ -73,7 +84,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
-           name: str = "", voice_prompts: str = "auto") -> int:
+           name: str = "", voice_prompts: str = "auto", condition: list[str] | None = None) -> int:
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
@@ -87,6 +98,8 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
         params["voice_prompts"] = voice_prompts
     if (name or "").strip():
         params["name"] = name.strip()
+    if condition:
+        params["condition"] = list(condition)
     with page_errors():
         check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
@@ -210,6 +223,9 @@ def build(ws: Workspace) -> None:
                                      info="Train each clip with a voice prompt from another clip of its speaker, as "
                                           "generation uses them (auto: when the dataset has several clips per speaker).",
                                      elem_id="train-voice-prompts")
+            condition = gr.Dropdown(label="Condition on", choices=[], value=[], multiselect=True,
+                                    elem_id="train-condition",
+                                    info="Clip labels to learn a vector for (one adapter, many voices or a dial).")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 advanced = [f.component(PRESET_LABELS[DEFAULT_PRESET]) for f in ADVANCED]
             name = gr.Textbox(label="Adapter name (optional)", info="The best checkpoint is saved under this name.",
@@ -253,18 +269,20 @@ def build(ws: Workspace) -> None:
         return estimate_md(ws, info, b, st, p, list(adv))
 
     live.keep_current(dataset, lambda: live.choices_update(dataset_choices(ws)))
+    dataset.change(lambda d: gr.update(choices=label_names(ws, d), value=[]), inputs=dataset, outputs=condition)
+    condition.focus(lambda d: gr.update(choices=label_names(ws, d)), inputs=dataset, outputs=condition)  # labels edited since
     dataset.change(lambda d: dataset_info(ws, d), inputs=dataset, outputs=[dataset_md, info_state]).then(
         on_estimate, inputs=est_inputs, outputs=estimate)
     preset.change(preset_values, inputs=preset, outputs=advanced).then(on_estimate, inputs=est_inputs, outputs=estimate)
     for comp in (base, stages, *advanced):
         comp.change(on_estimate, inputs=est_inputs, outputs=estimate)
 
-    def on_launch(d, b, st, p, n, vp, *adv):
-        job_id = launch(ws, d, b, st, p, list(adv), n, vp)
+    def on_launch(d, b, st, p, n, vp, cond, *adv):
+        job_id = launch(ws, d, b, st, p, list(adv), n, vp, cond)
         gr.Info(f"training job {job_id} queued")
         return job_id, gr.update(choices=train_job_choices(ws), value=job_id)
 
-    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, *advanced],
+    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, condition, *advanced],
                      outputs=[job_state, watch])
     watch.input(lambda j: j, inputs=watch, outputs=job_state)
     live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
