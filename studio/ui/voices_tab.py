@@ -11,7 +11,7 @@ from studio import voices as V
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import BASE_MODELS
-from studio.ui import builtin_voices, job_view, live
+from studio.ui import builtin_voices, job_view, live, voice_library
 from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
@@ -250,6 +250,7 @@ def build(ws: Workspace) -> None:
                 delete_btn = gr.Button("Delete", variant="stop", elem_id="voices-delete")
             listen = gr.Audio(label="The span this voice was made from", interactive=False, elem_id="voices-audio")
             builtin_ui = _builtin_section()
+    voice_library.build(ws)  # every learned speaker: samples, reference clips, a mix, "Use in Generate"
 
     live.keep_current(clip, lambda: live.choices_update(clip_choices(ws)))
 
