@@ -23,6 +23,7 @@ from studio.workspace import Workspace
 
 SAMPLE_LINE = "Hello! This is my voice, as the adapter learned it."
 SAMPLE_SEED = 7
+SAMPLE_MAX_TOKENS = 256  # semantic tokens, about 5 s: the line fits, a voice that never stops is cut
 POLL_SECONDS = 1.5
 CACHE_SCAN = 500  # recent generate jobs searched for a cached sample
 
@@ -56,18 +57,19 @@ def reference_clip(ws: Workspace, adapter: dict, speaker: str) -> dict | None:
     return next((c for c in mine if c["state"] == "active"), mine[0] if mine else None)
 
 
-def job_params(ws: Workspace, adapter: str, weights: dict[str, float]) -> dict:
+def job_params(ws: Workspace, adapter: str, weights: dict[str, float], max_tokens=SAMPLE_MAX_TOKENS) -> dict:
     """The `generate` job of a library voice: the fixed line and seed, the adapter, a speaker mix."""
     from studio import training
 
     row = training.get_adapter(ws, adapter)
     return {"text": SAMPLE_LINE, "seed": SAMPLE_SEED, "model": row["base_model"] or DEFAULT_MODEL,
             "adapters": [{"name": adapter, "path": str(training.adapter_folder(ws, adapter)), "scale": 1.0}],
-            "speaker": weights}
+            "speaker": weights, "semantic_max_new_tokens": int(max_tokens or SAMPLE_MAX_TOKENS)}
 
 
 def _same_voice(params: dict, wanted: dict) -> bool:
-    return all(params.get(k) == wanted[k] for k in ("text", "seed", "model", "adapters", "speaker"))
+    return all(params.get(k) == wanted[k] for k in ("text", "seed", "model", "adapters", "speaker",
+                                                    "semantic_max_new_tokens"))
 
 
 def cached_job(ws: Workspace, wanted: dict) -> dict | None:
@@ -79,7 +81,7 @@ def cached_job(ws: Workspace, wanted: dict) -> dict | None:
     return None
 
 
-def voice_job(ws: Workspace, adapter: str | None, weights: dict[str, float]) -> int:
+def voice_job(ws: Workspace, adapter: str | None, weights: dict[str, float], max_tokens=SAMPLE_MAX_TOKENS) -> int:
     """The job that renders this voice: a cached one, or a new `generate` job."""
     from workers.dispatch import submit
 
@@ -88,7 +90,7 @@ def voice_job(ws: Workspace, adapter: str | None, weights: dict[str, float]) -> 
     if not weights:
         raise gr.Error("choose a speaker first")
     with page_errors():
-        wanted = job_params(ws, adapter, weights)
+        wanted = job_params(ws, adapter, weights, max_tokens)
         job = cached_job(ws, wanted)
         return job["id"] if job else submit(ws, "generate", wanted)["id"]
 
@@ -112,12 +114,12 @@ def _audio_tag(url: str | None, label: str) -> str:
     return f'<audio controls preload="none" src="{html.escape(url)}" aria-label="{html.escape(label)}"></audio>'
 
 
-def library_html(ws: Workspace) -> str:
+def library_html(ws: Workspace, max_tokens=SAMPLE_MAX_TOKENS) -> str:
     """Every learned speaker: adapter, speaker, its sample (once made) and its reference clip."""
     rows = []
     for adapter in conditioned_adapters(ws):
         for speaker in speakers_of(adapter["manifest"]["conditioning"]["labels"]):
-            job = cached_job(ws, job_params(ws, adapter["name"], {speaker: 1.0})) if Path(
+            job = cached_job(ws, job_params(ws, adapter["name"], {speaker: 1.0}, max_tokens)) if Path(
                 ws.root / adapter["path"]).is_dir() else None
             sample = _output(job)
             clip = reference_clip(ws, adapter, speaker)
@@ -167,6 +169,8 @@ def build(ws: Workspace) -> None:
         mix = gr.Slider(0, 1, value=0.5, step=0.05, label="A ← mix → B", elem_id="vl-mix")
         play_mix = gr.Button("Play the mix", variant="primary", elem_id="vl-play-mix")
         use_btn = gr.Button("Use in Generate", elem_id="vl-use")
+        max_tokens = gr.Number(label="Max semantic tokens", value=SAMPLE_MAX_TOKENS, precision=0, minimum=1,
+                               info="About 50 per second of speech.", elem_id="vl-max-tokens")
     status = gr.Markdown(elem_id="vl-status")
     with gr.Row():
         audio_a = gr.Audio(label="A", interactive=False, elem_id="vl-audio-a")
@@ -183,23 +187,23 @@ def build(ws: Workspace) -> None:
                 gr.update(choices=speakers, value=speakers[1] if len(speakers) > 1 else None))
 
     adapter.change(on_adapter, inputs=adapter, outputs=[first, second])
-    play_a.click(lambda ad, a: voice_job(ws, ad, {a: 1.0} if a else {}), inputs=[adapter, first],
+    play_a.click(lambda ad, a, n: voice_job(ws, ad, {a: 1.0} if a else {}, n), inputs=[adapter, first, max_tokens],
                  outputs=players[0][0])
-    play_b.click(lambda ad, b: voice_job(ws, ad, {b: 1.0} if b else {}), inputs=[adapter, second],
+    play_b.click(lambda ad, b, n: voice_job(ws, ad, {b: 1.0} if b else {}, n), inputs=[adapter, second, max_tokens],
                  outputs=players[1][0])
 
-    def on_mix(ad, a, b, t):
+    def on_mix(ad, a, b, t, n):
         if not a or not b or a == b:
             raise gr.Error("choose two different speakers to mix")
-        return voice_job(ws, ad, condition_params(a, b, t, {}).get("speaker", {}))
+        return voice_job(ws, ad, condition_params(a, b, t, {}).get("speaker", {}), n)
 
-    play_mix.click(on_mix, inputs=[adapter, first, second, mix], outputs=players[2][0])
+    play_mix.click(on_mix, inputs=[adapter, first, second, mix, max_tokens], outputs=players[2][0])
 
     timer = gr.Timer(POLL_SECONDS)
     for job_state, shown_state, audio in players:
         timer.tick(lambda j, s: player_file(ws, j, s) if j is not None else (gr.skip(), gr.skip(), s),
                    inputs=[job_state, shown_state], outputs=[status, audio, shown_state], show_progress="hidden")
-        shown_state.change(lambda: library_html(ws), outputs=table, show_progress="hidden")  # a sample joins it
+        shown_state.change(lambda n: library_html(ws, n), inputs=max_tokens, outputs=table, show_progress="hidden")  # a sample joins it
 
     # "Use in Generate": the Generate tab (built after this one) applies `handover` to its controls
     # (condition_controls.receive_handovers); this click also opens that tab.
