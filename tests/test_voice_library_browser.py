@@ -65,6 +65,7 @@ def test_label_train_conditioned_then_play_two_library_voices_and_a_mix(train_te
 
         # Dataset tab: one speaker per clip
         table = page.locator("#ds-clips")
+        page.locator("#ds-report").get_by_text("2 clips").first.wait_for()  # the dataset's clips are listed
         for clip, speaker in ((awb, "alice"), (slt, "bob")):
             table.get_by_text(clip["name"]).filter(visible=True).first.click()
             page.locator("#lb-clip-title").get_by_text(f"Labels of clip {clip['id']}").wait_for()
