@@ -16,7 +16,6 @@ from tests.queue_support import copy_template
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TINY = "tiny (test model: random weights, not a voice)"
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def _choose(page, elem_id: str, option: str) -> None:
@@ -46,6 +45,9 @@ def _playable(page, elem_id: str) -> None:
     page.locator(f"#{elem_id} a[data-testid='download-link']").wait_for()
 
 
+@pytest.mark.browser
+@pytest.mark.slow  # a server, a training job and three generate jobs
+@pytest.mark.timeout(1500)
 def test_label_train_conditioned_then_play_two_library_voices_and_a_mix(train_template, tmp_path, monkeypatch,
                                                                         browser):
     from studio.datasets.store import list_clips
@@ -139,3 +141,22 @@ def test_label_train_conditioned_then_play_two_library_voices_and_a_mix(train_te
         page.close()
     finally:
         server.stop()
+
+
+def test_the_controls_make_the_cli_s_speaker_and_labels_params():
+    """What the Generate tab's controls and the library's slider submit: `generate --speaker A:0.7
+    --speaker B:0.3 --label accent=0.35` makes the same params."""
+    from studio.cli.models_cmd import condition_params as cli_params
+    from studio.ui.condition_controls import MAX_LABELS, NO_SECOND, ConditionControls, condition_params
+
+    assert condition_params("alice", "bob", 0.3, {"accent": 0.35}) == cli_params(
+        ["alice:0.7", "bob:0.3"], ["accent=0.35"])
+    assert condition_params("alice", NO_SECOND, 0.3, {}) == {"speaker": {"alice": 1.0}}  # no second: no mix
+    assert condition_params("alice", "bob", 1.0, {}) == {"speaker": {"bob": 1.0}}  # the end of the slider
+    assert condition_params("alice", "alice", 0.5, {}) == {"speaker": {"alice": 1.0}}
+    assert condition_params(None, NO_SECOND, 0, {}) == {}  # an unconditioned adapter adds nothing
+    names = {"numeric": ["accent"], "categorical": ["emotion"]}
+    sliders = [0.35] + [0.0] * (MAX_LABELS - 1)
+    dropdowns = ["angry"] + [None] * (MAX_LABELS - 1)
+    assert ConditionControls.params(["alice", NO_SECOND, 0, names, *sliders, *dropdowns]) == {
+        "speaker": {"alice": 1.0}, "labels": {"accent": 0.35, "emotion": "angry"}}
