@@ -138,6 +138,15 @@ def test_label_train_conditioned_then_play_two_library_voices_and_a_mix(train_te
         assert page.locator("#gen-adapter-1 input").first.input_value() == "cast"
         assert page.locator("#gen-cond-speaker input").first.input_value() == "alice"
         assert page.locator("#gen-cond-mix input[type=number]").first.input_value() == "0.3"
+        # ... and generating from there submits the same mix (the controls' params, like the CLI's)
+        _fill(page, "gen-text", "Hello there.")
+        page.locator("#gen-go").click()  # only its params are checked: the server stops before it ends
+        deadline = time.monotonic() + 60
+        while len(jobs.list_jobs(ws.db, kind="generate")) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        queued = jobs.list_jobs(ws.db, kind="generate")[0]
+        assert queued["params"]["speaker"] == {"alice": 0.7, "bob": 0.3}, queued["params"]
+        assert queued["params"]["model"] == "tiny" and queued["params"]["adapters"][0]["name"] == "cast"
         page.close()
     finally:
         server.stop()

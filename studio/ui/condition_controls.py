@@ -127,19 +127,21 @@ class ConditionControls:
             dropdown.change(refresh, inputs=[*adapter_dropdowns, self.speaker, self.second, self.mix],
                             outputs=self.outputs, show_progress="hidden")
 
-    def receive_handovers(self, ws, first_adapter) -> None:
-        """Apply what the voice library hands over ({adapter, speaker, second, mix}) to the first
-        adapter slot and these controls."""
+    def receive_handovers(self, ws, model, first_adapter) -> None:
+        """Apply what the voice library hands over ({adapter, speaker, second, mix}) to the base
+        model (the adapter's), the first adapter slot and these controls."""
         def apply(h):
             if not h:
-                return [gr.skip()] * (1 + len(self.outputs))
+                return [gr.skip()] * (2 + len(self.outputs))
+            from studio import training
             from studio.ui.generate_tab import adapter_choices
 
-            return [gr.update(choices=adapter_choices(ws), value=h["adapter"]),
+            base = training.get_adapter(ws, h["adapter"])["base_model"]
+            return [base, gr.update(choices=adapter_choices(ws), value=h["adapter"]),
                     *self.updates(ws, [h["adapter"]], h.get("speaker"), h.get("second"), h.get("mix"))]
 
         for event, state in _handovers.get(Context.root_block, []):
-            event.then(apply, inputs=state, outputs=[first_adapter, *self.outputs])
+            event.then(apply, inputs=state, outputs=[model, first_adapter, *self.outputs])
 
 
 def hand_over(event, state) -> None:

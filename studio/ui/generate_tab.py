@@ -233,7 +233,7 @@ def build(ws: Workspace) -> None:
                                   engine, precision, seed, variants, *adapter_inputs, *cond.inputs],
              outputs=job_state)
     cond.wire(ws, adapter_names)
-    cond.receive_handovers(ws, adapter_names[0])
+    cond.receive_handovers(ws, model, adapter_names[0])
 
     def poll(job_id, only_starred):
         job = job_view.load_job(ws.db, job_id)
