@@ -72,9 +72,10 @@ def _same_voice(params: dict, wanted: dict) -> bool:
                                                     "semantic_max_new_tokens"))
 
 
-def cached_job(ws: Workspace, wanted: dict) -> dict | None:
-    """The newest generate job of these exact params that succeeded or is still under way."""
-    for job in jobs.list_jobs(ws.db, kind="generate", limit=CACHE_SCAN):
+def cached_job(ws: Workspace, wanted: dict, recent: list[dict] | None = None) -> dict | None:
+    """The newest generate job of these exact params that succeeded or is still under way (among
+    `recent`, the recent generate jobs, read here when not given)."""
+    for job in recent if recent is not None else jobs.list_jobs(ws.db, kind="generate", limit=CACHE_SCAN):
         if job["status"] in ("succeeded", "queued", "running") and _same_voice(job["params"] or {}, wanted):
             if job["status"] != "succeeded" or _output(job):
                 return job
@@ -116,19 +117,19 @@ def _audio_tag(url: str | None, label: str) -> str:
 
 def library_html(ws: Workspace, max_tokens=SAMPLE_MAX_TOKENS) -> str:
     """Every learned speaker: adapter, speaker, its sample (once made) and its reference clip."""
-    rows = []
+    rows, recent = [], jobs.list_jobs(ws.db, kind="generate", limit=CACHE_SCAN)
     for adapter in conditioned_adapters(ws):
+        present = (ws.root / adapter["path"]).is_dir()
         for speaker in speakers_of(adapter["manifest"]["conditioning"]["labels"]):
-            job = cached_job(ws, job_params(ws, adapter["name"], {speaker: 1.0}, max_tokens)) if Path(
-                ws.root / adapter["path"]).is_dir() else None
-            sample = _output(job)
+            wanted = job_params(ws, adapter["name"], {speaker: 1.0}, max_tokens) if present else None
+            sample = _output(cached_job(ws, wanted, recent)) if wanted else None
             clip = reference_clip(ws, adapter, speaker)
-            rows.append(
-                f'<tr data-adapter="{html.escape(adapter["name"])}" data-speaker="{html.escape(speaker)}">'
-                f"<td>{html.escape(adapter['name'])}</td><td><strong>{html.escape(speaker)}</strong></td>"
-                f"<td class='vl-sample'>{_audio_tag(_generated_url(ws, sample) if sample else None, 'not made yet: Play it below')}</td>"
-                f"<td class='vl-ref'>{_audio_tag(workspace_audio.url(ws, clip['blob']) if clip else None, 'no clip of this speaker')}"
-                f"{'<br><small>' + html.escape(clip['name']) + '</small>' if clip else ''}</td></tr>")
+            sample_tag = _audio_tag(_generated_url(ws, sample) if sample else None, "not made yet: Play it below")
+            ref_tag = _audio_tag(workspace_audio.url(ws, clip["blob"]) if clip else None, "no clip of this speaker")
+            clip_name = f"<br><small>{html.escape(clip['name'])}</small>" if clip else ""
+            rows.append(f'<tr data-adapter="{html.escape(adapter["name"])}" data-speaker="{html.escape(speaker)}">'
+                        f"<td>{html.escape(adapter['name'])}</td><td><strong>{html.escape(speaker)}</strong></td>"
+                        f"<td class='vl-sample'>{sample_tag}</td><td class='vl-ref'>{ref_tag}{clip_name}</td></tr>")
     if not rows:
         return ("<p><em>No learned speakers yet: label clips with a speaker in the Dataset tab and train with "
                 "“Condition on: speaker” in the Train tab.</em></p>")
