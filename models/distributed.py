@@ -199,11 +199,10 @@ class Group(SingleProcess):
         """Every rank (FSDP gathers the shards): the optimizer states as one process has them."""
         out = {}
         for stage, optimizer in optimizers.items():
-            state = optimizer.state_dict()
-            for per_param in state["state"].values():
-                for key, value in per_param.items():
-                    if hasattr(value, "full_tensor"):
-                        per_param[key] = value.full_tensor().cpu()
+            state = optimizer.state_dict()  # its per-parameter dicts are the live ones: copy, never edit
+            state["state"] = {index: {key: value.full_tensor().cpu() if hasattr(value, "full_tensor") else value
+                                      for key, value in per_param.items()}
+                              for index, per_param in state["state"].items()}
             out[stage] = state
         return out
 
@@ -213,11 +212,12 @@ class Group(SingleProcess):
             from torch.distributed.tensor import distribute_tensor
 
             params = [p for group in optimizer.param_groups for p in group["params"]]
-            for index, per_param in state["state"].items():
-                param = params[int(index)]
-                for key, value in per_param.items():
-                    if torch.is_tensor(value) and value.shape == param.shape and value.dim() > 0:
-                        per_param[key] = distribute_tensor(value.to(self.device), param.device_mesh, param.placements)
+            state = {**state, "state": {
+                index: {key: distribute_tensor(value.to(self.device), params[int(index)].device_mesh,
+                                               params[int(index)].placements)
+                        if torch.is_tensor(value) and value.dim() > 0 and value.shape == params[int(index)].shape
+                        else value for key, value in per_param.items()}
+                for index, per_param in state["state"].items()}}
         optimizer.load_state_dict(state)
 
     def rng_states(self, mine: dict) -> dict:
@@ -288,12 +288,12 @@ class EventReader:
     def new(self) -> list[dict]:
         if not self.path.exists():
             return []
-        with open(self.path) as f:
+        with open(self.path, "rb") as f:
             f.seek(self.offset)
-            text = f.read()
-        complete = text[:text.rfind("\n") + 1]
-        self.offset += len(complete.encode())
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next read
+        self.offset += len(complete)
+        return [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
 
 
 def die_with_parent() -> None:

@@ -33,16 +33,27 @@ def visible_gpu_count(env=os.environ) -> int:
     return len(list(cards.iterdir())) if cards.is_dir() else 0
 
 
-def check_gpus(gpus: int | None, count: int | None = None) -> None:
-    """Refuse, in one line, a job that asks for more GPUs than this machine has. `count` defaults
-    to visible_gpu_count(); the gloo test mode accepts any number."""
+def gpus_refusal(gpus: int | None, count: int | None = None, remote_workers: bool = False) -> str | None:
+    """Why a job asking for `gpus` cannot run here, in one line, or None. `count` defaults to
+    visible_gpu_count(); the gloo test mode accepts any number. With `remote_workers` (a studio on
+    Redis, whose workers run on other hosts) only the number itself is checked here: the job's
+    process refuses it on a host without enough GPUs."""
     if gpus is None or gpus == 1:
-        return
+        return None
     if gpus < 1:
-        raise ModelInputError(f"--gpus must be at least 1, got {gpus}")
-    if backend() == "gloo":
-        return
+        return f"--gpus must be at least 1, got {gpus}"
+    if backend() == "gloo" or remote_workers:
+        return None
     have = visible_gpu_count() if count is None else count
     if have < gpus:
-        raise ModelInputError(f"--gpus {gpus}: this machine has {have} GPU(s); a job spans the GPUs of one host "
-                              f"(use --gpus {max(1, have)} or run it on a bigger host)")
+        return (f"--gpus {gpus}: this machine has {have} GPU(s); a training job spans the GPUs of one host "
+                f"(ask for at most {have} or run it on a host with {gpus})" if have else
+                f"--gpus {gpus}: this machine has no GPU; a training job over several ranks needs one per rank")
+    return None
+
+
+def check_gpus(gpus: int | None, count: int | None = None) -> None:
+    """gpus_refusal as a ModelInputError (in the job's process, which counts with torch)."""
+    refusal = gpus_refusal(gpus, count)
+    if refusal:
+        raise ModelInputError(refusal)

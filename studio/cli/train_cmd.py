@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from models.world import gpus_refusal
 from studio import training as T
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
@@ -59,6 +60,8 @@ def _stages(value: str) -> list[str]:
 @click.option("--eval-every", type=int, help="Steps between validation passes.")
 @click.option("--seed", type=int, help="Seed for adapter init, dropout and data order.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present).")
+@click.option("--gpus", type=int, help="GPUs of one host to train on (default 1): LoRA under DDP, full under FSDP. "
+              "Refused here when this machine has fewer (a studio on Redis leaves it to the worker's host).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
 @click.option("--voice-prompts", type=click.Choice(["auto", "on", "off"]),
               help="Train each clip with a voice prompt from another clip of its speaker (default auto: "
@@ -78,6 +81,9 @@ def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as
         T.check_name(name)
     if max_steps is not None and max_steps < 1:
         raise UserError("--max-steps must be at least 1")
+    refusal = gpus_refusal(hyper.get("gpus"), remote_workers=bool(ctx.ws.redis_url))
+    if refusal:  # before a job is queued
+        raise UserError(refusal)
     params = {"dataset": dataset, "stages": _stages(stages), "model": model, "preset": preset, "name": name,
               "method": method or ("full" if preset == "full" else "lora"), "max_steps": max_steps,
               **{k: v for k, v in hyper.items() if v is not None}}
