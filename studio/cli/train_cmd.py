@@ -57,6 +57,7 @@ def _stages(value: str) -> list[str]:
 @click.option("--batch-size", type=int, help="Examples per stage per micro-batch (default 4).")
 @click.option("--grad-accum", type=int, help="Micro-batches per optimizer step (default 8).")
 @click.option("--save-every", type=int, help="Steps between checkpoints.")
+@click.option("--patience", type=int, help="Validation passes without improvement before a stage stops early (0 = never).")
 @click.option("--eval-every", type=int, help="Steps between validation passes.")
 @click.option("--seed", type=int, help="Seed for adapter init, dropout and data order.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present).")
@@ -75,15 +76,15 @@ def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
+    refusal = gpus_refusal(hyper.get("gpus"), remote_workers=bool(ctx.ws.redis_url))
+    if refusal:  # before anything else: a job that cannot run here is never queued
+        raise UserError(refusal)
     store.get_dataset(ctx.ws.db, dataset)  # an unknown dataset fails here, before a job is queued
     check_transcripts_fit(ctx.ws, dataset)  # an over-long transcript too, naming its clip
     if name:
         T.check_name(name)
     if max_steps is not None and max_steps < 1:
         raise UserError("--max-steps must be at least 1")
-    refusal = gpus_refusal(hyper.get("gpus"), remote_workers=bool(ctx.ws.redis_url))
-    if refusal:  # before a job is queued
-        raise UserError(refusal)
     params = {"dataset": dataset, "stages": _stages(stages), "model": model, "preset": preset, "name": name,
               "method": method or ("full" if preset == "full" else "lora"), "max_steps": max_steps,
               **{k: v for k, v in hyper.items() if v is not None}}
