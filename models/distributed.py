@@ -97,6 +97,12 @@ class SingleProcess:
         return write()
 
 
+def rank_slice(indices: list[int], rank: int, world: int) -> list[int]:
+    """Rank `rank`'s part of a global micro-batch of batch_size x world indices (in order)."""
+    per_rank = len(indices) // world
+    return indices[rank * per_rank:(rank + 1) * per_rank]
+
+
 class _StageLoss(torch.nn.Module):
     """One forward = one micro-batch's loss of one stage, so DDP and FSDP see one forward per
     backward (the fine stage calls its model once per codebook; the semantic stage sums its
@@ -157,8 +163,7 @@ class Group(SingleProcess):
 
     # data and loss -----------------------------------------------------------------------------
     def share(self, indices: list[int]) -> list[int]:
-        per_rank = len(indices) // self.world
-        return indices[self.rank * per_rank:(self.rank + 1) * per_rank]
+        return rank_slice(indices, self.rank, self.world)
 
     def token_share(self, n: int) -> tuple[float, int]:
         """(this rank's weight, the micro-batch's target tokens over all ranks)."""
