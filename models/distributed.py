@@ -355,7 +355,23 @@ def train_rank(spec: dict, group: Group, events: Events | None, stop_file: Path)
     if events:
         events.emit("plan", {**describe(recipe), "step": recipe.step, "world": group.world})
     result = recipe.train()
-    return {**result.to_dict(), "history": []}  # the progress events carried the history
+    return {**result.to_dict(), "history": [],  # the progress events carried the history
+            "memory": memory_per_rank(recipe)}
+
+
+def memory_per_rank(recipe) -> dict:
+    """What this rank holds of the training state (its shards of the trainable weights and of AdamW's
+    moments; frozen weights too), and the card's peak allocation: the figures FSDP divides."""
+    def local(t):
+        return t.to_local() if hasattr(t, "to_local") else t
+
+    weights = sum(local(p).numel() * local(p).element_size() for p in recipe.bark.parameters())
+    moments = sum(local(v).numel() * local(v).element_size() for o in recipe.optimizers.values()
+                  for st in o.state.values() for v in st.values() if torch.is_tensor(v))
+    out = {"state_mib": (weights + moments) / 2**20, "weights_mib": weights / 2**20, "moments_mib": moments / 2**20}
+    if recipe.device.type == "cuda":
+        out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(recipe.device) / 2**20
+    return out
 
 
 def main(argv: list[str]) -> int:
