@@ -164,8 +164,19 @@ def _none_left(job_id: int, timeout: float = 15) -> None:
     assert not left, f"processes of job {job_id} left behind: {left}"
 
 
+def _wait_trained(ws, job_id: int, step: int, timeout: float = 600) -> None:
+    """Until the job has reported the loss of `step` (its row's step also counts tokenizing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if max((s for s, _ in jobs.metric_series(ws.db, job_id).get("loss", [])), default=0) >= step:
+            return
+        wait_step(ws, job_id, 0)  # fails at once if the job ended
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not train step {step} in {timeout}s")
+
+
 def _cancel_at(ws, job_id: int, step: int) -> int:
-    wait_step(ws, job_id, step)
+    _wait_trained(ws, job_id, step)
     out = json.loads(cli("jobs", "cancel", str(job_id), "--json", home=ws.root).stdout)
     assert out["cancel_requested"]
     stopped = wait_status(ws, job_id, "cancelled", timeout=300)
@@ -214,7 +225,7 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
         s2 = _cancel_at(ws, job_id, s1 + 2)
         # resumed at 2 ranks; rank 1 SIGKILLed mid-run: torchrun ends rank 0, the job is interrupted
         resume(ws, job_id, params_update={"gpus": 2, "batch_size": 2})
-        wait_step(ws, job_id, s2 + 2)
+        _wait_trained(ws, job_id, s2 + 2)
         _rank(job_id, 1).send_signal(signal.SIGKILL)
         killed = wait_status(ws, job_id, "interrupted", timeout=120)
         assert "a training rank died" in killed["error"], killed

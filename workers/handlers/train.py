@@ -291,6 +291,11 @@ def _train_on_ranks(ctx: JobContext, gpus: int, spec: dict, on_progress, on_chec
     finally:
         shutil.rmtree(spec_dir, ignore_errors=True)
     if proc.returncode == 0 and result is not None:
+        memory = result.pop("memory", None) or {}
+        if memory:
+            ctx.log(f"training state per rank: {memory['state_mib']:.1f} MiB (weights {memory['weights_mib']:.1f}, "
+                    f"AdamW moments {memory['moments_mib']:.1f})"
+                    + (f", peak GPU memory {memory['peak_cuda_mib']:.0f} MiB" if "peak_cuda_mib" in memory else ""))
         return TrainResult(**result)
     if errors:
         first = errors[0]
