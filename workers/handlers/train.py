@@ -302,7 +302,8 @@ def _train_on_ranks(ctx: JobContext, gpus: int, spec: dict, on_progress, on_chec
         if first["user"]:
             raise UserError(first["message"])
         raise RuntimeError(f"rank {first['rank']}: {first['type']}: {first['message']}\n{first['traceback']}")
-    ctx.log(f"torchrun exited with status {proc.returncode}:\n{log_tail[-1500:]}")
+    cause = log_tail[log_tail.rfind("Root Cause"):] if "Root Cause" in log_tail else log_tail[-800:]
+    ctx.log(f"torchrun exited with status {proc.returncode}: " + " ".join(cause.split())[:600])
     from models.checkpoints import read_pointer
 
     last = read_pointer(Path(spec["run_dir"]))
