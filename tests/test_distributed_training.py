@@ -22,6 +22,8 @@ import pytest
 from studio import jobs
 from tests.conftest import Consumer, cli
 from tests.queue_support import HEARTBEAT_S, checkpoints_of, copy_template, wait_status, wait_step
+from workers.gpu_lock import GpuLocks
+from workers.queue import queue_for
 
 GLOO = {"BARK_STUDIO_DIST_BACKEND": "gloo"}
 
@@ -101,9 +103,6 @@ LOCKER = textwrap.dedent("""
 
 
 def test_two_jobs_that_each_want_two_gpus_take_them_in_turn_without_deadlock(ws, tmp_path):
-    from workers.gpu_lock import GpuLocks
-    from workers.queue import queue_for
-
     a, b = (jobs.create_job(ws.db, "train", {"dataset": "x", "gpus": 2}) for _ in range(2))
     procs = [subprocess.Popen([sys.executable, "-c", LOCKER, str(ws.root), str(job), order, str(tmp_path / f"{job}.json"), "15"])
              for job, order in ((a, "0,1"), (b, "1,0"))]
@@ -114,6 +113,15 @@ def test_two_jobs_that_each_want_two_gpus_take_them_in_turn_without_deadlock(ws,
     spans = sorted(span for r in runs.values() for span in r["held"])
     assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:]))  # never both at once
     assert GpuLocks(queue_for(ws), ["0", "1"]).holders() == [None, None]
+
+
+def test_a_job_over_two_gpus_locks_and_sees_the_hosts_first_two():
+    from workers.gpu_lock import JOB_GPUS_ENV, job_gpus, pin_job_gpu
+
+    assert job_gpus({"gpus": 2}, env={"CUDA_VISIBLE_DEVICES": "4,5,6"}) == ["4", "5"]
+    assert job_gpus({"gpus": 2}, env={}) == ["0", "1"]
+    env = {JOB_GPUS_ENV: "4,5", "BARK_STUDIO_GPU": "0", "CUDA_VISIBLE_DEVICES": "4,5,6"}
+    assert pin_job_gpu(env) == "4,5" and env["CUDA_VISIBLE_DEVICES"] == "4,5"  # its process sees both
 
 
 # --- the distributed job end to end --------------------------------------------------------------
@@ -175,6 +183,14 @@ def _wait_trained(ws, job_id: int, step: int, timeout: float = 600) -> None:
     raise AssertionError(f"job {job_id} did not train step {step} in {timeout}s")
 
 
+def _locks_free(ws, timeout: float = 15) -> None:
+    locks = GpuLocks(queue_for(ws), ["0", "1"])
+    deadline = time.monotonic() + timeout
+    while locks.holders() != [None, None] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert locks.holders() == [None, None]
+
+
 def _cancel_at(ws, job_id: int, step: int) -> int:
     _wait_trained(ws, job_id, step)
     out = json.loads(cli("jobs", "cancel", str(job_id), "--json", home=ws.root).stdout)
@@ -226,10 +242,12 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
         # resumed at 2 ranks; rank 1 SIGKILLed mid-run: torchrun ends rank 0, the job is interrupted
         resume(ws, job_id, params_update={"gpus": 2, "batch_size": 2})
         _wait_trained(ws, job_id, s2 + 2)
+        assert GpuLocks(queue_for(ws), ["0", "1"]).holders() == [job_id, job_id]  # both GPUs' locks, held
         _rank(job_id, 1).send_signal(signal.SIGKILL)
         killed = wait_status(ws, job_id, "interrupted", timeout=120)
         assert "a training rank died" in killed["error"], killed
         _none_left(job_id)
+        _locks_free(ws)
         s3 = max(checkpoints_of(ws, job_id))
         # ... and resumed from its last checkpoint at 1 rank
         resume(ws, job_id, params_update={"gpus": 1, "batch_size": 4})
