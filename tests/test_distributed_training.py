@@ -237,7 +237,7 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
         s1 = _cancel_at(ws, job_id, 2)
         _none_left(job_id)
         # resumed at 1 rank (the same global batch), cancelled again
-        resume(ws, job_id, params_update={"gpus": 1, "batch_size": 4})
+        cli("jobs", "resume", str(job_id), "--gpus", "1", "--batch-size", "4", home=ws.root)
         s2 = _cancel_at(ws, job_id, s1 + 2)
         # resumed at 2 ranks; rank 1 SIGKILLed mid-run: torchrun ends rank 0, the job is interrupted
         resume(ws, job_id, params_update={"gpus": 2, "batch_size": 2})
