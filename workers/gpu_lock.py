@@ -126,6 +126,15 @@ class GpuLock:
         if self.holder() == job_id:
             self.lock.release()
 
+    def release_when_ended(self, db: Database, job_id: int) -> None:
+        """A delivery's release once its run is over: only when the job has ended. A job resumed
+        at once is queued or running again under a newer delivery, which may already count this
+        lock as its own (see acquire): that delivery releases it. One write transaction, like acquire."""
+        with db.write() as s:
+            row = s.get(jobs.Job, job_id)
+            if row is None or row.status not in ("queued", "running"):
+                self.release(job_id)
+
     def flush_if_stale(self, db: Database, others_alive: bool) -> int | None:
         """At a consumer's start: free the lock unless its job is alive. Returns the id of the job
         whose stale lock was flushed, else None. A running holder with a fresh heartbeat keeps it
@@ -175,6 +184,10 @@ class GpuLocks:
     def release(self, job_id: int) -> None:
         for lock in reversed(self.locks):
             lock.release(job_id)
+
+    def release_when_ended(self, db: Database, job_id: int) -> None:
+        for lock in reversed(self.locks):
+            lock.release_when_ended(db, job_id)
 
     def holders(self) -> list[int | None]:
         return [lock.holder() for lock in self.locks]

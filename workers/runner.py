@@ -69,7 +69,7 @@ def run_delivery(ws: Workspace, job_id: int) -> None:
                 gpus=gpus if gpus and len(gpus) > 1 else None)
     finally:
         if lock is not None:
-            lock.release(job_id)
+            lock.release_when_ended(ws.db, job_id)
 
 
 def _fail_unstarted(ws: Workspace, job_id: int, error: str, detail: str) -> None:
