@@ -2,8 +2,8 @@
 CPU ranks on the gloo backend (BARK_STUDIO_DIST_BACKEND=gloo, the documented test-only mode) and
 runs the same recipe a GPU job runs, DDP for LoRA. Through the real CLI and a real `bark-studio
 worker`: the loss curve equals the one-process run with the same global batch; cancel stops every
-rank with a checkpoint; the run resumes at another world size (2 -> 1 -> 2 -> 1); a SIGKILLed rank
-ends the job interrupted with no process left behind. Also: N GPU locks taken together or not at
+rank with a checkpoint; the run resumes at another world size (2 -> 1 -> 2 -> 1); a SIGKILLed rank,
+or a SIGKILLed worker, ends the job interrupted with no process left behind. Also: N GPU locks taken together or not at
 all by two real processes, the data order under N ranks, and the one-line refusal of --gpus 2 on
 a machine without two GPUs."""
 from __future__ import annotations
@@ -255,6 +255,14 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
         job = jobs.get_job(ws.db, job_id)
         assert f"resuming from checkpoints/{job_id}/step-{s3:07d} at step {s3}" in job["log_tail"]
         assert "cpu x 2 ranks" in job["log_tail"]
+        # resumed at 2 ranks; the whole worker SIGKILLed: its job's process, torchrun and the ranks go
+        # with it, and the job turns interrupted when its heartbeat stops
+        resume(ws, job_id, params_update={"gpus": 2, "batch_size": 2})
+        _wait_trained(ws, job_id, s4 + 1)
+        _rank(job_id, 1)
+        c.kill()
+        _none_left(job_id)
+        wait_status(ws, job_id, "interrupted", timeout=6 * HEARTBEAT_S + 20)
     finally:
         c.stop()
     assert s1 < s2 < s3 + 2 <= s4 < LONG
@@ -262,7 +270,8 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
     # the curve: every recorded step (those a killed run repeated after its checkpoint too) equals
     # the one-process run with the same global batch
     series = jobs.metric_series(ws.db, job_id)["loss"]
-    assert sorted({step for step, _ in series}) == list(range(1, s4 + 1))
-    baseline = _baseline_losses(ws, {**params, "dropout": 0.0}, s4)
+    last = max(step for step, _ in series)
+    assert last > s4 and sorted({step for step, _ in series}) == list(range(1, last + 1))
+    baseline = _baseline_losses(ws, {**params, "dropout": 0.0}, last)
     for step, loss in series:
         assert loss == pytest.approx(baseline[step], abs=1e-5), (step, loss, baseline[step])
