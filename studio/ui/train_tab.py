@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from models.training_config import VOICE_PROMPT_MODES
+from models.world import gpus_refusal
 from studio import jobs, train_cost
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
@@ -73,7 +74,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
-           name: str = "", voice_prompts: str = "auto") -> int:
+           name: str = "", voice_prompts: str = "auto", gpus: int = 1) -> int:
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
@@ -87,6 +88,12 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
         params["voice_prompts"] = voice_prompts
     if (name or "").strip():
         params["name"] = name.strip()
+    gpus = int(gpus or 1)
+    if gpus != 1:
+        params["gpus"] = gpus
+    refusal = gpus_refusal(gpus, remote_workers=bool(ws.redis_url))
+    if refusal:
+        raise gr.Error(refusal)
     with page_errors():
         check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
@@ -210,6 +217,9 @@ def build(ws: Workspace) -> None:
                                      info="Train each clip with a voice prompt from another clip of its speaker, as "
                                           "generation uses them (auto: when the dataset has several clips per speaker).",
                                      elem_id="train-voice-prompts")
+            gpus = gr.Number(label="GPUs", value=1, minimum=1, precision=0, elem_id="train-gpus",
+                             info="GPUs of one worker host to train on: LoRA runs under DDP, a full fine-tune "
+                                  "under FSDP (its weights sharded across the cards).")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 advanced = [f.component(PRESET_LABELS[DEFAULT_PRESET]) for f in ADVANCED]
             name = gr.Textbox(label="Adapter name (optional)", info="The best checkpoint is saved under this name.",
@@ -259,12 +269,12 @@ def build(ws: Workspace) -> None:
     for comp in (base, stages, *advanced):
         comp.change(on_estimate, inputs=est_inputs, outputs=estimate)
 
-    def on_launch(d, b, st, p, n, vp, *adv):
-        job_id = launch(ws, d, b, st, p, list(adv), n, vp)
+    def on_launch(d, b, st, p, n, vp, g, *adv):
+        job_id = launch(ws, d, b, st, p, list(adv), n, vp, g)
         gr.Info(f"training job {job_id} queued")
         return job_id, gr.update(choices=train_job_choices(ws), value=job_id)
 
-    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, *advanced],
+    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, gpus, *advanced],
                      outputs=[job_state, watch])
     watch.input(lambda j: j, inputs=watch, outputs=job_state)
     live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
