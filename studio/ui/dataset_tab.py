@@ -266,6 +266,7 @@ def build(ws: Workspace) -> None:
             min_snr = gr.Number(value=20.0, label="Min SNR (dB)", elem_id="ds-min-snr")
             prepare_btn = gr.Button("Prepare", variant="primary", elem_id="ds-prepare")
         job_status_md = gr.Markdown(elem_id="ds-job-status")  # beside the buttons that start these jobs
+        live.job_picker(ws.db, ("import", "transcribe", "prepare"), job_id, label="Dataset jobs", elem_id="ds-job")
 
     with gr.Group():
         with gr.Row():

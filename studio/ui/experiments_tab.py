@@ -11,7 +11,7 @@ import gradio as gr
 
 from studio.errors import UserError
 from studio.experiments import emergent, records
-from studio.ui import fields, live
+from studio.ui import fields, live, sweep_launcher
 from studio.workspace import Workspace
 
 TITLE = "Experiments"
@@ -224,6 +224,8 @@ def build(ws: Workspace) -> None:
         conclusion = gr.Textbox(label="Conclusion", lines=2, scale=3)
         conclude_btn = gr.Button("Conclude", scale=0)
 
+    sweep_ended = sweep_launcher.build(ws, exp)
+
     gr.Markdown("## Emergent-behaviour log")
     with gr.Row():
         f_tag = gr.Textbox(label="Tag")
@@ -266,6 +268,7 @@ def build(ws: Workspace) -> None:
                      outputs=[exp, page, plots])
     link_btn.click(lambda e, s: link(ws, e, s), inputs=[exp, session], outputs=[page, plots])
     conclude_btn.click(lambda e, t: conclude(ws, e, t), inputs=[exp, conclusion], outputs=[page, plots])
+    sweep_ended.change(lambda e: show(ws, e), inputs=exp, outputs=[page, plots])  # its metrics join the page
     for f in (f_tag, f_stars, f_source, f_only_exp):
         f.change(reload, inputs=filter_inputs, outputs=table)
     entry_outputs = [audio, image, params, tags, notes, stars]
