@@ -99,7 +99,7 @@ def test_a_tabs_jobs_are_listed_newest_first_readably_by_kind(ws):
         row = s.get(jobs.Job, new)
         row.status, row.progress = "running", 0.4
     choices = job_view.job_choices(ws.db, ("import", "transcribe", "prepare"))
-    assert choices == [(f"#{new} prepare · walk · running 40% · just now", new),
+    assert choices == [(f"#{new} prepare · walk · running · just now", new),
                        (f"#{old} import · walk · succeeded · 5 min ago", old)]
     assert other not in [c[1] for c in choices]
     before = job_view.jobs_signature(ws.db, ("prepare",))

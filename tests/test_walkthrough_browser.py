@@ -47,6 +47,12 @@ def _ends(page, elem_id: str, job_no: int | None = None) -> str:
     return page.locator(f"#{elem_id}").inner_text()
 
 
+def _picker_reads(page, elem_id: str, start: str) -> None:
+    """Wait until the job picker `elem_id` shows a job whose label starts so."""
+    page.wait_for_function("([id, s]) => (document.querySelector('#' + id + ' input') || {}).value?.startsWith(s)",
+                           arg=[elem_id, start], timeout=30_000)
+
+
 def _newest(ws, kind: str) -> dict:
     return jobs.list_jobs(ws.db, kind=kind, limit=1)[0]
 
@@ -74,185 +80,198 @@ def studio(ws, monkeypatch):
     server.stop()
 
 
-def test_the_whole_loop_through_the_pages(ws, studio, browser, tmp_path, awb_wav, slt_wav):
-    assert studio.port != 7860
+@pytest.fixture
+def page(browser):
+    """The owner's browser tab."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(120_000)
-    studio.login(page)
-    page.goto(studio.url + "/")
-
-    # Dataset: create, import the real speech, transcribe, correct by hand with [laughs], prepare.
-    _fill(page, "ds-new-name", "walk")
-    page.locator("#ds-create").click()
-    page.locator("#ds-upload input[type=file]").set_input_files([str(awb_wav), str(slt_wav)])
-    page.locator("#ds-upload").get_by_text("slt_arctic_a0009").first.wait_for()
-    page.locator("#ds-import").click()
-    table = page.locator("#ds-clips")
-    table.get_by_text("upload/awb_arctic_a0007.wav").filter(visible=True).first.wait_for(timeout=JOB_WAIT_MS)
-    table.get_by_text("upload/slt_arctic_a0009.wav").filter(visible=True).first.wait_for()
-    page.get_by_text("Transcribe and prepare (jobs)").first.click()
-    _choose(page, "ds-whisper-size", re.compile(r"^test-random"))
-    page.locator("#ds-transcribe").click()
-    assert "succeeded" in _ends(page, "ds-job-status")
-    texts = {"awb_arctic_a0007": "Author of the danger trail, Philip Steels, et cetera.",
-             "slt_arctic_a0009": "It had fallen on them like a thunderbolt."}
-    for clip, said in texts.items():
-        table.get_by_text(f"upload/{clip}.wav").filter(visible=True).first.click()
-        page.locator("#ds-clip-title").get_by_text(clip).wait_for()
-        box = page.locator("#ds-text textarea")
-        box.fill(said)
-        if clip.startswith("awb"):  # a marker from the palette, at the caret after "trail,"
-            box.evaluate("t => { t.focus(); t.setSelectionRange(26, 26); }")
-            page.locator("#ds-palette").get_by_role("button", name="[laughs]", exact=True).click()
-        page.locator("#ds-text-save").click()
-        page.locator("#ds-lint").filter(visible=True).first.wait_for()
-    page.locator("#ds-report").get_by_text("[laughs]: 1").wait_for()
-    page.locator("#ds-prepare").click()
-    prepare_no = _new_job(ws, "prepare", set())
-    assert "succeeded" in _ends(page, "ds-job-status", prepare_no)
-    page.locator("#ds-report").get_by_text(re.compile(r"training segments", re.I)).first.wait_for()
-    _shot(page, "dataset")
-    from studio.datasets.store import list_clips
-
-    said = {c["name"]: c["text"] for c in list_clips(ws.db, "walk")}
-    assert said["upload/awb_arctic_a0007.wav"] == "Author of the danger trail, [laughs] Philip Steels, et cetera."
-
-    # Voices: a voice prompt from an 8 s recording of awb (the rule is 5 to 12 s).
-    recording = tmp_path / "awb_twice.wav"
-    subprocess.run(["sox", awb_wav, awb_wav, recording], check=True)
-    page.get_by_role("tab", name="Voices").click()
-    page.locator("#voices-upload input[type=file]").set_input_files(str(recording))
-    _fill(page, "voices-name", "walk-voice")
-    _choose(page, "voices-model", TINY)
-    page.locator("#voices-make").click()
-    assert "succeeded" in _ends(page, "voices-status")
-    page.locator("#voices-table").get_by_text("walk-voice", exact=True).filter(visible=True).first.wait_for()
-    _shot(page, "voices")
-
-    # Train: a tiny LoRA of a few steps, its loss drawn.
-    page.get_by_role("tab", name="Train").click()
-    _choose(page, "train-dataset", "walk")
-    _choose(page, "train-base", TINY)
-    for stage in ("coarse", "fine"):
-        page.locator("#train-stages").get_by_label(stage).uncheck()
-    page.locator("#train-advanced").get_by_text("Advanced settings").click()
-    for name, value in (("max_steps", 2), ("batch_size", 1), ("grad_accum", 1), ("save_every", 2),
-                        ("eval_every", 2)):
-        _fill(page, f"train-adv-{name}", value)
-    _choose(page, "train-adv-precision", "fp32")
-    _fill(page, "train-name", "walk-lora")
-    page.locator("#train-estimate").get_by_text("2 optimizer steps").wait_for()
-    page.locator("#train-launch").click()
-    assert "succeeded" in _ends(page, "train-status")
-    train_no = _newest(ws, "train")["id"]
-
-    # Reopened, the Train tab offers its runs to pick (no id to type); the chosen one is followed.
-    page.reload()
-    page.get_by_role("tab", name="Train").click()
-    page.locator("#train-job input").first.click()
-    page.get_by_role("option", name=re.compile(rf"^#{train_no} train · walk-lora · succeeded · ")).click()
-    assert f"Job {train_no} " in _ends(page, "train-status", train_no)
-    page.locator("#train-loss-latest").get_by_text(re.compile(r"train loss [\d.]+ at step 2")).wait_for()
-    page.locator("#train-checkpoints").get_by_text(re.compile(r"step-0000002")).first.wait_for()
-    _shot(page, "train")
-
-    # Generate with the adapter and the voice, then without the adapter: the same text and seed,
-    # each staged for a listening session under its system's name.
-    page.get_by_role("tab", name="Generate").click()
-    _fill(page, "gen-text", TEXT)
-    _choose(page, "gen-model", TINY)
-    _choose(page, "gen-voice", "walk-voice")
-    page.get_by_text("Sampling").click()
-    _fill(page, "gen-max-tokens", 24)
-    _fill(page, "gen-seed", 7)
-    staged = {}
-    for adapter, system in (("walk-lora", "lora"), ("(none)", "base")):
-        _choose(page, "gen-adapter-1", adapter)
-        before = {j["id"] for j in jobs.list_jobs(ws.db, kind="generate")}
-        page.locator("#gen-go").click()
-        job_no = _new_job(ws, "generate", before)
-        assert "succeeded" in _ends(page, "gen-status", job_no)
-        (gen,) = [g for g in voices.list_generations(ws) if g["job_id"] == job_no]
-        assert [a["name"] for a in gen["adapters"]] == ([adapter] if system == "lora" else [])
-        _fill(page, "gen-chosen", gen["id"])
-        _fill(page, "gen-system", system)
-        page.locator("#gen-listening").click()
-        page.get_by_text(f"exports/listening/{system}/").first.wait_for()
-        staged[system] = gen
-    _shot(page, "generate")
-
-    # Listen: an A/B session of the two, a rater link, a rater on a phone, the results.
-    page.get_by_role("tab", name="Listen").click()
-    page.get_by_text("New session").first.click()
-    page.get_by_label("Session name (only you see it)").fill("lora vs base")
-    folders = page.get_by_label("Audio folders in the workspace")
-    for system in ("lora", "base"):
-        folders.click()
-        page.get_by_role("option", name=f"exports/listening/{system}", exact=True).click()
-    assert "lora = exports/listening/lora" in page.locator("#listen-systems textarea").input_value()
-    page.get_by_label("Gold/trap trials per rater").fill("0")
-    page.get_by_role("button", name="Create session").click()
-    page.get_by_text(re.compile(r"Created session \d+ with 1 items")).wait_for(timeout=JOB_WAIT_MS)
-    (session,) = sessions.list_sessions(ws)
-    page.get_by_text("Rater links").first.click()
-    page.get_by_label("How many").fill("1")
-    page.get_by_role("button", name="Make rater links").click()
-    links = page.locator("#listen-links textarea")
-    page.wait_for_function("() => document.querySelector('#listen-links textarea').value.includes('http')")
-    link = re.search(r"https?://\S+", links.input_value()).group(0)
-    assert f":{studio.port}/" in link, link  # the port this studio serves on, not 7860
-
-    phone = browser.new_context(**PHONE)
-    rater = phone.new_page()
-    rater.goto(link)
-    rater.click("#consent")
-    rater.wait_for_url("**/trial")
-    for k, side in enumerate("AB"):
-        rater.click(f"#play-{side}")
-        rater.locator(".player.heard").nth(k).wait_for(timeout=30_000)
-    _shot(rater, "rater")
-    rater.locator("#answer-A:enabled").click()
-    rater.wait_for_url("**/done")
-    phone.close()
-
-    page.get_by_role("button", name="Show results").click()
-    page.locator("#listen-results").get_by_text(re.compile(r"1 votes? used|votes")).first.wait_for()
-    page.locator("#listen-table").filter(visible=True).first.wait_for()
-    page.locator("#listen-plot-1 img").wait_for()
-    _shot(page, "listen")
-    assert sessions.get_session(ws, session["id"])["raters"][0]["votes"] == 1
-
-    # Experiments: a sweep of the adapter's scale, launched from the tab, its plots shown.
-    page.get_by_role("tab", name="Experiments").click()
-    _choose(page, "sweep-model", TINY)
-    _choose(page, "sweep-adapter", "walk-lora")
-    for scale in ("0", "1"):
-        page.locator("#sweep-scales").get_by_label(scale, exact=True).check()
-    page.locator("#sweep-prompts").get_by_label(TEXT, exact=True).check()  # a saved prompt: the generations' text
-    _fill(page, "sweep-max-semantic", 16)
-    page.locator("#sweep-estimate").get_by_text(re.compile(r"2 outputs \(2 adapter_scale\)")).wait_for()
-    page.locator("#sweep-seeds").get_by_label("1", exact=True).check()
-    page.locator("#sweep-estimate").get_by_text(re.compile(r"4 outputs \(2 adapter_scale × 2 seed\)")).wait_for()
-    page.locator("#sweep-launch").click()
-    assert "succeeded" in _ends(page, "sweep-status")
-    page.locator("#sweep-plots img").first.wait_for()
-    sweep = sweeps.sweep_for_job(ws, _newest(ws, "sweep")["id"])
-    assert len(sweep["outputs"]) == 4 and sweep["plots"]
-    assert {o["params"]["adapters"][0]["scale"] for o in sweep["outputs"]} == {0.0, 1.0}
-
-    # The emergent log: a sweep output added by hand, opened with its waveform.
-    out_id = sweep["outputs"][0]["id"]
-    page.get_by_label("Add a sweep output by id").fill(str(out_id))
-    page.get_by_role("button", name="Add to log").click()
-    page.locator("#emergent-status").get_by_text(f"Added output {out_id}").wait_for()
-    page.locator("#emergent-table").get_by_text("manual").filter(visible=True).first.click()
-    page.locator("#emergent-image img").wait_for()
-    _shot(page, "experiments")
-
-    page.get_by_role("tab", name="Jobs").click()
-    page.locator("#jobs-table").get_by_text("sweep").filter(visible=True).first.wait_for()
-    _shot(page, "jobs")
-    failed = [j for j in jobs.list_jobs(ws.db) if j["status"] != "succeeded"]
-    assert not failed, failed
+    page.set_default_timeout(60_000)
+    yield page
     context.close()
+
+
+def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, awb_wav, slt_wav):
+    try:
+        assert studio.port != 7860
+        studio.login(page)
+        page.goto(studio.url + "/")
+
+        # Dataset: create, import the real speech, transcribe, correct by hand with [laughs], prepare.
+        _fill(page, "ds-new-name", "walk")
+        page.locator("#ds-create").click()
+        page.locator("#ds-upload input[type=file]").set_input_files([str(awb_wav), str(slt_wav)])
+        page.locator("#ds-upload").get_by_text("slt_arctic_a0009").first.wait_for()
+        page.locator("#ds-import").click()
+        _ends(page, "ds-status", _new_job(ws, "import", set()))
+        table = page.locator("#ds-clips")
+        table.get_by_text("upload/awb_arctic_a0007.wav").filter(visible=True).first.wait_for(timeout=JOB_WAIT_MS)
+        table.get_by_text("upload/slt_arctic_a0009.wav").filter(visible=True).first.wait_for()
+        page.get_by_text("Transcribe and prepare (jobs)").first.click()
+        _choose(page, "ds-whisper-size", re.compile(r"^test-random"))
+        page.locator("#ds-transcribe").click()
+        assert "succeeded" in _ends(page, "ds-job-status", _new_job(ws, "transcribe", set()))
+        texts = {"awb_arctic_a0007": "Author of the danger trail, Philip Steels, et cetera.",
+                 "slt_arctic_a0009": "It had fallen on them like a thunderbolt."}
+        for clip, said in texts.items():
+            table.get_by_text(f"upload/{clip}.wav").filter(visible=True).first.click()
+            page.locator("#ds-clip-title").get_by_text(clip).wait_for()
+            box = page.locator("#ds-text textarea")
+            box.fill(said)
+            if clip.startswith("awb"):  # a marker from the palette, at the caret after "trail,"
+                box.evaluate("t => { t.focus(); t.setSelectionRange(27, 27); }")
+                page.locator("#ds-palette").get_by_role("button", name="[laughs]", exact=True).click()
+            page.locator("#ds-text-save").click()
+            page.locator("#ds-lint").filter(visible=True).first.wait_for()
+        page.locator("#ds-report").get_by_text("[laughs]: 1").wait_for()
+        page.locator("#ds-prepare").click()
+        prepare_no = _new_job(ws, "prepare", set())
+        assert "succeeded" in _ends(page, "ds-job-status", prepare_no)
+        page.locator("#ds-report").get_by_text(re.compile(r"training segments", re.I)).first.wait_for()
+        # the tab's job list caught up with the job's end (no stale "running")
+        _picker_reads(page, "ds-job", f"#{prepare_no} prepare · walk · succeeded · ")
+        _shot(page, "dataset")
+        from studio.datasets.store import list_clips
+
+        said = {c["name"]: c["text"] for c in list_clips(ws.db, "walk")}
+        assert said["upload/awb_arctic_a0007.wav"] == "Author of the danger trail, [laughs] Philip Steels, et cetera."
+
+        # Voices: a voice prompt from an 8 s recording of awb (the rule is 5 to 12 s).
+        recording = tmp_path / "awb_twice.wav"
+        subprocess.run(["sox", awb_wav, awb_wav, recording], check=True)
+        page.get_by_role("tab", name="Voices").click()
+        page.locator("#voices-upload input[type=file]").set_input_files(str(recording))
+        _fill(page, "voices-name", "walk-voice")
+        _choose(page, "voices-model", TINY)
+        page.locator("#voices-make").click()
+        assert "succeeded" in _ends(page, "voices-status")
+        page.locator("#voices-table").get_by_text("walk-voice", exact=True).filter(visible=True).first.wait_for()
+        _shot(page, "voices")
+
+        # Train: a tiny LoRA of a few steps, its loss drawn.
+        page.get_by_role("tab", name="Train").click()
+        _choose(page, "train-dataset", "walk")
+        _choose(page, "train-base", TINY)
+        for stage in ("coarse", "fine"):
+            page.locator("#train-stages").get_by_label(stage).uncheck()
+        page.locator("#train-advanced").get_by_text("Advanced settings").click()
+        for name, value in (("max_steps", 2), ("batch_size", 1), ("grad_accum", 1), ("save_every", 2),
+                            ("eval_every", 2)):
+            _fill(page, f"train-adv-{name}", value)
+        _choose(page, "train-adv-precision", "fp32")
+        _fill(page, "train-name", "walk-lora")
+        page.locator("#train-estimate").get_by_text("2 optimizer steps").wait_for()
+        page.locator("#train-launch").click()
+        assert "succeeded" in _ends(page, "train-status")
+        train_no = _newest(ws, "train")["id"]
+
+        # Reopened, the Train tab offers its runs to pick (no id to type); the chosen one is followed.
+        page.reload()
+        page.get_by_role("tab", name="Train").click()
+        page.locator("#train-job input").first.click()
+        page.get_by_role("option", name=re.compile(rf"^#{train_no} train · walk-lora · succeeded · ")).click()
+        assert f"Job {train_no} " in _ends(page, "train-status", train_no)
+        page.locator("#train-loss-latest").get_by_text(re.compile(r"train loss [\d.]+ at step 2")).wait_for()
+        page.locator("#train-checkpoints").get_by_text(re.compile(r"step-0000002")).first.wait_for()
+        _shot(page, "train")
+
+        # Generate with the adapter and the voice, then without the adapter: the same text and seed,
+        # each staged for a listening session under its system's name.
+        page.get_by_role("tab", name="Generate").click()
+        _fill(page, "gen-text", TEXT)
+        _choose(page, "gen-model", TINY)
+        _choose(page, "gen-voice", "walk-voice")
+        page.get_by_text("Sampling").click()
+        _fill(page, "gen-max-tokens", 24)
+        _fill(page, "gen-seed", 7)
+        staged = {}
+        for adapter, system in (("walk-lora", "lora"), ("(none)", "base")):
+            _choose(page, "gen-adapter-1", adapter)
+            before = {j["id"] for j in jobs.list_jobs(ws.db, kind="generate")}
+            page.locator("#gen-go").click()
+            job_no = _new_job(ws, "generate", before)
+            assert "succeeded" in _ends(page, "gen-status", job_no)
+            (gen,) = [g for g in voices.list_generations(ws) if g["job_id"] == job_no]
+            assert [a["name"] for a in gen["adapters"]] == ([adapter] if system == "lora" else [])
+            _fill(page, "gen-chosen", gen["id"])
+            _fill(page, "gen-system", system)
+            page.locator("#gen-listening").click()
+            page.get_by_text(f"exports/listening/{system}/").first.wait_for()
+            staged[system] = gen
+        _shot(page, "generate")
+
+        # Listen: an A/B session of the two, a rater link, a rater on a phone, the results.
+        page.get_by_role("tab", name="Listen").click()
+        page.get_by_text("New session").first.click()
+        page.get_by_label("Session name (only you see it)").fill("lora vs base")
+        folders = page.get_by_label("Audio folders in the workspace")
+        for system in ("lora", "base"):
+            folders.click()
+            page.get_by_role("option", name=f"exports/listening/{system}", exact=True).click()
+        assert "lora = exports/listening/lora" in page.locator("#listen-systems textarea").input_value()
+        page.get_by_label("Gold/trap trials per rater").fill("0")
+        page.get_by_role("button", name="Create session").click()
+        page.get_by_text(re.compile(r"Created session \d+ with 1 items")).wait_for(timeout=JOB_WAIT_MS)
+        (session,) = sessions.list_sessions(ws)
+        page.get_by_text("Rater links").first.click()
+        page.get_by_label("How many").fill("1")
+        page.get_by_role("button", name="Make rater links").click()
+        links = page.locator("#listen-links textarea")
+        page.wait_for_function("() => document.querySelector('#listen-links textarea').value.includes('http')")
+        link = re.search(r"https?://\S+", links.input_value()).group(0)
+        assert f":{studio.port}/" in link, link  # the port this studio serves on, not 7860
+
+        phone = browser.new_context(**PHONE)
+        rater = phone.new_page()
+        rater.goto(link)
+        rater.click("#consent")
+        rater.wait_for_url("**/trial")
+        for k, side in enumerate("AB"):
+            rater.click(f"#play-{side}")
+            rater.locator(".player.heard").nth(k).wait_for(timeout=30_000)
+        _shot(rater, "rater")
+        rater.locator("#answer-A:enabled").click()
+        rater.wait_for_url("**/done")
+        phone.close()
+
+        page.get_by_role("button", name="Show results").click()
+        page.locator("#listen-results").get_by_text(re.compile(r"1 votes? used|votes")).first.wait_for()
+        page.locator("#listen-table").filter(visible=True).first.wait_for()
+        page.locator("#listen-plot-1 img").wait_for()
+        _shot(page, "listen")
+        assert sessions.get_session(ws, session["id"])["raters"][0]["votes"] == 1
+
+        # Experiments: a sweep of the adapter's scale, launched from the tab, its plots shown.
+        page.get_by_role("tab", name="Experiments").click()
+        _choose(page, "sweep-model", TINY)
+        _choose(page, "sweep-adapter", "walk-lora")
+        for scale in ("0", "1"):
+            page.locator("#sweep-scales").get_by_label(scale, exact=True).check()
+        page.locator("#sweep-prompts").get_by_label(TEXT, exact=True).check()  # a saved prompt: the generations' text
+        _fill(page, "sweep-max-semantic", 16)
+        page.locator("#sweep-estimate").get_by_text(re.compile(r"2 outputs \(2 adapter_scale\)")).wait_for()
+        page.locator("#sweep-seeds").get_by_label("1", exact=True).check()
+        page.locator("#sweep-estimate").get_by_text(re.compile(r"4 outputs \(2 adapter_scale × 2 seed\)")).wait_for()
+        page.locator("#sweep-launch").click()
+        assert "succeeded" in _ends(page, "sweep-status")
+        page.locator("#sweep-plots img").first.wait_for()
+        sweep = sweeps.sweep_for_job(ws, _newest(ws, "sweep")["id"])
+        assert len(sweep["outputs"]) == 4 and sweep["plots"]
+        assert {o["params"]["adapters"][0]["scale"] for o in sweep["outputs"]} == {0.0, 1.0}
+
+        # The emergent log: a sweep output added by hand, opened with its waveform.
+        out_id = sweep["outputs"][0]["id"]
+        page.get_by_label("Add a sweep output by id").fill(str(out_id))
+        page.get_by_role("button", name="Add to log").click()
+        page.locator("#emergent-status").get_by_text(f"Added output {out_id}").wait_for()
+        page.locator("#emergent-table").get_by_text("manual").filter(visible=True).first.click()
+        page.locator("#emergent-image img").wait_for()
+        _shot(page, "experiments")
+
+        page.get_by_role("tab", name="Jobs").click()
+        page.locator("#jobs-table").get_by_text("sweep").filter(visible=True).first.wait_for()
+        _shot(page, "jobs")
+        failed = [j for j in jobs.list_jobs(ws.db) if j["status"] != "succeeded"]
+        assert not failed, failed
+    except BaseException:
+        _shot(page, "failure")  # where it stopped, for the person reading the failure
+        raise

@@ -118,14 +118,15 @@ LIVE = ("queued", "running")
 
 
 def job_label(job: dict, now=None) -> str:
-    """`#12 train · my-lora · running 40% · 3 min ago`: what a user recognises a job by."""
+    """`#12 train · my-lora · running · 3 min ago`: what a user recognises a job by."""
     params = job.get("params") or {}
     name = next((str(params[k]) for k in ("name", "dataset", "label") if params.get(k)), "")
     if not name and params.get("texts"):
         name = str(params["texts"][0])
     name = name if len(name) <= 32 else name[:31] + "…"
-    status = job["status"] + (f" {100 * (job.get('progress') or 0):.0f}%" if job["status"] == "running" else "")
-    return " · ".join(x for x in (f"#{job['id']} {job['kind']}", name, status, _age(job.get("created_at"), now)) if x)
+    # no progress here: the list is read when a job starts or ends, so a percent would go stale
+    return " · ".join(x for x in (f"#{job['id']} {job['kind']}", name, job["status"], _age(job.get("created_at"), now))
+                      if x)
 
 
 def _age(created_at: str | None, now=None) -> str:
