@@ -31,7 +31,7 @@ def keep_current(outputs, refresh: Callable) -> Callable:
     return refresh
 
 
-PICKER_POLL_SECONDS = 3.0  # how soon a job's start or end shows in the pickers' labels
+PICKER_POLL_SECONDS = 4.0  # how soon a job's start or end shows in the pickers' labels
 
 
 def job_picker(db, kinds: tuple[str, ...], job_state: gr.State, label: str = "Job", **kw) -> gr.Dropdown:
@@ -58,7 +58,7 @@ def job_picker(db, kinds: tuple[str, ...], job_state: gr.State, label: str = "Jo
     for event in ([tab.select] if tab is not None else []) + (
             [Context.root_block.load] if Context.root_block is not None else []) + [job_state.change]:
         event(fill, inputs=job_state, outputs=[picker, seen], queue=False, show_progress="hidden")
-    gr.Timer(PICKER_POLL_SECONDS).tick(on_tick, inputs=[job_state, seen], outputs=[picker, seen],
-                                       show_progress="hidden")
+    gr.Timer(PICKER_POLL_SECONDS).tick(on_tick, inputs=[job_state, seen], outputs=[picker, seen], queue=False,
+                                       show_progress="hidden")  # a cheap read: not behind the queue's work
     picker.input(lambda job_id: job_id, inputs=picker, outputs=job_state)
     return picker
