@@ -120,8 +120,8 @@ LIVE = ("queued", "running")
 def job_label(job: dict, now=None) -> str:
     """`#12 train · my-lora · running · 3 min ago`: what a user recognises a job by."""
     params = job.get("params") or {}
-    name = next((str(params[k]) for k in ("name", "dataset", "label") if params.get(k)), "")
-    if not name and params.get("texts"):
+    name = next((str(params[k]) for k in ("name", "dataset", "label", "text") if params.get(k)), "")
+    if not name and params.get("texts"):  # a generate job of several sentences
         name = str(params["texts"][0])
     name = name if len(name) <= 32 else name[:31] + "…"
     # no progress here: the list is read when a job starts or ends, so a percent would go stale
