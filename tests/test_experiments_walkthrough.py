@@ -38,7 +38,7 @@ def job_json(ws, *args: str) -> dict:
 
 
 @pytest.mark.slow
-def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, awb_wav):
+def test_voice_prompt_vs_base_walks_every_step_onto_one_page(ws, tmp_path, awb_wav):
     src = tmp_path / "src"
     src.mkdir()
     subprocess.run(["sox", awb_wav, src / "awb_slow.wav", "tempo", "0.9"], check=True)
@@ -49,15 +49,15 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
     voice = job_json(ws, "voice", "create", "awb-voice", "--clip", str(src / "awb_long.wav"), "--model", "tiny")
     assert voice["name"] == "awb-voice"
 
-    exp = studio_json(ws, "experiment", "create", "ft-vs-prompt",
-                      "--hypothesis", "A LoRA of awb holds his voice more steadily than a voice prompt of awb",
+    exp = studio_json(ws, "experiment", "create", "prompt-vs-base",
+                      "--hypothesis", "A voice prompt of awb sounds more like him than the base model",
                       "--dataset", "awb", "--arm", "name=prompted,kind=voice_prompt,voice=awb-voice,model=tiny",
                       "--arm", "name=base,kind=base,model=tiny", "--prompt", "Hello there, friend.")
     assert [a["kind"] for a in exp["arms"]] == ["voice_prompt", "base"]
     assert exp["arms"][0]["voice"] == "voices/awb-voice.npz"  # workspace-relative: a copied workspace works
 
     # Sweep both arms over seeds, with speaker similarity and WER through the random test Whisper.
-    swept = job_json(ws, "sweep", "--experiment", "ft-vs-prompt", "--seeds", "0,1", "--max-new-semantic", "30",
+    swept = job_json(ws, "sweep", "--experiment", "prompt-vs-base", "--seeds", "0,1", "--max-new-semantic", "30",
                      "--ref", str(awb_wav), "--asr", "test-random", "--real", str(awb_wav), "--real-text", TEXT, "--wait")
     assert swept["job"]["status"] == "succeeded", swept["job"]["error"]
     sweep = swept["sweep"]
@@ -74,22 +74,22 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
 
     # A blind A/B session of the two arms, two raters who vote, linked to the experiment.
     folders = studio_json(ws, "sweeps", "export", str(sweep["id"]), str(tmp_path / "ab"))
-    session = json.loads(cli("listen", "create", "--name", "ft vs prompt", "--system", f"prompted={folders['prompted']}",
+    session = json.loads(cli("listen", "create", "--name", "prompt vs base", "--system", f"prompted={folders['prompted']}",
                              "--system", f"base={folders['base']}", "--trials", "2", "--seed", "1", "--json",
                              home=ws.root).stdout)
     assert session["n_items"] == 2
     raters = studio_json(ws, "listen", "raters", str(session["id"]), "--count", "2")
     for rater in raters:
         complete_rater(ws.db, session["public_id"], rater["token"], lambda i, t: "A")
-    studio_json(ws, "experiment", "link", "ft-vs-prompt", "--listening", str(session["id"]))
+    studio_json(ws, "experiment", "link", "prompt-vs-base", "--listening", str(session["id"]))
 
     # A clip a person found worth keeping, and the conclusion.
     studio_json(ws, "emergent", "add", "--output", str(base_out["id"]), "--tag", "steady", "--stars", "3")
-    studio_json(ws, "experiment", "conclude", "ft-vs-prompt",
+    studio_json(ws, "experiment", "conclude", "prompt-vs-base",
                 "Tiny random models: the pipeline runs; no claim about voices.")
 
-    page = studio_json(ws, "experiment", "show", "ft-vs-prompt")
-    assert page["hypothesis"].startswith("A LoRA") and page["dataset"] == "awb" and page["status"] == "concluded"
+    page = studio_json(ws, "experiment", "show", "prompt-vs-base")
+    assert page["hypothesis"].startswith("A voice prompt of awb") and page["dataset"] == "awb" and page["status"] == "concluded"
     assert [s["mode"] for s in page["sweeps"]] == ["grid"]
     by_arm = page["sweeps"][0]["summary"]["by_arm"]["speaker_similarity"]
     assert set(by_arm) == {"prompted", "base"} and all(v["n"] == 2 for v in by_arm.values())
@@ -102,8 +102,8 @@ def test_fine_tune_vs_voice_prompt_walks_every_step_onto_one_page(ws, tmp_path, 
     from studio.ui import experiments_tab
 
     markdown, plots = experiments_tab.show(ws, page["id"])
-    for part in ("A LoRA of awb", "**Dataset:** awb", "`prompted` (voice_prompt)", "`base` (base)",
-                 "| prompted |", "| base |", "speaker_similarity", "wer_floor", "ft vs prompt", "votes",
+    for part in ("A voice prompt of awb", "**Dataset:** awb", "`prompted` (voice_prompt)", "`base` (base)",
+                 "| prompted |", "| base |", "speaker_similarity", "wer_floor", "prompt vs base", "votes",
                  "Emergent log (1 entries)", "Tiny random models"):
         assert part in markdown, part
     assert len(plots) == len(sweep["plots"]) and all(p.endswith(".png") for p in plots)

@@ -94,6 +94,7 @@ def page(browser):
 
 
 def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, awb_wav, slt_wav):
+    expect.set_options(timeout=60_000)  # a page's update waits behind jobs on a loaded 2-core box
     try:
         assert studio.port != 7860
         studio.login(page)

@@ -26,8 +26,8 @@ def _fmt(v) -> str:
 
 def page_markdown(p: dict) -> str:
     """The experiment's page as Markdown: one place for everything it gathered."""
-    lines = [f"## {p['name']}  ({p['status']})", f"**Hypothesis:** {p['hypothesis'] or '-'}",
-             f"**Dataset:** {p['dataset'] or '-'}", "", "**Arms**", ""]
+    lines = [f"## {p['name']}  ({p['status']})", f"**Hypothesis:** {p['hypothesis'] or '-'}", "",
+             f"**Dataset:** {p['dataset'] or '-'}", "", "**Arms**", ""]  # blank lines: a paragraph each
     lines += [f"- `{a['name']}` ({a['kind']}): model {a['model']}"
               + (f", voice {a['voice']}" if a.get("voice") else "")
               + "".join(f", adapter {x['path']} x{x['scale']}" for x in a.get("adapters") or []) for a in p["arms"]]
