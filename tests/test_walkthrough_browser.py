@@ -94,7 +94,6 @@ def page(browser):
 
 
 def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, awb_wav, slt_wav):
-    expect.set_options(timeout=60_000)  # a page's update waits behind jobs on a loaded 2-core box
     try:
         assert studio.port != 7860
         studio.login(page)
@@ -274,8 +273,8 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
         page.get_by_role("button", name="Create experiment").click()
         page.locator("#exp-page").get_by_text("lora-vs-prompt").first.wait_for()
         for arm in ("prompted", "lora"):  # the experiment's arms and prompt are ticked in the launcher
-            expect(page.locator("#sweep-arms").get_by_label(arm, exact=True)).to_be_checked()
-        expect(page.locator("#sweep-prompts").get_by_label(TEXT, exact=True)).to_be_checked()
+            expect(page.locator("#sweep-arms").get_by_label(arm, exact=True)).to_be_checked(timeout=60_000)
+        expect(page.locator("#sweep-prompts").get_by_label(TEXT, exact=True)).to_be_checked(timeout=60_000)
         _choose(page, "sweep-model", TINY)
         _fill(page, "sweep-max-semantic", 16)
         page.locator("#sweep-estimate").get_by_text(re.compile(r"2 outputs \(2 arm\)")).wait_for()
