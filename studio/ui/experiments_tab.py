@@ -5,8 +5,6 @@ parameters that reproduce each clip, tags, notes, stars, filters, export.
 Handlers are thin: the domain is studio.experiments; heavy work (sweeps, evals) is a job."""
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
 from studio.errors import UserError
@@ -61,8 +59,11 @@ def page_markdown(p: dict) -> str:
             continue
         lines.append(f"- session {r['session_id']} **{r['name']}** ({r['test_type']}, {r['n_votes']} votes): "
                      f"{r['question']}")
-        if r.get("ab"):
-            lines.append(f"  - A/B: `{json.dumps(r['ab'], default=str)[:600]}`")
+        for pair in (r.get("ab") or {}).get("pairs") or []:  # a line per pair, as the Listen tab words it
+            ci = pair.get("ci") or [None, None]
+            lines.append(f"  - A/B {pair['system_x']} vs {pair['system_y']}: {pair['system_x']} won {pair['wins']}, "
+                         f"{pair['system_y']} won {pair['losses']}, ties {pair['ties']}; win rate "
+                         f"{_fmt(pair.get('win_rate'))} [{_fmt(ci[0])}, {_fmt(ci[1])}], p = {_fmt(pair.get('p_value'))}")
         if r.get("mos"):
             for row in r["mos"]:
                 lines.append(f"  - MOS {row.get('system')}: {_fmt(row.get('mean'))}")
@@ -281,7 +282,7 @@ def build(ws: Workspace) -> None:
     save_btn.click(lambda i, t, n, s: save_entry(ws, i, t, n, s), inputs=[entry_id, tags, notes, stars],
                    outputs=status).then(reload, inputs=filter_inputs, outputs=table)
     add_btn.click(lambda i, e: add_output(ws, i, e), inputs=[add_id, exp], outputs=status).then(
-        reload, inputs=filter_inputs, outputs=table)
+        reload, inputs=filter_inputs, outputs=table).then(lambda e: show(ws, e), inputs=exp, outputs=[page, plots])
     export_btn.click(lambda *a: export(ws, *a[:3], filters_exp(a[3], a[4])), inputs=filter_inputs, outputs=exported)
 
 
