@@ -56,10 +56,6 @@ def _picker_reads(page, elem_id: str, start: str) -> None:
                            arg=[elem_id, start], timeout=30_000)
 
 
-def _newest(ws, kind: str) -> dict:
-    return jobs.list_jobs(ws.db, kind=kind, limit=1)[0]
-
-
 def _new_job(ws, kind: str, before: set, timeout: float = 60) -> int:
     """The id of the job of `kind` the page just queued (one not in `before`)."""
     deadline = time.monotonic() + timeout
@@ -198,7 +194,6 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
         page.get_by_text("Sampling").click()
         _fill(page, "gen-max-tokens", 24)
         _fill(page, "gen-seed", 7)
-        staged = {}
         for adapter, system in (("walk-lora", "lora"), ("(none)", "base")):
             _choose(page, "gen-adapter-1", adapter)
             before = {j["id"] for j in jobs.list_jobs(ws.db, kind="generate")}
@@ -214,7 +209,6 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
             _fill(page, "gen-system", system)
             page.locator("#gen-listening").click()
             page.get_by_text(f"exports/listening/{system}/").first.wait_for()
-            staged[system] = gen
         page.wait_for_function("() => document.querySelector('#gen-history').innerText.includes('walk-lora×1')")
         _shot(page, "generate")
 
