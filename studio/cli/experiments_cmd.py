@@ -10,38 +10,13 @@ from models.names import AUDIO_SUFFIXES
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
 from studio.experiments import arms as arm_specs
+from studio.experiments import requests
 from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
 
 
 def register(main: click.Group) -> None:
     for cmd in (eval_cmd, sweep_cmd, sweeps_group, experiment_group, emergent_group):
         main.add_command(cmd)
-
-
-def _audio_files(items: tuple[str, ...]) -> list[str]:
-    """Files as given; folders expand to their audio files, sorted by name."""
-    out = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(str(f.resolve()) for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise UserError(f"{item}: the folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-            out += found
-        elif p.is_file():
-            out.append(str(p.resolve()))
-        else:
-            raise UserError(f"{item}: no such file or folder")
-    return out
-
-
-def _texts(texts: tuple[str, ...], texts_file: str | None) -> list[str]:
-    if texts_file:
-        path = Path(texts_file)
-        if not path.is_file():
-            raise UserError(f"{texts_file}: no such texts file")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return list(texts)
 
 
 def _job_result(ws, job: dict) -> dict:
@@ -119,39 +94,9 @@ def eval_cmd(ctx, audio, texts, texts_file, references, prosody_refs, real_audio
     _finish(ctx, submit(ctx.ws, "eval", params, wait=wait), as_json)
 
 
-def _axis(spec: str) -> tuple[str, list]:
-    name, sep, values = spec.partition("=")
-    if not sep or not values.strip():
-        raise UserError(f"--axis {spec!r}: write NAME=V1,V2,... (e.g. semantic_temperature=0.5,0.7,1.0)")
-    raw = [v.strip() for v in values.split(",") if v.strip()]
-    try:
-        vals = [float(v) if name.strip() not in ("adapter_mix", "prompt", "arm") else v for v in raw]
-    except ValueError:
-        raise UserError(f"--axis {spec!r}: values must be numbers") from None
-    return name.strip(), vals
-
-
-def _range(spec: str) -> tuple[str, list[float]]:
-    name, sep, values = spec.partition("=")
-    lo, colon, hi = values.partition(":")
-    try:
-        if not sep or not colon:
-            raise ValueError
-        return name.strip(), [float(lo), float(hi)]
-    except ValueError:
-        raise UserError(f"--range {spec!r}: write NAME=LOW:HIGH (e.g. adapter_scale=0:2.5)") from None
-
-
-# One parser for the CLI and the Experiments tab (studio.experiments.arms).
-_in_workspace, _adapter_folder, _voice_file, _adapter_specs = (arm_specs.in_workspace, arm_specs.adapter_folder,
-                                                              arm_specs.voice_file, arm_specs.adapter_specs)
-
-
-def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
-    name, sep, rest = spec.partition("=")
-    if not sep or not name.strip():
-        raise UserError(f"--mix {spec!r}: write NAME=PATH:SCALE+PATH:SCALE")
-    return name.strip(), _adapter_specs(rest, "--mix", ws)
+# One set of parsers for the CLI and the Experiments tab (studio.experiments.requests).
+_audio_files, _texts, _axis, _range = requests.audio_files, requests.texts, requests.parse_axis, requests.parse_range
+_mix, _voice_file, _adapter_specs = requests.parse_mix, arm_specs.voice_file, arm_specs.adapter_specs
 
 
 @click.command("sweep")

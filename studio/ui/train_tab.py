@@ -99,14 +99,6 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
         return submit(ws, "train", params)["id"]
 
 
-def train_job_choices(ws: Workspace) -> list[tuple[str, int]]:
-    """Running jobs first, then the most recent: what a user reopening the tab wants to follow."""
-    rows = jobs.list_jobs(ws.db, kind="train", limit=30)
-    rows.sort(key=lambda j: (j["status"] not in ("running", "queued"), -j["id"]))
-    return [(f"{j['id']}: {(j['params'] or {}).get('name') or (j['params'] or {}).get('dataset') or ''} "
-             f"({j['status']}, {100 * (j['progress'] or 0):.0f}%)", j["id"]) for j in rows]
-
-
 def checkpoints(ws: Workspace, job_id) -> list[dict]:
     from studio import training
 
@@ -229,9 +221,7 @@ def build(ws: Workspace) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("_No training job yet._", elem_id="train-status")
             with gr.Row():
-                watch = gr.Dropdown(label="Watching job", choices=train_job_choices(ws), value=None,
-                                    allow_custom_value=True, elem_id="train-job",
-                                    info="Running and recent training jobs; pick one to follow it")
+                live.job_picker(ws.db, ("train",), job_state, label="Watching job", elem_id="train-job")
                 cancel_btn = gr.Button("Cancel", elem_id="train-cancel", scale=0)
             loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss: train and validation",
                                     elem_id="train-loss-plot", height=260)
@@ -272,12 +262,10 @@ def build(ws: Workspace) -> None:
     def on_launch(d, b, st, p, n, vp, g, *adv):
         job_id = launch(ws, d, b, st, p, list(adv), n, vp, g)
         gr.Info(f"training job {job_id} queued")
-        return job_id, gr.update(choices=train_job_choices(ws), value=job_id)
+        return job_id
 
     launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, gpus, *advanced],
-                     outputs=[job_state, watch])
-    watch.input(lambda j: j, inputs=watch, outputs=job_state)
-    live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
+                     outputs=job_state)
 
     drawn_state = gr.State(None)  # what the plots show: (job, points); redrawn only when it changes
 
