@@ -56,10 +56,11 @@ STEPS = {"semantic+coarse": 20, "fine": 60}
 LR = {"semantic+coarse": 1e-2, "fine": 5e-3}
 # Share of the base-to-teacher gap each stage must close. Measured (seeds below, CPU fp32): semantic
 # 0.95, coarse 0.96, fine padded 0.88, fine two windows 0.73, of which the second window 0.60.
-# The long clip's windows stay under 0.8 within this test's time: its 24 of the fine stage's 72
-# examples get under two passes in 60 steps (trained on long clips alone, 40 steps reach 0.80-0.85,
-# 60 reach 0.86), and the second window's 59 new frames per codebook are the fewest targets of all.
-# More steps cost ~0.12 s each; the thresholds are the measured values less a margin.
+# The long clip's windows stay under 0.8 within this test's time, for want of passes: 60 steps of 2
+# are 1.7 passes over the fine stage's 72 examples. With 110 steps the same run reaches padded 0.91,
+# two windows 0.83, second window 0.71 (trained on long clips alone, 40 steps reach 0.80-0.85); the
+# second window's 59 new frames per codebook are the fewest targets of all. 50 more steps would
+# add ~40% to this test's time; the thresholds are the 60-step values less a margin.
 MIN_CLOSED = {"semantic": 0.8, "coarse": 0.8, "fine (padded)": 0.8, "fine (two windows)": 0.65,
               "fine (second window)": 0.5}
 
