@@ -33,7 +33,7 @@ import torch
 
 from models import adapters as A
 from models import checkpoints as ckpt
-from models.distributed import SingleProcess
+from models.rank_group import SingleProcess
 from models.errors import ModelInputError
 from models.lora import STAGE_ATTRS, count_parameters, prepare_for_training, stage_module, trainable_parameters
 from models.training_config import (PRESETS, SCHEDULES, VOICE_PROMPT_MODES, TrainConfig,  # noqa: F401  (re-exported)
