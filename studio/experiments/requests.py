@@ -46,17 +46,52 @@ def texts(given, texts_file: str | None = None) -> list[str]:
     return list(given)
 
 
+def _steps(spec: str, lo: float, hi: float, n: str) -> list[float]:
+    try:
+        count = int(n)
+    except ValueError:
+        count = 0
+    if count < 2:
+        raise UserError(f"--axis {spec!r}: the number of steps after the last ':' must be a whole number >= 2")
+    return [round(lo + (hi - lo) * k / (count - 1), 6) for k in range(count)]
+
+
 def parse_axis(spec: str) -> tuple[str, list]:
-    """NAME=V1,V2,... -> (name, values); numbers except for the named axes."""
+    """NAME=V1,V2,... -> (name, values); numbers except for the named axes. A numeric axis also
+    takes NAME=LOW:HIGH:STEPS (label:accent=0:1:5), and speaker_mix=A:B:STEPS sweeps t = 0..1 from
+    speaker A to speaker B (speaker_mix_ends gives A and B)."""
     name, sep, values = spec.partition("=")
+    name = name.strip()
     if not sep or not values.strip():
         raise UserError(f"--axis {spec!r}: write NAME=V1,V2,... (e.g. semantic_temperature=0.5,0.7,1.0)")
+    if name == grid.SPEAKER_MIX:
+        parts = values.split(":")
+        if len(parts) != 3 or not parts[0].strip() or not parts[1].strip():
+            raise UserError(f"--axis {spec!r}: write speaker_mix=FROM:TO:STEPS (e.g. speaker_mix=alice:bob:5)")
+        return name, _steps(spec, 0.0, 1.0, parts[2])
+    if ":" in values and name not in TEXT_AXES:
+        lo, _, rest = values.partition(":")
+        hi, _, n = rest.partition(":")
+        try:
+            return name, _steps(spec, float(lo), float(hi), n)
+        except ValueError:
+            raise UserError(f"--axis {spec!r}: write NAME=LOW:HIGH:STEPS with numbers (e.g. label:accent=0:1:5)") from None
     raw = [v.strip() for v in values.split(",") if v.strip()]
     try:
-        vals = [float(v) if name.strip() not in TEXT_AXES else v for v in raw]
+        vals = [float(v) if name not in TEXT_AXES else v for v in raw]
     except ValueError:
         raise UserError(f"--axis {spec!r}: values must be numbers") from None
-    return name.strip(), vals
+    return name, vals
+
+
+def speaker_mix_ends(specs) -> list[str] | None:
+    """The two speakers of a `speaker_mix=A:B:STEPS` axis among the --axis specs (None: no such axis)."""
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if name.strip() == grid.SPEAKER_MIX:
+            parse_axis(spec)
+            return [v.strip() for v in values.split(":")[:2]]
+    return None
 
 
 def parse_range(spec: str) -> tuple[str, list[float]]:
