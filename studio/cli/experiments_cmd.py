@@ -8,6 +8,7 @@ import click
 
 from models.names import AUDIO_SUFFIXES
 from studio.cli import emit, json_option, pass_ctx
+from studio.conditioning import condition_params
 from studio.errors import UserError
 from studio.experiments import arms as arm_specs
 from studio.experiments import requests
@@ -106,11 +107,15 @@ _mix, _voice_file, _adapter_specs = requests.parse_mix, arm_specs.voice_file, ar
               help="Bark model: small, large, a hub id or folder (tiny = random test weights).")
 @click.option("--voice", help="Voice prompt (.npz) for every output.")
 @click.option("--adapter", help="Adapter folder whose scale `--axis adapter_scale=...` sweeps.")
-@click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,...: semantic_temperature, coarse_temperature, "
-              "fine_temperature, adapter_scale, adapter_mix, seed, arm.")
+@click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,... or NAME=LOW:HIGH:STEPS: semantic_temperature, "
+              "coarse_temperature, fine_temperature, adapter_scale, adapter_mix, seed, arm, label:NAME (a numeric "
+              "label of a --condition adapter); speaker_mix=A:B:STEPS mixes speaker A into B (t = 0..1).")
 @click.option("--range", "ranges", multiple=True, help="NAME=LOW:HIGH for --random sweeps.")
 @click.option("--mix", "mixes", multiple=True, help="NAME=PATH:SCALE+PATH:SCALE, an adapter mix for adapter_mix.")
 @click.option("--arm", "arms", multiple=True, help="Sweep these arms of the experiment (default: all of them).")
+@click.option("--speaker", "speakers", multiple=True,
+              help="NAME[:WEIGHT] for every output of a --condition adapter; repeat to mix voices.")
+@click.option("--label", "labels", multiple=True, help="NAME=VALUE of a label the adapter is conditioned on.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
 @click.option("--random", "n_random", type=int, default=0, help="Draw N random points instead of the full grid.")
 @click.option("--random-seed", type=int, default=0, show_default=True)
@@ -130,7 +135,8 @@ _mix, _voice_file, _adapter_specs = requests.parse_mix, arm_specs.voice_file, ar
 @click.option("--wait", is_flag=True, help="Block until the job ends (runs it here if no worker is alive).")
 @json_option
 @pass_ctx
-def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, seeds, n_random, random_seed,
+def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, speakers, labels, seeds,
+              n_random, random_seed,
               references, real_audio, real_texts, asr, f0_method, batch_size, max_new_semantic, engine, precision, name,
               no_flag, wait, as_json):
     """Generate over a grid (or random draw) of parameters, measure every output, plot each metric."""
@@ -150,7 +156,8 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
                "real_audio": _audio_files(real_audio) if real_audio else [], "real_texts": list(real_texts),
                "batch_size": batch_size, "max_new_semantic": max_new_semantic, "engine": engine,
                "precision": precision, "name": name, "flag": not no_flag,
-               "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else []}
+               "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else [],
+               "speaker_mix": requests.speaker_mix_ends(axes), **condition_params(speakers, labels)}
     if exp and exp["arms"] and "arm" not in axes_d:
         chosen = list(arms) or [a["name"] for a in exp["arms"]]
         request["axes"]["arm"] = chosen
@@ -243,7 +250,8 @@ def experiment_group() -> None:
 @click.option("--hypothesis", default="")
 @click.option("--dataset", help="The dataset (name or id) the arms were trained or conditioned on.")
 @click.option("--arm", "arms", multiple=True, help="name=...,kind=base|voice_prompt|finetune|adapter_scale|"
-              "adapter_mix[,adapter=PATH:SCALE+PATH:SCALE][,voice=PATH][,model=tiny], or JSON.")
+              "adapter_mix[,adapter=PATH:SCALE+PATH:SCALE][,voice=PATH][,model=tiny][,speaker=A:0.7,B:0.3]"
+              "[,label=NAME=VALUE], or JSON.")
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
 @click.option("--prompts-file", type=click.Path(dir_okay=False), help="One test prompt per line.")
 @json_option

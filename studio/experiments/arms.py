@@ -107,3 +107,24 @@ def parse_arm(spec: str, ws=None, where: str = "--arm") -> dict:
             arm[key] = value
     return {**arm, **conditioning.condition_params(speakers, labels, f"{where} {spec!r}: speaker",
                                                    f"{where} {spec!r}: label")}
+
+
+GENERATION_KEYS = ("model", "adapters", "speaker", "labels")
+
+
+def generation_spec(spec: str, ws=None, where: str = "--generated") -> dict:
+    """A listening-session system the model generates, in the arm syntax: model=tiny,adapter=NAME:1.0,
+    voice=NAME,speaker=alice:0.7,bob:0.3,label=accent=0.35 -> the generate job's params (adapter
+    paths absolute, the voice a saved voice's name as the generate job takes it)."""
+    parts = spec.split(",")
+    voices = [p.partition("=")[2].strip() for p in parts if p.strip().startswith("voice=")]
+    rest = ",".join(p for p in parts if not p.strip().startswith("voice="))
+    arm = parse_arm(rest, ws, where) if rest.strip() else {}
+    unknown = sorted(set(arm) - set(GENERATION_KEYS))
+    if unknown:
+        raise UserError(f"{where} {spec!r}: a generated system takes model, adapter, voice, speaker and label, "
+                        f"not {', '.join(unknown)}")
+    root = ws.root if ws is not None else Path.cwd()
+    adapters = [{"path": str(root / a["path"]), "scale": a["scale"]} for a in arm.get("adapters") or []]
+    return {**{k: arm[k] for k in ("model", "speaker", "labels") if arm.get(k)},
+            **({"adapters": adapters} if adapters else {}), **({"voice": voices[-1]} if voices else {})}
