@@ -41,9 +41,9 @@ class SpeakerSimilarity:
 
         self.refs: dict = {}  # speaker -> (n_clips, d) unit embeddings
         names = list(dict.fromkeys(n for p in all_params for n in (p.get("speaker") or {})))
-        clips = _dataset_clips(ctx, all_params) if names else []
         if not names:
             return
+        clips = _dataset_clips(ctx, all_params)
         self.encoder = speaker.get_encoder(encoder, model_id)
         for name in names:
             paths = [str(ctx.workspace.root / c["blob"]) for c in clips if c.get("speaker") == name]
