@@ -13,6 +13,7 @@ from studio.db import Database
 from studio.errors import UserError
 from studio.experiments import arms as arm_specs
 from studio.experiments import grid
+from studio.train_cost import duration_text
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 TEXT_AXES = ("adapter_mix", "prompt", "arm")  # axes whose values are names, not numbers
@@ -141,13 +142,5 @@ def estimate_md(db: Database, request: dict) -> str:
     swept = grid.swept(request)
     shape = " × ".join(f"{len(request['axes'][a])} {a}" for a in request["axes"] if len(request["axes"][a]) > 1)
     return (f"**{n} output{'s' if n != 1 else ''}**" + (f" ({shape})" if shape else "")
-            + f" · about **{_fmt(n * per)}** ({per:.3g} s each, {basis})"
+            + f" · about **{duration_text(n * per)}** ({per:.3g} s each, {basis})"
             + ("" if swept else " · nothing varies: pick two or more values of some axis"))
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
