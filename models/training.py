@@ -33,6 +33,7 @@ import torch
 
 from models import adapters as A
 from models import checkpoints as ckpt
+from models.rank_group import SingleProcess
 from models.errors import ModelInputError
 from models.lora import STAGE_ATTRS, count_parameters, prepare_for_training, stage_module, trainable_parameters
 from models.training_config import (PRESETS, SCHEDULES, VOICE_PROMPT_MODES, TrainConfig,  # noqa: F401  (re-exported)
@@ -232,8 +233,9 @@ class TrainingRecipe:
                  dataset: dict | None = None, resume_from=None,
                  on_progress: Callable[[dict], None] | None = None,
                  on_checkpoint: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, dist=None):
         self.cfg = config
+        self.dist = dist or SingleProcess()  # a models.distributed.Group when this is one rank of several
         self.bark = bark
         self.items, self.val_items = list(items), val_items
         # speaker of each clip (items, then val_items), for voice-prompted training
@@ -274,6 +276,7 @@ class TrainingRecipe:
 
                 enable_activation_checkpointing(stage_module(self.bark, stage))
         self.bark.to(self.device)
+        self.dist.wrap(self.bark, self.modules, self.objectives, cfg.method)  # DDP / FSDP across ranks
         self.params = trainable_parameters(self.bark)
         self.n_trainable, self.n_total = count_parameters(self.bark)
         self.conditioning = None
@@ -298,7 +301,7 @@ class TrainingRecipe:
             raise ModelInputError(f"no training examples for stage(s) {', '.join(empty)} (clips too short?)")
         self.samplers = {s: StageSampler(len(self.train_ex[s]), cfg.seed, i) for i, s in enumerate(cfg.stages)}
         # each stage its own schedule: one epoch is one pass over that stage's own examples
-        per_step = cfg.batch_size * cfg.grad_accum
+        per_step = cfg.batch_size * cfg.grad_accum * self.dist.world  # the global batch
         self.steps_per_epoch = {s: len(v) / per_step for s, v in self.train_ex.items()}
         self.stage_steps = {s: cfg.max_steps or max(1, math.ceil(cfg.max_epochs * n))
                             for s, n in self.steps_per_epoch.items()}
@@ -444,21 +447,24 @@ class TrainingRecipe:
             self.optimizers[stage].zero_grad(set_to_none=True)
         stage_losses = {s: 0.0 for s in active}
         n_tokens = 0
-        for _ in range(cfg.grad_accum):
+        for micro in range(cfg.grad_accum):
             for stage in active:
-                idx = self.samplers[stage].take(cfg.batch_size)
+                # every rank draws the global micro-batch and keeps its slice (the whole in one process)
+                idx = self.dist.share(self.samplers[stage].take(cfg.batch_size * self.dist.world))
                 batch = _to_device(self.objectives[stage].collate([self.train_ex[stage][i] for i in idx]), self.device)
-                with self._autocast():
-                    loss, n = self.objectives[stage].loss(self.modules[stage], batch)
-                self.scaler.scale(loss.float() / cfg.grad_accum).backward()
-                stage_losses[stage] += float(loss.detach()) / cfg.grad_accum
+                with self.dist.grad_sync(stage, last=micro == cfg.grad_accum - 1):
+                    with self._autocast():
+                        loss, n = self.dist.loss(stage, batch)
+                    weight, n = self.dist.token_share(n)  # ranks weighted by their share of the tokens
+                    self.scaler.scale(loss.float() * weight / cfg.grad_accum).backward()
+                stage_losses[stage] += self.dist.global_loss(loss.detach(), weight) / cfg.grad_accum
                 n_tokens += int(n)
         norms = []
         for stage in active:  # each stage clipped on its own: they are separate models
             self.scaler.unscale_(self.optimizers[stage])
             params = self.stage_params[stage]
             if cfg.max_grad_norm > 0:
-                norms.append(float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)))
+                norms.append(self.dist.to_float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)))
             else:
                 grads = [p.grad.norm() for p in params if p.grad is not None]
                 norms.append(float(torch.norm(torch.stack(grads))) if grads else 0.0)
@@ -481,13 +487,13 @@ class TrainingRecipe:
             for i in range(0, len(exs), self.cfg.batch_size):
                 batch = _to_device(self.objectives[stage].collate(exs[i:i + self.cfg.batch_size]), self.device)
                 with self._autocast():
-                    loss, n = self.objectives[stage].loss(self.modules[stage], batch)
+                    loss, n = self.dist.loss(stage, batch)
                 total += float(loss) * int(n)
                 count += int(n)
             if count:
                 out[stage] = total / count
         self.bark.train(was_training)
-        return out
+        return self.dist.agree(out)  # every rank acts on rank 0's numbers
 
     def _validate(self) -> float | None:
         """Validation loss per stage (a stage whose weights have not changed since its last pass
@@ -547,16 +553,19 @@ class TrainingRecipe:
                     "base_signature": self.base_signature, "dataset": self.dataset,
                     "hyperparameters": cfg.to_dict(), "metrics": metrics, "parent_checkpoint": str(final)}
 
+        optimizer_states = self.dist.optimizer_states(self.optimizers)  # collective under FSDP: every rank
+        rng = self.dist.rng_states(rng_state(self.device))
+
         def write_files(folder: Path) -> None:
             from safetensors.torch import save_file
 
             if cfg.method == "lora":  # the full method's weights live in adapter/<stage>/ only
                 save_file({n: p.detach().contiguous().cpu() for n, p in self.params.items()},
                           folder / "trainable.safetensors")
-            torch.save({"optimizers": {s: o.state_dict() for s, o in self.optimizers.items()},
+            torch.save({"optimizers": optimizer_states,
                         "schedulers": {s: sch.state_dict() for s, sch in self.schedulers.items()},
                         "scaler": self.scaler.state_dict()}, folder / "optimizer.pt")
-            torch.save(rng_state(self.device), folder / "rng.pt")
+            torch.save(rng, folder / "rng.pt")
             A.write_adapter(self.bark, folder / "adapter", manifest)
 
         state = {"state_version": STATE_VERSION, "config": cfg.to_dict(), "max_steps": self.max_steps,
@@ -567,8 +576,10 @@ class TrainingRecipe:
                  "val_loss": val, "metrics": metrics, "guard_base": self.guard_base,
                  "history": self.history, "base_model": self.base_model, "dataset": self.dataset}
         before = set(ckpt.list_checkpoints(self.run_dir))
-        path = ckpt.write_checkpoint(self.run_dir, self.step, write_files, state,
-                                     is_best=is_best, best_stages=best_for, keep_last=cfg.keep_last)
+        with self.dist.full_weights():  # rank 0 writes, once; FSDP gathers the full weights first
+            path = self.dist.main_only(lambda: ckpt.write_checkpoint(
+                self.run_dir, self.step, write_files, state, is_best=is_best, best_stages=best_for,
+                keep_last=cfg.keep_last), default=final)
         self.best_val, self.best_path, self.stage_best = best_val, best_path, stage_best
         self.last_saved_step = self.step
         deleted = sorted(str(p) for p in before - set(ckpt.list_checkpoints(self.run_dir)) if p != path)
@@ -621,12 +632,12 @@ class TrainingRecipe:
                 if weights[n].shape != p.shape:
                     raise ckpt.CheckpointError(f"checkpoint {str(folder)!r}: weight {n} has shape "
                                                f"{tuple(weights[n].shape)}, the model expects {tuple(p.shape)}")
-                p.copy_(weights[n].to(p.device, p.dtype))
+                self.dist.load_param(p, weights[n])
         for s in self.cfg.stages:
-            self.optimizers[s].load_state_dict(opt["optimizers"][s])
+            self.dist.load_optimizer(self.optimizers[s], opt["optimizers"][s])
             self.schedulers[s].load_state_dict(opt["schedulers"][s])
         self.scaler.load_state_dict(opt["scaler"])
-        set_rng_state(rng, self.device)
+        set_rng_state(self.dist.my_rng(rng), self.device)
         for s, smp in self.samplers.items():
             smp.load(state["samplers"][s])
         self.step = int(state["step"])

@@ -11,6 +11,10 @@ Rows, each pass or FAIL with what it saw:
 - generation with both engines, sampled and greedy, batch 1 and batch 8 (sampled generation draws
   from generators on the card; the same seed gives the same take twice);
 - torch.compile of the fast engine's decode step;
+- distributed training through torchrun and models.distributed on one card: LoRA under DDP and a
+  full fine-tune under FSDP2, each loss curve compared with the one-process run of the same batch,
+  with the training state (weights, gradients' owners, AdamW moments) and peak memory per rank
+  (--smoke: 2 CPU ranks on gloo, the test-only backend);
 - a generate job and a sweep job through a real `bark-studio worker` started with BARK_STUDIO_GPU=0;
 - the bench's GPU rows (bench/run_all.py; a missed speed target shows, but only a row that could
   not be measured fails).
@@ -50,7 +54,8 @@ def parse(argv=None):
                     help="random weights at bark-small shapes (bench/shapes.py) instead of the fixture")
     ap.add_argument("--work", type=Path, help="folder for the model, runs, workspace and logs (default: temporary)")
     ap.add_argument("--smoke", action="store_true", help="tiny shapes, any device: a quick run of this script")
-    ap.add_argument("--skip", default="", help="comma list of checks to leave out: train, gen, compile, worker, bench")
+    ap.add_argument("--skip", default="", help="comma list of checks to leave out: train, gen, compile, dist, worker, "
+                                                "bench")
     ap.add_argument("--train-child", type=Path, help=argparse.SUPPRESS)  # internal: one training process
     ap.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -100,26 +105,34 @@ def train_settings(smoke: bool) -> dict:
     return dict(steps=6, save_every=2) if smoke else dict(steps=30, save_every=5)
 
 
-def train_child(args) -> int:
-    """One training process: fresh, or resumed from its run folder's latest checkpoint."""
+def clip_items(model: str, n: int = 12) -> list:
+    """n random 5-7 s clips as tokenized items (semantic at 49.9 Hz, EnCodec frames at 75 Hz)."""
     import numpy as np
 
     from models import presets
-    from models.checkpoints import read_pointer
     from models.layouts import TokenItem
     from models.text import encode_text
+
+    tok = presets.load_text_tokenizer(model)
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(n):
+        n_sem = int(rng.integers(250, 350))
+        items.append(TokenItem(text_ids=encode_text(tok, TEXTS[i % len(TEXTS)]), semantic=rng.integers(0, 10000, n_sem),
+                               codes=rng.integers(0, 1024, (8, round(n_sem * 75 / 49.9))), key=f"clip-{i}"))
+    return items
+
+
+def train_child(args) -> int:
+    """One training process: fresh, or resumed from its run folder's latest checkpoint."""
+    from models import presets
+    from models.checkpoints import read_pointer
     from models.training import TrainConfig, TrainingRecipe
 
     run = args.train_child
     s = train_settings(args.smoke)
     bark = presets.load_bark(args.model)  # fp32 on the CPU; the recipe moves it, as the train job does
-    tok = presets.load_text_tokenizer(args.model)
-    rng = np.random.default_rng(0)
-    items = []
-    for i in range(12):  # 5-7 s clips: semantic at 49.9 Hz, EnCodec frames at 75 Hz
-        n_sem = int(rng.integers(250, 350))
-        items.append(TokenItem(text_ids=encode_text(tok, TEXTS[i % len(TEXTS)]), semantic=rng.integers(0, 10000, n_sem),
-                               codes=rng.integers(0, 1024, (8, round(n_sem * 75 / 49.9))), key=f"clip-{i}"))
+    items = clip_items(args.model)
     cfg = TrainConfig(stages=("semantic", "coarse", "fine"), method="lora", precision="bf16", batch_size=4,
                       grad_accum=1, max_steps=s["steps"], save_every=s["save_every"], eval_every=s["save_every"],
                       patience=0, val_fraction=0.2, seed=0, device="auto")
@@ -183,6 +196,60 @@ def check_training(args, work: Path) -> list[dict]:
                 f"killed after step {kill_step}, resumed {a['start']} -> {a['step']}; final loss {a['loss']:.4f} vs "
                 f"{b['loss']:.4f} uninterrupted ({100 * loss_gap:.2f}%); trained weights differ by {dw:.2e} "
                 f"(largest {scale:.2e})")]
+
+
+# --- distributed training ---------------------------------------------------------------------------
+
+DIST_STEPS = 4
+
+
+def check_distributed(args, work: Path, device: str) -> list[dict]:
+    """LoRA under DDP and a full fine-tune under FSDP2, launched by torchrun as a train job does:
+    one rank on a card (NCCL), or in --smoke two CPU ranks on gloo. Each curve is compared with
+    the one-process run of the same global batch (fp32, so only reduction order may differ)."""
+    import torch
+
+    from models import distributed as D
+    from models import presets
+    from models.training import TrainConfig, TrainingRecipe
+
+    world = 2 if device == "cpu" else 1
+    per_rank = 2
+    items = clip_items(args.model, n=6)
+    rows = []
+    for method, engine in (("lora", "DDP"), ("full", "FSDP2")):
+        t0 = time.monotonic()
+        name = f"dist: {method} under {engine}, {world} rank(s) ({'gloo, CPU' if device == 'cpu' else 'NCCL'})"
+        folder = work / f"dist-{method}"
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg = dict(stages=["coarse"], method=method, precision="fp32", batch_size=per_rank, grad_accum=1,
+                   max_steps=DIST_STEPS, save_every=DIST_STEPS, eval_every=DIST_STEPS, patience=0, val_fraction=0.2,
+                   dropout=0.0, seed=0, lr=1e-4 if method == "full" else 1e-3)
+        torch.save({"config": cfg, "model": args.model, "items": items, "run_dir": str(folder / "run"),
+                    "dataset": {"name": "gpu-check"}}, folder / D.SPEC)
+        env = {**os.environ, **({"BARK_STUDIO_DIST_BACKEND": "gloo"} if device == "cpu" else {})}
+        with open(folder / "torchrun.log", "w") as log:
+            rc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                 f"--nproc-per-node={world}", "-m", "models.distributed", str(folder)],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=900).returncode
+        events = D.EventReader(folder / D.EVENTS).new()
+        curve = {e["data"]["step"]: e["data"]["loss"] for e in events if e["event"] == "progress"}
+        result = next((e["data"] for e in events if e["event"] == "result"), None)
+        if rc or result is None:
+            rows.append(row(name, False, t0, f"torchrun exit {rc}; see {folder / 'torchrun.log'}"))
+            continue
+        one = TrainingRecipe(TrainConfig(**{**cfg, "batch_size": per_rank * world, "device": device}),
+                             presets.load_bark(args.model), items, folder / "one-process", base_model=args.model)
+        reference = {h["step"]: h["loss"] for h in one.train().history}
+        gap = max(abs(curve[s] - reference[s]) for s in reference)
+        memory = result.get("memory") or {}
+        ok = sorted(curve) == list(range(1, DIST_STEPS + 1)) and gap < 1e-4
+        rows.append(row(name, ok, t0, f"loss curve vs one process: max gap {gap:.1e} over {DIST_STEPS} steps; "
+                        f"training state {memory.get('state_mib', 0):.1f} MiB per rank"
+                        + (f", peak {memory['peak_cuda_mib']:.0f} MiB" if memory.get("peak_cuda_mib") else "")))
+        del one
+        gc.collect()
+    return rows
 
 
 # --- generation -----------------------------------------------------------------------------------
@@ -396,10 +463,11 @@ def main(argv=None) -> int:
             weights = f"random weights at {shape} shapes (bench/shapes.py)"
     except Exception as exc:  # noqa: BLE001 - nothing runs without a model
         rows.append(failed("model: the fixture or random bark-small weights", t0, exc))
-        skip = {"train", "gen", "compile", "worker", "bench"}
+        skip = {"train", "gen", "compile", "dist", "worker", "bench"}
     card += f"; weights: {weights}"
     checks = [("train", lambda: check_training(args, work)), ("gen", lambda: check_generation(args, device)),
-              ("compile", lambda: check_compile(args, device)), ("worker", lambda: check_worker(args, work, device)),
+              ("compile", lambda: check_compile(args, device)), ("dist", lambda: check_distributed(args, work, device)),
+              ("worker", lambda: check_worker(args, work, device)),
               ("bench", lambda: check_bench(args, work))]
     for name, check in checks:
         if name in skip:

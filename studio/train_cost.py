@@ -42,14 +42,15 @@ class Estimate:
     stage_steps: dict[str, int]  # each stage's own schedule
 
     def markdown(self) -> str:
-        time = (f"about **{_fmt(self.seconds)}** at {self.tokens_per_s:,.0f} tokens/s ({self.basis})"
+        time = (f"about **{duration_text(self.seconds)}** at {self.tokens_per_s:,.0f} tokens/s ({self.basis})"
                 if self.seconds is not None else f"unknown until a first run measures throughput ({self.basis})")
         per_stage = ", ".join(f"{s} {n:,}" for s, n in self.stage_steps.items())
         return (f"**{self.steps:,}** optimizer steps ({per_stage}) · **{self.tokens:,}** tokens · time {time} · "
                 f"memory about **{self.memory_gb:.1f} GB** (rough upper bound)")
 
 
-def _fmt(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """'40 s', '12 min', '3.5 h': an estimate's length as a person reads it."""
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

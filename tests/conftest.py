@@ -240,6 +240,14 @@ class Server:
         res = page.request.post(self.url + "/login", form={"username": "owner", "password": self.password})
         assert res.ok, f"owner login failed: {res.status} {res.text()}"
 
+    def open_page(self, browser, timeout_ms: int = 60_000):
+        """A new Playwright page, logged in as the owner, on the studio's front page."""
+        page = browser.new_page()
+        page.set_default_timeout(timeout_ms)
+        self.login(page)
+        page.goto(self.url + "/")
+        return page
+
     def client_from(self, address: str):
         """An httpx client whose requests leave from `address` (127.x.y.z: this host), so the
         server's per-client login limit counts its failures apart from every other test's."""

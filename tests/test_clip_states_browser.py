@@ -18,10 +18,7 @@ def test_exclude_include_delete_undo_buttons(ws, browser, awb_wav, slt_wav):
     awb = next(c for c in store.list_clips(ws.db, "buttons") if "awb" in c["name"])
     server = Server(ws)
     try:
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        server.login(page)
-        page.goto(server.url + "/")
+        page = server.open_page(browser)
         table, report = page.locator("#ds-clips"), page.locator("#ds-report")
 
         def cell(text: str):  # the dataframe keeps a hidden copy of each cell for measuring; use the visible one

@@ -27,10 +27,7 @@ def server(ws):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_upload_trim_edit_with_marker_and_report(ws, server, browser, awb_wav, slt_wav):
-    page = browser.new_page()
-    page.set_default_timeout(90_000)
-    server.login(page)
-    page.goto(server.url + "/")
+    page = server.open_page(browser, timeout_ms=90_000)
     page.locator("#ds-new-name textarea, #ds-new-name input").first.fill("browser-set")
     page.locator("#ds-create").click()
     report = page.locator("#ds-report")

@@ -23,10 +23,7 @@ def test_label_clips_in_bulk_and_insert_a_declared_tag(ws, browser, awb_wav, slt
 
     server = Server(ws)
     try:
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        server.login(page)
-        page.goto(server.url + "/")
+        page = server.open_page(browser)
         table, report = page.locator("#ds-clips"), page.locator("#ds-report")
         report.get_by_text("2 clips").first.wait_for()
 

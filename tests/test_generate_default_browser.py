@@ -30,10 +30,7 @@ def _fill(page, elem_id: str, value) -> None:
 
 @pytest.mark.timeout(1500)  # bark-small's real shapes on a shared 2-core CPU: minutes, not seconds
 def test_generate_with_the_default_model_plays_and_built_in_voices_are_offered(ws, studio, browser):
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    studio.login(page)
-    page.goto(studio.url + "/")
+    page = studio.open_page(browser)
 
     page.get_by_role("tab", name="Generate").click()
     assert page.locator("#gen-model input").first.input_value() == "suno/bark-small (small)"  # untouched

@@ -23,10 +23,7 @@ def test_table_and_served_plot_follow_new_votes(ws, browser, tmp_path, awb_wav):
     complete_rater(ws.db, made["public_id"], first["token"], _side_of(system_of, "a"))
     server = Server(ws)
     try:
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        server.login(page)
-        page.goto(server.url + "/")
+        page = server.open_page(browser)
         page.get_by_role("tab", name="Listen").click()
         page.locator("#listen-session input").click()
         page.get_by_role("option", name=re.compile(rf"^{made['id']}: ")).click()

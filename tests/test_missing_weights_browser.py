@@ -25,10 +25,7 @@ def empty_studio(ws, tmp_path):
 
 def test_default_model_submit_with_no_weights_is_one_line_and_queues_nothing(ws, empty_studio, browser):
     server, env = empty_studio
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    server.login(page)
-    page.goto(server.url + "/")
+    page = server.open_page(browser)
 
     page.get_by_role("tab", name="Generate").click()
     assert page.locator("#gen-model input").first.input_value() == "suno/bark-small (small)"  # the default

@@ -69,7 +69,7 @@ def test_the_train_tab_shows_each_stages_epochs_curves_and_best_step(train_templ
         page.goto(server.url + "/")
         page.get_by_role("tab", name="Train").click()
         page.locator("#train-job input").first.click()
-        page.get_by_role("option", name=re.compile(rf"^{job['id']}: staged ")).click()
+        page.get_by_role("option", name=re.compile(rf"^#{job['id']} train · staged · ")).click()
         page.locator("#train-status").get_by_text("succeeded").wait_for()
         best = page.locator("#train-loss-latest").get_by_text("Best checkpoint per stage")
         best.wait_for()

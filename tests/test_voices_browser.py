@@ -55,10 +55,7 @@ def _job_ends(page, job_no: int, timeout: float = 120_000) -> str:
 
 
 def test_make_a_voice_from_a_clip_list_listen_use_it_and_reject_bad_input(ws, studio, browser, tmp_path):
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    studio.login(page)
-    page.goto(studio.url + "/")
+    page = studio.open_page(browser)
     page.get_by_role("tab", name="Voices").click()
 
     # make a voice from the first 6 s of the imported clip

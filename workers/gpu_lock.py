@@ -7,7 +7,12 @@ job that finds the GPU busy is put back on the schedule and waits. A consumer th
 leaves its lock behind: the next consumer on the host flushes it at start unless its job is still
 alive (running with a fresh heartbeat: an orphaned worker may still be training), and a lock whose
 job has ended, or whose job's heartbeat has gone silent, is broken by the next job that asks for it
-(at run time, with no consumer restart)."""
+(at run time, with no consumer restart).
+
+A job over N GPUs (train --gpus N) takes the locks of N GPUs of its host together or not at all
+(`GpuLocks`): in one global order, each without waiting, the ones it got released again when one is
+busy. A job never waits while it holds a lock, so two jobs that each want two GPUs cannot hold one
+each and wait for the other: the one that finds a GPU busy lets go and asks again a moment later."""
 from __future__ import annotations
 
 import os
@@ -24,6 +29,7 @@ GPU_ENV = "BARK_STUDIO_GPU"  # which GPU this worker drives (one `bark-studio wo
 
 
 VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
+JOB_GPUS_ENV = "BARK_STUDIO_JOB_GPUS"  # set by the runner for a job's process: the GPUs whose locks it holds
 
 
 def gpu_name() -> str:
@@ -65,10 +71,23 @@ def pin_job_gpu(env=os.environ) -> str | None:
 
         return torch.cuda.device_count()
 
+    if env.get(JOB_GPUS_ENV):  # a job over several GPUs: exactly the ones it locked
+        env[VISIBLE_ENV] = env[JOB_GPUS_ENV]
+        return env[VISIBLE_ENV]
     value = visible_devices_for(env.get(GPU_ENV), env.get(VISIBLE_ENV), count)
     if value is not None:
         env[VISIBLE_ENV] = value
     return value
+
+
+def job_gpus(params: dict | None, env=os.environ) -> list[str]:
+    """The GPUs a training job locks: the worker's own for one; for N, the host's first N (the
+    entries of CUDA_VISIBLE_DEVICES when it is set, else indices 0..N-1)."""
+    n = int((params or {}).get("gpus") or 1)
+    if n <= 1:
+        return [gpu_name().rsplit(":", 1)[1]]
+    visible = [e.strip() for e in (env.get(VISIBLE_ENV) or "").split(",") if e.strip()]
+    return visible[:n] if len(visible) >= n else [str(i) for i in range(n)]
 
 
 class GpuLock:
@@ -107,6 +126,15 @@ class GpuLock:
         if self.holder() == job_id:
             self.lock.release()
 
+    def release_when_ended(self, db: Database, job_id: int) -> None:
+        """A delivery's release once its run is over: only when the job has ended. A job resumed
+        at once is queued or running again under a newer delivery, which may already count this
+        lock as its own (see acquire): that delivery releases it. One write transaction, like acquire."""
+        with db.write() as s:
+            row = s.get(jobs.Job, job_id)
+            if row is None or row.status not in ("queued", "running"):
+                self.release(job_id)
+
     def flush_if_stale(self, db: Database, others_alive: bool) -> int | None:
         """At a consumer's start: free the lock unless its job is alive. Returns the id of the job
         whose stale lock was flushed, else None. A running holder with a fresh heartbeat keeps it
@@ -129,3 +157,37 @@ def _beating(row: jobs.Job) -> bool:
     """A running job whose heartbeat is fresh: its worker is alive, wherever it runs."""
     fresh_after = utcnow() - timedelta(seconds=jobs.stale_after_seconds())
     return row.status == "running" and row.heartbeat_at is not None and row.heartbeat_at >= fresh_after
+
+
+class GpuLocks:
+    """The locks of several GPUs of this host, taken together or not at all (see the module doc)."""
+
+    def __init__(self, huey: Huey, gpus: list[str]):
+        host = socket.gethostname()
+        self.locks = [GpuLock(huey, f"{host}:{g}") for g in sorted(gpus, key=lambda g: (len(g), g))]
+        self.name = "+".join(lock.name for lock in self.locks)
+
+    def acquire(self, db: Database, job_id: int) -> int | None:
+        """Take every lock for `job_id`: None on success, else the id of a job holding one (then
+        this job holds none; `name` says which GPU was busy)."""
+        taken = []
+        for lock in self.locks:  # one global order, and no waiting while holding
+            holder = lock.acquire(db, job_id)
+            if holder is not None:
+                for got in reversed(taken):
+                    got.release(job_id)
+                self.name = lock.name
+                return holder
+            taken.append(lock)
+        return None
+
+    def release(self, job_id: int) -> None:
+        for lock in reversed(self.locks):
+            lock.release(job_id)
+
+    def release_when_ended(self, db: Database, job_id: int) -> None:
+        for lock in reversed(self.locks):
+            lock.release_when_ended(db, job_id)
+
+    def holders(self) -> list[int | None]:
+        return [lock.holder() for lock in self.locks]

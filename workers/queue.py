@@ -20,7 +20,7 @@ from studio import jobs
 from studio.errors import NotFound
 from studio.workspace import Workspace
 from workers import runner
-from workers.gpu_lock import GpuLock
+from workers.gpu_lock import GpuLock, GpuLocks, job_gpus
 from workers.kinds import needs_gpu_lock, runs_in_child
 
 log = logging.getLogger("workers.runner")  # the name these lines always had in the worker's log
@@ -82,7 +82,8 @@ def run_delivery(ws: Workspace, job_id: int) -> None:
     if job["status"] != "queued":
         log.info("job %s is %s; delivery skipped", job_id, job["status"])
         return
-    lock = GpuLock(queue_for(ws)) if needs_gpu_lock(job["kind"]) else None
+    gpus = job_gpus(job["params"]) if needs_gpu_lock(job["kind"]) else None
+    lock = (GpuLocks(queue_for(ws), gpus) if len(gpus) > 1 else GpuLock(queue_for(ws))) if gpus else None
     try:
         holder = lock.acquire(ws.db, job_id) if lock is not None else None
         if holder is not None:
@@ -93,10 +94,11 @@ def run_delivery(ws: Workspace, job_id: int) -> None:
         jobs.fail_unstarted(ws.db, job_id, f"could not be started: {type(exc).__name__}: {exc}", traceback.format_exc())
         return
     try:
-        runner.execute(ws, job_id, stop_event=runner.SHUTDOWN, isolate=runs_in_child(job["kind"]))
+        runner.execute(ws, job_id, stop_event=runner.SHUTDOWN, isolate=runs_in_child(job["kind"]),
+                       gpus=gpus if gpus and len(gpus) > 1 else None)
     finally:
         if lock is not None:
-            lock.release(job_id)
+            lock.release_when_ended(ws.db, job_id)
 
 
 def _wait_for_gpu(ws: Workspace, job: dict, holder: int, lock_name: str) -> None:

@@ -20,6 +20,7 @@ from studio import jobs
 from studio.errors import DISK_FULL, UserError, is_disk_full
 from studio.workspace import Workspace
 from workers.faults import context_class
+from workers.gpu_lock import JOB_GPUS_ENV
 from workers.kinds import handler_for
 from workers.heartbeat import Heartbeat
 
@@ -38,7 +39,7 @@ def worker_identity() -> str:
 # Running a claimed job ----------------------------------------------------------------------
 
 def execute(ws: Workspace, job_id: int, worker_id: str | None = None, *, stop_event=None,
-            isolate: bool = False) -> dict:
+            isolate: bool = False, gpus: list[str] | None = None) -> dict:
     """Run a queued job to its end. A job that is not queued (already claimed, cancelled,
     finished) is left alone: this is what makes a duplicate delivery harmless."""
     db = ws.db
@@ -46,7 +47,7 @@ def execute(ws: Workspace, job_id: int, worker_id: str | None = None, *, stop_ev
     if token is None:
         return jobs.get_job(db, job_id)
     if isolate:
-        _supervise_child(ws, job_id, token, stop_event)
+        _supervise_child(ws, job_id, token, stop_event, gpus)
     else:
         run_claimed(ws, job_id, token, stop_event=stop_event)
     return jobs.get_job(db, job_id)
@@ -67,9 +68,9 @@ def run_claimed(ws: Workspace, job_id: int, token: str, *, stop_event=None) -> N
             _finish_stopped(ctx, result)
         else:
             jobs.finish(db, job_id, token, "succeeded", result=result)
-    except jobs.JobCancelled:
+    except jobs.JobCancelled as exc:
         ctx.flush_log()
-        _finish_stopped(ctx, getattr(ctx, "partial_result", None))
+        _finish_stopped(ctx, getattr(ctx, "partial_result", None), reason=str(exc) or None)
     except UserError as exc:
         ctx.flush_log()
         jobs.finish(db, job_id, token, "failed", error=str(exc))
@@ -101,11 +102,12 @@ def stopped_early(result) -> bool:
     return isinstance(result, dict) and result.get("status") in ("stopped", "cancelled", "interrupted")
 
 
-def _finish_stopped(ctx: jobs.JobContext, partial: dict | None) -> None:
-    """Cancelled when the user asked; interrupted (resumable) when the worker is shutting down."""
+def _finish_stopped(ctx: jobs.JobContext, partial: dict | None, reason: str | None = None) -> None:
+    """Cancelled when the user asked; interrupted (resumable) when the worker is shutting down
+    (or, with a `reason`, when a part of the job died: a training rank)."""
     status = "cancelled" if jobs.cancel_requested(ctx.db, ctx.job_id) else "interrupted"
     jobs.finish(ctx.db, ctx.job_id, ctx.run_token, status, result=partial,
-                error=None if status == "cancelled" else "stopped when its worker shut down; resume to continue")
+                error=None if status == "cancelled" else reason or "stopped when its worker shut down; resume to continue")
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -117,12 +119,13 @@ def is_oom(exc: BaseException) -> bool:
 
 # Heavy kinds: a fresh interpreter per job -----------------------------------------------------
 
-def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event) -> None:
+def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event, gpus: list[str] | None = None) -> None:
     """Start the job in its own interpreter and watch it: beat the row's heartbeat while it lives,
     pass the consumer's shutdown on as SIGINT (finish the step, checkpoint, stop), and fail the row
     if the child dies without writing how it ended."""
     db = ws.db
-    proc = subprocess.Popen([sys.executable, "-m", "workers.child", str(ws.root), str(job_id), token])
+    env = {**os.environ, JOB_GPUS_ENV: ",".join(gpus)} if gpus else None  # the GPUs whose locks it holds
+    proc = subprocess.Popen([sys.executable, "-m", "workers.child", str(ws.root), str(job_id), token], env=env)
     jobs.append_log(db, job_id, token, [jobs.stamped(f"running in a spawned process (pid {proc.pid})")])
     beat = Heartbeat(lambda: jobs.touch(db, job_id, token), name=f"supervisor-job-{job_id}")
     beat.start()

@@ -8,40 +8,16 @@ import click
 
 from models.names import AUDIO_SUFFIXES
 from studio.cli import emit, json_option, pass_ctx
+from studio.conditioning import condition_params
 from studio.errors import UserError
 from studio.experiments import arms as arm_specs
+from studio.experiments import requests
 from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
 
 
 def register(main: click.Group) -> None:
     for cmd in (eval_cmd, sweep_cmd, sweeps_group, experiment_group, emergent_group):
         main.add_command(cmd)
-
-
-def _audio_files(items: tuple[str, ...]) -> list[str]:
-    """Files as given; folders expand to their audio files, sorted by name."""
-    out = []
-    for item in items:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(str(f.resolve()) for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise UserError(f"{item}: the folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-            out += found
-        elif p.is_file():
-            out.append(str(p.resolve()))
-        else:
-            raise UserError(f"{item}: no such file or folder")
-    return out
-
-
-def _texts(texts: tuple[str, ...], texts_file: str | None) -> list[str]:
-    if texts_file:
-        path = Path(texts_file)
-        if not path.is_file():
-            raise UserError(f"{texts_file}: no such texts file")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return list(texts)
 
 
 def _job_result(ws, job: dict) -> dict:
@@ -119,39 +95,9 @@ def eval_cmd(ctx, audio, texts, texts_file, references, prosody_refs, real_audio
     _finish(ctx, submit(ctx.ws, "eval", params, wait=wait), as_json)
 
 
-def _axis(spec: str) -> tuple[str, list]:
-    name, sep, values = spec.partition("=")
-    if not sep or not values.strip():
-        raise UserError(f"--axis {spec!r}: write NAME=V1,V2,... (e.g. semantic_temperature=0.5,0.7,1.0)")
-    raw = [v.strip() for v in values.split(",") if v.strip()]
-    try:
-        vals = [float(v) if name.strip() not in ("adapter_mix", "prompt", "arm") else v for v in raw]
-    except ValueError:
-        raise UserError(f"--axis {spec!r}: values must be numbers") from None
-    return name.strip(), vals
-
-
-def _range(spec: str) -> tuple[str, list[float]]:
-    name, sep, values = spec.partition("=")
-    lo, colon, hi = values.partition(":")
-    try:
-        if not sep or not colon:
-            raise ValueError
-        return name.strip(), [float(lo), float(hi)]
-    except ValueError:
-        raise UserError(f"--range {spec!r}: write NAME=LOW:HIGH (e.g. adapter_scale=0:2.5)") from None
-
-
-# One parser for the CLI and the Experiments tab (studio.experiments.arms).
-_in_workspace, _adapter_folder, _voice_file, _adapter_specs = (arm_specs.in_workspace, arm_specs.adapter_folder,
-                                                              arm_specs.voice_file, arm_specs.adapter_specs)
-
-
-def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
-    name, sep, rest = spec.partition("=")
-    if not sep or not name.strip():
-        raise UserError(f"--mix {spec!r}: write NAME=PATH:SCALE+PATH:SCALE")
-    return name.strip(), _adapter_specs(rest, "--mix", ws)
+# One set of parsers for the CLI and the Experiments tab (studio.experiments.requests).
+_audio_files, _texts, _axis, _range = requests.audio_files, requests.texts, requests.parse_axis, requests.parse_range
+_mix, _voice_file, _adapter_specs = requests.parse_mix, arm_specs.voice_file, arm_specs.adapter_specs
 
 
 @click.command("sweep")
@@ -161,11 +107,15 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
               help="Bark model: small, large, a hub id or folder (tiny = random test weights).")
 @click.option("--voice", help="Voice prompt (.npz) for every output.")
 @click.option("--adapter", help="Adapter folder whose scale `--axis adapter_scale=...` sweeps.")
-@click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,...: semantic_temperature, coarse_temperature, "
-              "fine_temperature, adapter_scale, adapter_mix, seed, arm.")
+@click.option("--axis", "axes", multiple=True, help="NAME=V1,V2,... or NAME=LOW:HIGH:STEPS: semantic_temperature, "
+              "coarse_temperature, fine_temperature, adapter_scale, adapter_mix, seed, arm, label:NAME (a numeric "
+              "label of a --condition adapter); speaker_mix=A:B:STEPS mixes speaker A into B (t = 0..1).")
 @click.option("--range", "ranges", multiple=True, help="NAME=LOW:HIGH for --random sweeps.")
 @click.option("--mix", "mixes", multiple=True, help="NAME=PATH:SCALE+PATH:SCALE, an adapter mix for adapter_mix.")
 @click.option("--arm", "arms", multiple=True, help="Sweep these arms of the experiment (default: all of them).")
+@click.option("--speaker", "speakers", multiple=True,
+              help="NAME[:WEIGHT] for every output of a --condition adapter; repeat to mix voices.")
+@click.option("--label", "labels", multiple=True, help="NAME=VALUE of a label the adapter is conditioned on.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
 @click.option("--random", "n_random", type=int, default=0, help="Draw N random points instead of the full grid.")
 @click.option("--random-seed", type=int, default=0, show_default=True)
@@ -185,7 +135,8 @@ def _mix(spec: str, ws=None) -> tuple[str, list[dict]]:
 @click.option("--wait", is_flag=True, help="Block until the job ends (runs it here if no worker is alive).")
 @json_option
 @pass_ctx
-def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, seeds, n_random, random_seed,
+def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mixes, arms, speakers, labels, seeds,
+              n_random, random_seed,
               references, real_audio, real_texts, asr, f0_method, batch_size, max_new_semantic, engine, precision, name,
               no_flag, wait, as_json):
     """Generate over a grid (or random draw) of parameters, measure every output, plot each metric."""
@@ -205,7 +156,8 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
                "real_audio": _audio_files(real_audio) if real_audio else [], "real_texts": list(real_texts),
                "batch_size": batch_size, "max_new_semantic": max_new_semantic, "engine": engine,
                "precision": precision, "name": name, "flag": not no_flag,
-               "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else []}
+               "experiment_id": exp["id"] if exp else None, "arms": exp["arms"] if exp else [],
+               "speaker_mix": requests.speaker_mix_ends(axes), **condition_params(speakers, labels)}
     if exp and exp["arms"] and "arm" not in axes_d:
         chosen = list(arms) or [a["name"] for a in exp["arms"]]
         request["axes"]["arm"] = chosen
@@ -298,7 +250,8 @@ def experiment_group() -> None:
 @click.option("--hypothesis", default="")
 @click.option("--dataset", help="The dataset (name or id) the arms were trained or conditioned on.")
 @click.option("--arm", "arms", multiple=True, help="name=...,kind=base|voice_prompt|finetune|adapter_scale|"
-              "adapter_mix[,adapter=PATH:SCALE+PATH:SCALE][,voice=PATH][,model=tiny], or JSON.")
+              "adapter_mix[,adapter=PATH:SCALE+PATH:SCALE][,voice=PATH][,model=tiny][,speaker=A:0.7,B:0.3]"
+              "[,label=NAME=VALUE], or JSON.")
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
 @click.option("--prompts-file", type=click.Path(dir_okay=False), help="One test prompt per line.")
 @json_option

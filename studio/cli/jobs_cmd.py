@@ -5,6 +5,7 @@ import click
 
 from studio import jobs
 from studio.cli import emit, json_option, pass_ctx
+from studio.errors import UserError
 
 
 def register(main: click.Group) -> None:
@@ -75,13 +76,21 @@ def cancel(ctx, job_id, as_json):
 @jobs_group.command("resume")
 @click.argument("job_id", type=int)
 @click.option("--wait", is_flag=True, help="Block until the job ends (runs it here if no worker is alive).")
+@click.option("--gpus", type=int, help="A training job: continue on this many GPUs (its checkpoint resumes at any count).")
+@click.option("--batch-size", type=int, help="A training job: examples per GPU from now on (keep gpus x batch-size "
+              "to keep its global batch).")
 @json_option
 @pass_ctx
-def resume(ctx, job_id, wait, as_json):
+def resume(ctx, job_id, wait, gpus, batch_size, as_json):
     """Queue a cancelled, failed or interrupted job again, from its last checkpoint."""
+    from models.world import gpus_refusal
     from workers.dispatch import resume as resume_job
 
-    emit(resume_job(ctx.ws, job_id, wait=wait), as_json, _detail)
+    refusal = gpus_refusal(gpus, remote_workers=bool(ctx.ws.redis_url))
+    if refusal:
+        raise UserError(refusal)
+    update = {k: v for k, v in (("gpus", gpus), ("batch_size", batch_size)) if v is not None}
+    emit(resume_job(ctx.ws, job_id, wait=wait, params_update=update or None), as_json, _detail)
 
 
 @jobs_group.command("ping")

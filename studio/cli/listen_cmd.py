@@ -8,6 +8,7 @@ import click
 
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
+from studio.experiments import arms as arm_specs
 
 
 def register(main: click.Group) -> None:
@@ -48,9 +49,10 @@ def listen() -> None:
               help="A system: a folder of audio files named by item (stems match across systems). Repeat.")
 @click.option("--reference", "references", multiple=True, metavar="NAME=FOLDER",
               help="Real recordings as a hidden reference, shown blind like any system.")
-@click.option("--generated", "generated", multiple=True, metavar="NAME=JSON",
-              help='A system the model core generates for --prompt texts, e.g. '
-                   '\'prompt={"model": "small", "voice": "alice"}\' (the generate job\'s parameters).')
+@click.option("--generated", "generated", multiple=True, metavar="NAME=SPEC",
+              help="A system the model core generates for --prompt texts, in the arm syntax "
+                   "(mix=model=small,adapter=cast-voices:1,voice=alice,speaker=alice:0.5,bob:0.5,label=accent=0.3) "
+                   'or as the generate job\'s parameters in JSON (\'prompt={"model": "small", "voice": "alice"}\').')
 @click.option("--prompt", "prompts", multiple=True, help="A text to generate (one item each). Repeat.")
 @click.option("--generation-seed", default=0, show_default=True, type=int, help="Seed of every generated stimulus.")
 @click.option("--type", "test_type", type=click.Choice(["ab", "mos"]), default="ab", show_default=True)
@@ -81,10 +83,13 @@ def create(ctx, name, systems, references, generated, prompts, generation_seed, 
               for n, f in (_named_folder(v, "--reference") for v in references)]
     for value in generated:
         gname, gspec = _named_folder(value, "--generated")
-        try:
-            spec = json.loads(gspec)
-        except ValueError as exc:
-            raise UserError(f"--generated {gname}: the parameters are not JSON ({exc})") from None
+        if not gspec.lstrip().startswith("{"):
+            spec = arm_specs.generation_spec(gspec, ctx.ws, f"--generated {gname}")
+        else:
+            try:
+                spec = json.loads(gspec)
+            except ValueError as exc:
+                raise UserError(f"--generated {gname}: the parameters are not JSON ({exc})") from None
         specs.append({"name": gname, "generation": spec})
     params = {"name": name, "systems": specs, "prompts": list(prompts), "generation_seed": generation_seed, "test_type": test_type, "question": question,
               "voice_label": voice_label, "allow_no_preference": no_preference, "trials_per_rater": trials_per_rater,

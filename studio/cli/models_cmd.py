@@ -13,6 +13,7 @@ import click
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, ENGINES, PRECISIONS
+from studio.conditioning import condition_params
 
 
 def register(main: click.Group) -> None:
@@ -233,31 +234,6 @@ def resolve_adapter(ws, spec: str) -> dict:
             known = ", ".join(p.name for p in found) or "none yet"
             raise UserError(f"no adapter named {name!r} (known: {known})")
     return {"name": path.name, "path": str(path), "scale": scale}
-
-
-def condition_params(speakers, labels) -> dict:
-    """--speaker alice:0.7 --speaker bob:0.3 --label accent=0.35 -> {"speaker": {"alice": 0.7, "bob":
-    0.3}, "labels": {"accent": 0.35}} (a label value that reads as a number is one)."""
-    mix: dict[str, float] = {}
-    for spec in speakers:
-        name, _, weight = spec.partition(":")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise UserError(f"--speaker {spec}: the weight after ':' must be a number") from None
-        if not name.strip() or value <= 0 or name.strip() in mix:
-            raise UserError(f"--speaker {spec}: give each speaker once as NAME or NAME:WEIGHT with a weight > 0")
-        mix[name.strip()] = value
-    values: dict[str, object] = {}
-    for spec in labels:
-        name, eq, raw = spec.partition("=")
-        if not eq or not name.strip() or not raw.strip():
-            raise UserError(f"--label {spec}: write NAME=VALUE, e.g. accent=0.35")
-        try:
-            values[name.strip()] = float(raw)
-        except ValueError:
-            values[name.strip()] = raw.strip()
-    return {k: v for k, v in (("speaker", mix), ("labels", values)) if v}
 
 
 @click.command("generate")

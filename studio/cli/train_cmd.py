@@ -8,6 +8,7 @@ import click
 
 from models.names import METHODS, STAGES
 from models.training_config import PRESETS, VOICE_PROMPT_MODES, default_method
+from models.world import gpus_refusal
 from studio import training as T
 from studio.cli import emit, json_option, pass_ctx
 from studio.errors import UserError
@@ -56,9 +57,12 @@ def _stages(value: str) -> list[str]:
 @click.option("--batch-size", type=int, help="Examples per stage per micro-batch (default 4).")
 @click.option("--grad-accum", type=int, help="Micro-batches per optimizer step (default 8).")
 @click.option("--save-every", type=int, help="Steps between checkpoints.")
+@click.option("--patience", type=int, help="Validation passes without improvement before a stage stops early (0 = never).")
 @click.option("--eval-every", type=int, help="Steps between validation passes.")
 @click.option("--seed", type=int, help="Seed for adapter init, dropout and data order.")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present).")
+@click.option("--gpus", type=int, help="GPUs of one host to train on (default 1): LoRA under DDP, full under FSDP. "
+              "Refused here when this machine has fewer (a studio on Redis leaves it to the worker's host).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), help="Autocast precision.")
 @click.option("--voice-prompts", type=click.Choice(VOICE_PROMPT_MODES),
               help="Train each clip with a voice prompt from another clip of its speaker (default auto: "
@@ -74,6 +78,9 @@ def train(ctx, dataset, stages, method, model, preset, max_steps, name, wait, as
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
+    refusal = gpus_refusal(hyper.get("gpus"), remote_workers=bool(ctx.ws.redis_url))
+    if refusal:  # before anything else: a job that cannot run here is never queued
+        raise UserError(refusal)
     store.get_dataset(ctx.ws.db, dataset)  # an unknown dataset fails here, before a job is queued
     check_transcripts_fit(ctx.ws, dataset)  # an over-long transcript too, naming its clip
     if name:

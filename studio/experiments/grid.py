@@ -1,7 +1,9 @@
 """Expanding a sweep request into the list of generations it makes. Pure: no database, no model.
 
 A request names fixed parameters (model, voice, adapter, temperatures, prompts, seeds) and axes
-to sweep. `grid` makes every combination; `random` draws `n` points (numeric axes given as
+to sweep. Besides the named axes, an adapter trained with --condition sweeps `speaker_mix` (t from
+0 = all of one speaker to 1 = all of the other, `speaker_mix: [a, b]` on the request) and any
+numeric label as `label:NAME`. `grid` makes every combination; `random` draws `n` points (numeric axes given as
 [low, high] ranges are drawn uniformly; listed axes are drawn from their lists), seeded."""
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ import itertools
 import random
 from typing import Any
 
+from studio import conditioning
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, inference_options
 
 TEMPERATURES = ("semantic_temperature", "coarse_temperature", "fine_temperature")
 AXES = (*TEMPERATURES, "adapter_scale", "adapter_mix", "prompt", "seed", "arm")
 NUMERIC = (*TEMPERATURES, "adapter_scale", "seed")
+SPEAKER_MIX, LABEL_AXIS = "speaker_mix", "label:"  # the conditioning axes: speaker_mix and label:NAME
 DEFAULTS = {"semantic_temperature": 0.7, "coarse_temperature": 0.7, "fine_temperature": 0.5}  # suno's defaults
 MAX_POINTS = 2000
 
@@ -32,7 +36,22 @@ def _check_value(axis: str, value: Any) -> Any:
         return v
     if axis == "seed":
         return int(value)
+    if axis == SPEAKER_MIX:
+        v = float(value)
+        if not 0.0 <= v <= 1.0:
+            raise UserError(f"speaker_mix t={v:g} is outside 0..1 (0: the first speaker, 1: the second)")
+        return v
+    if axis.startswith(LABEL_AXIS):
+        return float(value)
     return value
+
+
+def is_axis(name: str) -> bool:
+    return name in AXES or name == SPEAKER_MIX or (name.startswith(LABEL_AXIS) and len(name) > len(LABEL_AXIS))
+
+
+def is_numeric(name: str) -> bool:
+    return name in NUMERIC or name == SPEAKER_MIX or name.startswith(LABEL_AXIS)
 
 
 def normalize(request: dict) -> dict:
@@ -49,12 +68,13 @@ def normalize(request: dict) -> dict:
     if "seed" not in axes:
         axes["seed"] = list(request.get("seeds") or [0])
     for axis in axes:
-        if axis not in AXES:
-            raise UserError(f"unknown sweep axis {axis!r}; sweepable: {', '.join(AXES)}")
+        if not is_axis(axis):
+            raise UserError(f"unknown sweep axis {axis!r}; sweepable: {', '.join(AXES)}, speaker_mix, label:NAME")
     ranges = dict(request.get("ranges") or {})
     for axis, rng in ranges.items():
-        if axis not in NUMERIC or axis == "seed":
-            raise UserError(f"axis {axis!r} cannot take a range; ranges work for {', '.join(NUMERIC[:-1])}")
+        if not is_numeric(axis) or axis == "seed":
+            raise UserError(f"axis {axis!r} cannot take a range; ranges work for {', '.join(NUMERIC[:-1])}, "
+                            f"speaker_mix and label:NAME")
         if mode != "random":
             raise UserError(f"a range for {axis} needs --random N (a grid takes listed values)")
         lo, hi = (float(x) for x in rng)
@@ -78,6 +98,11 @@ def normalize(request: dict) -> dict:
         missing = [a for a in axes["arm"] if a not in arms]
         if missing:
             raise UserError(f"arms {missing} are not arms of the experiment ({', '.join(arms) or 'none'})")
+    ends = request.get("speaker_mix")
+    if SPEAKER_MIX in axes or SPEAKER_MIX in ranges:
+        if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) and e for e in ends)
+                and ends[0] != ends[1]):
+            raise UserError("the speaker_mix axis needs its two speakers: --axis speaker_mix=alice:bob:STEPS")
     engine, precision = inference_options(request)
     n = int(request.get("n") or 0)
     if mode == "random" and n < 1:
@@ -125,13 +150,19 @@ def generation_params(request: dict, point: dict) -> dict:
         adapters = [{"path": request["adapter"], "scale": float(point["adapter_scale"])}]
     if "adapter_mix" in point:
         adapters = [dict(a) for a in request["mixes"][point["adapter_mix"]]]
+    speaker = (arm or {}).get("speaker") if arm else request.get("speaker")
+    labels = dict(((arm or {}).get("labels") if arm else request.get("labels")) or {})
+    if SPEAKER_MIX in point:
+        speaker = conditioning.between(*request["speaker_mix"], float(point[SPEAKER_MIX]))
+    labels.update({axis[len(LABEL_AXIS):]: float(v) for axis, v in point.items() if axis.startswith(LABEL_AXIS)})
     params = {"model": model, "voice": voice, "adapters": adapters, "text": point["prompt"],
               "seed": int(point["seed"]), "arm": point.get("arm") or (arm or {}).get("name") or "",
               "max_new_semantic": request.get("max_new_semantic"),
               "engine": request.get("engine") or "fast", "precision": request.get("precision") or "auto"}
     for t in TEMPERATURES:
         params[t] = float(point.get(t, request.get(t, DEFAULTS[t])))
-    for axis in ("adapter_scale", "adapter_mix"):
-        if axis in point:
+    params.update({k: v for k, v in (("speaker", speaker), ("labels", labels)) if v})
+    for axis in point:
+        if axis in ("adapter_scale", "adapter_mix", SPEAKER_MIX) or axis.startswith(LABEL_AXIS):
             params[axis] = point[axis]
     return params

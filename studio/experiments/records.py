@@ -42,8 +42,12 @@ def normalize_arms(arms: list[dict]) -> list[dict]:
                 raise UserError(f"arm {name!r}: each adapter needs a path, got {a!r}")
             a["scale"] = float(a.get("scale", 1.0))
         seen.add(name)
+        for key in ("speaker", "labels"):  # label conditioning, as the generate job takes it
+            if arm.get(key) is not None and not isinstance(arm[key], dict):
+                raise UserError(f"arm {name!r}: {key} must be an object like {{\"alice\": 0.7}}, got {arm[key]!r}")
         out.append({"name": name, "kind": kind, "model": arm.get("model") or DEFAULT_MODEL,
-                    "voice": arm.get("voice"), "adapters": adapters, "notes": arm.get("notes") or ""})
+                    "voice": arm.get("voice"), "adapters": adapters, "notes": arm.get("notes") or "",
+                    **{k: arm[k] for k in ("speaker", "labels") if arm.get(k)}})
     return out
 
 

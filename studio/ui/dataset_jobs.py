@@ -8,6 +8,7 @@ import gradio as gr
 from models.asr import RANDOM_PRESET
 from studio.datasets import store
 from studio.datasets.prepare import DEFAULT_SETTINGS, resolve_settings
+from studio.ui import live
 from studio.ui.dataset_upload import import_summary
 from studio.ui.errors import page_errors
 from studio.workspace import Workspace
@@ -62,6 +63,7 @@ def build(ws: Workspace, ds: gr.Dropdown, job_id: gr.State, job_seen: gr.State) 
             settings_inputs = [_setting_input(*field) for field in PREPARE_FIELDS]
             prepare_btn = gr.Button("Prepare", variant="primary", elem_id="ds-prepare")
         job_status_md = gr.Markdown(elem_id="ds-job-status")  # beside the buttons that start these jobs
+        live.job_picker(ws.db, ("import", "transcribe", "prepare"), job_id, label="Dataset jobs", elem_id="ds-job")
 
     def on_transcribe(name, size, redo_all):
         from workers.dispatch import submit

@@ -5,13 +5,11 @@ parameters that reproduce each clip, tags, notes, stars, filters, export.
 Handlers are thin: the domain is studio.experiments; heavy work (sweeps, evals) is a job."""
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
 from studio.errors import UserError
 from studio.experiments import emergent, records
-from studio.ui import fields, live
+from studio.ui import fields, live, sweep_launcher, tag_probe_view
 from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
@@ -27,8 +25,8 @@ def _fmt(v) -> str:
 
 def page_markdown(p: dict) -> str:
     """The experiment's page as Markdown: one place for everything it gathered."""
-    lines = [f"## {p['name']}  ({p['status']})", f"**Hypothesis:** {p['hypothesis'] or '-'}",
-             f"**Dataset:** {p['dataset'] or '-'}", "", "**Arms**", ""]
+    lines = [f"## {p['name']}  ({p['status']})", f"**Hypothesis:** {p['hypothesis'] or '-'}", "",
+             f"**Dataset:** {p['dataset'] or '-'}", "", "**Arms**", ""]  # blank lines: a paragraph each
     lines += [f"- `{a['name']}` ({a['kind']}): model {a['model']}"
               + (f", voice {a['voice']}" if a.get("voice") else "")
               + "".join(f", adapter {x['path']} x{x['scale']}" for x in a.get("adapters") or []) for a in p["arms"]]
@@ -62,8 +60,11 @@ def page_markdown(p: dict) -> str:
             continue
         lines.append(f"- session {r['session_id']} **{r['name']}** ({r['test_type']}, {r['n_votes']} votes): "
                      f"{r['question']}")
-        if r.get("ab"):
-            lines.append(f"  - A/B: `{json.dumps(r['ab'], default=str)[:600]}`")
+        for pair in (r.get("ab") or {}).get("pairs") or []:  # a line per pair, as the Listen tab words it
+            ci = pair.get("ci") or [None, None]
+            lines.append(f"  - A/B {pair['system_x']} vs {pair['system_y']}: {pair['system_x']} won {pair['wins']}, "
+                         f"{pair['system_y']} won {pair['losses']}, ties {pair['ties']}; win rate "
+                         f"{_fmt(pair.get('win_rate'))} [{_fmt(ci[0])}, {_fmt(ci[1])}], p = {_fmt(pair.get('p_value'))}")
         if r.get("mos"):
             for row in r["mos"]:
                 lines.append(f"  - MOS {row.get('system')}: {_fmt(row.get('mean'))}")
@@ -211,6 +212,10 @@ def build(ws: Workspace) -> None:
         conclusion = gr.Textbox(label="Conclusion", lines=2, scale=3)
         conclude_btn = gr.Button("Conclude", scale=0)
 
+    sweep_ended = sweep_launcher.build(ws, exp)
+    with gr.Accordion("Tag probe: what each declared tag does under an adapter", open=False):
+        tag_probe_view.build(ws)
+
     gr.Markdown("## Emergent-behaviour log")
     with gr.Row():
         f_tag = gr.Textbox(label="Tag")
@@ -253,6 +258,7 @@ def build(ws: Workspace) -> None:
                      outputs=[exp, page, plots])
     link_btn.click(lambda e, s: link(ws, e, s), inputs=[exp, session], outputs=[page, plots])
     conclude_btn.click(lambda e, t: conclude(ws, e, t), inputs=[exp, conclusion], outputs=[page, plots])
+    sweep_ended.change(lambda e: show(ws, e), inputs=exp, outputs=[page, plots])  # its metrics join the page
     for f in (f_tag, f_stars, f_source, f_only_exp):
         f.change(reload, inputs=filter_inputs, outputs=table)
     entry_outputs = [audio, image, params, tags, notes, stars]
@@ -265,7 +271,7 @@ def build(ws: Workspace) -> None:
     save_btn.click(lambda i, t, n, s: save_entry(ws, i, t, n, s), inputs=[entry_id, tags, notes, stars],
                    outputs=status).then(reload, inputs=filter_inputs, outputs=table)
     add_btn.click(lambda i, e: add_output(ws, i, e), inputs=[add_id, exp], outputs=status).then(
-        reload, inputs=filter_inputs, outputs=table)
+        reload, inputs=filter_inputs, outputs=table).then(lambda e: show(ws, e), inputs=exp, outputs=[page, plots])
     export_btn.click(lambda *a: export(ws, *a[:3], filters_exp(a[3], a[4])), inputs=filter_inputs, outputs=exported)
 
 

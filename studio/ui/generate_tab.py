@@ -193,6 +193,7 @@ def build(ws: Workspace) -> None:
                                      elem_id="gen-variants")
             go = gr.Button("Generate", variant="primary", elem_id="gen-go")
             status = gr.Markdown(elem_id="gen-status")
+            live.job_picker(ws.db, ("generate",), job_state, label="Generate jobs", elem_id="gen-job")
         with gr.Column(scale=2):
             players = [gr.Audio(label=f"Variant {i + 1}", interactive=False, elem_id=f"gen-out-{i + 1}")
                        for i in range(PLAYERS)]

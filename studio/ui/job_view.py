@@ -110,3 +110,45 @@ def curves(db: Database, job_id) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     """(losses, lr, grad_norm, latest-loss line) of a job; empty tables when there is none yet."""
     series = jobs.metric_series(db, int(job_id)) if job_id not in (None, "") else {}
     return loss_frame(series), metric_frame(series, "lr"), metric_frame(series, "grad_norm"), latest_losses_md(series)
+
+
+# The job picker: a tab's running and recent jobs, to follow one -----------------------------------
+
+LIVE = ("queued", "running")
+
+
+def job_label(job: dict, now=None) -> str:
+    """`#12 train · my-lora · running · 3 min ago`: what a user recognises a job by."""
+    params = job.get("params") or {}
+    name = next((str(params[k]) for k in ("name", "dataset", "label", "text") if params.get(k)), "")
+    if not name and params.get("texts"):  # a generate job of several sentences
+        name = str(params["texts"][0])
+    name = name if len(name) <= 32 else name[:31] + "…"
+    # no progress here: the list is read when a job starts or ends, so a percent would go stale
+    return " · ".join(x for x in (f"#{job['id']} {job['kind']}", name, job["status"], _age(job.get("created_at"), now))
+                      if x)
+
+
+def _age(created_at: str | None, now=None) -> str:
+    from datetime import datetime
+
+    if not created_at:
+        return ""
+    now = now or datetime.utcnow()
+    seconds = max(0.0, (now - datetime.fromisoformat(created_at.rstrip("Z"))).total_seconds())
+    return "just now" if seconds < 60 else f"{_duration(seconds)} ago"
+
+
+def recent_jobs(db: Database, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
+    """The newest jobs of these kinds (all kinds when empty), newest first."""
+    rows = [j for kind in (kinds or (None,)) for j in jobs.list_jobs(db, kind=kind, limit=limit)]
+    return sorted(rows, key=lambda j: -j["id"])[:limit]
+
+
+def job_choices(db: Database, kinds: tuple[str, ...], limit: int = 20) -> list[tuple[str, int]]:
+    return [(job_label(j), j["id"]) for j in recent_jobs(db, kinds, limit)]
+
+
+def jobs_signature(db: Database, kinds: tuple[str, ...]) -> list:
+    """What the picker's labels depend on, minus progress and age: it changes when a job starts or ends."""
+    return [[j["id"], j["status"]] for j in recent_jobs(db, kinds)]

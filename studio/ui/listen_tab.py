@@ -201,9 +201,11 @@ def build(ws: Workspace) -> None:
         export_btn = gr.Button("Export CSV")
         csv_file = gr.File(label="Votes (CSV)")
 
-    folders.change(lambda picked, text: "\n".join([*(text or "").splitlines(),
-                                                   *(f"{Path(p).name} = {p}" for p in picked or [])]).strip(),
-                   [folders, systems], systems)
+    def add_folders(picked, text):  # each picked folder once, after what is there
+        lines = (text or "").splitlines()
+        return "\n".join([*lines, *(x for x in (f"{Path(p).name} = {p}" for p in picked or []) if x not in lines)]).strip()
+
+    folders.change(add_folders, [folders, systems], systems)
     create_btn.click(lambda *a: create(ws, *a), [name, systems, reference, test_type, question, voice_label, custom_q,
                                                  no_pref, trials, gold, seed], [session, created])
     refresh.click(lambda: gr.update(choices=session_choices(ws)), None, session)

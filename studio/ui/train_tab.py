@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from models.training_config import VOICE_PROMPT_MODES
+from models.world import gpus_refusal
 from studio import jobs, train_cost
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL
@@ -84,7 +85,7 @@ def estimate_md(ws: Workspace, info: dict, base: str, stages: list[str], preset_
 
 
 def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_label: str, advanced: list,
-           name: str = "", voice_prompts: str = "auto", condition: list[str] | None = None) -> int:
+           name: str = "", voice_prompts: str = "auto", gpus: int = 1, condition: list[str] | None = None) -> int:
     from studio.datasets.fit import check_transcripts_fit
     from workers.dispatch import submit
 
@@ -100,17 +101,15 @@ def launch(ws: Workspace, dataset: str, base: str, stages: list[str], preset_lab
         params["name"] = name.strip()
     if condition:
         params["condition"] = list(condition)
+    gpus = int(gpus or 1)
+    if gpus != 1:
+        params["gpus"] = gpus
+    refusal = gpus_refusal(gpus, remote_workers=bool(ws.redis_url))
+    if refusal:
+        raise gr.Error(refusal)
     with page_errors():
         check_transcripts_fit(ws, dataset)
         return submit(ws, "train", params)["id"]
-
-
-def train_job_choices(ws: Workspace) -> list[tuple[str, int]]:
-    """Running jobs first, then the most recent: what a user reopening the tab wants to follow."""
-    rows = jobs.list_jobs(ws.db, kind="train", limit=30)
-    rows.sort(key=lambda j: (j["status"] not in ("running", "queued"), -j["id"]))
-    return [(f"{j['id']}: {(j['params'] or {}).get('name') or (j['params'] or {}).get('dataset') or ''} "
-             f"({j['status']}, {100 * (j['progress'] or 0):.0f}%)", j["id"]) for j in rows]
 
 
 def checkpoints(ws: Workspace, job_id) -> list[dict]:
@@ -226,6 +225,9 @@ def build(ws: Workspace) -> None:
             condition = gr.Dropdown(label="Condition on", choices=[], value=[], multiselect=True,
                                     elem_id="train-condition",
                                     info="Clip labels to learn a vector for (one adapter, many voices or a dial).")
+            gpus = gr.Number(label="GPUs", value=1, minimum=1, precision=0, elem_id="train-gpus",
+                             info="GPUs of one worker host to train on: LoRA runs under DDP, a full fine-tune "
+                                  "under FSDP (its weights sharded across the cards).")
             with gr.Accordion("Advanced settings", open=False, elem_id="train-advanced"):
                 advanced = [f.component(PRESET_LABELS[DEFAULT_PRESET]) for f in ADVANCED]
             name = gr.Textbox(label="Adapter name (optional)", info="The best checkpoint is saved under this name.",
@@ -235,9 +237,7 @@ def build(ws: Workspace) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("_No training job yet._", elem_id="train-status")
             with gr.Row():
-                watch = gr.Dropdown(label="Watching job", choices=train_job_choices(ws), value=None,
-                                    allow_custom_value=True, elem_id="train-job",
-                                    info="Running and recent training jobs; pick one to follow it")
+                live.job_picker(ws.db, ("train",), job_state, label="Watching job", elem_id="train-job")
                 cancel_btn = gr.Button("Cancel", elem_id="train-cancel", scale=0)
             loss_plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss: train and validation",
                                     elem_id="train-loss-plot", height=260)
@@ -277,15 +277,13 @@ def build(ws: Workspace) -> None:
     for comp in (base, stages, *advanced):
         comp.change(on_estimate, inputs=est_inputs, outputs=estimate)
 
-    def on_launch(d, b, st, p, n, vp, cond, *adv):
-        job_id = launch(ws, d, b, st, p, list(adv), n, vp, cond)
+    def on_launch(d, b, st, p, n, vp, g, cond, *adv):
+        job_id = launch(ws, d, b, st, p, list(adv), n, vp, g, cond)
         gr.Info(f"training job {job_id} queued")
-        return job_id, gr.update(choices=train_job_choices(ws), value=job_id)
+        return job_id
 
-    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, condition, *advanced],
-                     outputs=[job_state, watch])
-    watch.input(lambda j: j, inputs=watch, outputs=job_state)
-    live.keep_current(watch, lambda: live.choices_update(train_job_choices(ws)))
+    launch_btn.click(on_launch, inputs=[dataset, base, stages, preset, name, voice_prompts, gpus, condition,
+                                        *advanced], outputs=job_state)
 
     drawn_state = gr.State(None)  # what the plots show: (job, points); redrawn only when it changes
 

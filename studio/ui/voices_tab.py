@@ -240,6 +240,7 @@ def build(ws: Workspace) -> None:
                                 info="Use the model family you will generate with.", elem_id="voices-model")
             make_btn = gr.Button("Make voice", variant="primary", elem_id="voices-make")
             status = gr.Markdown(elem_id="voices-status")
+            live.job_picker(ws.db, ("voice",), job_state, label="Voice jobs", elem_id="voices-job")
         with gr.Column():
             gr.Markdown("### Voices")
             table = gr.Dataframe(headers=VOICE_COLUMNS, value=lambda: voice_rows(ws), interactive=False,

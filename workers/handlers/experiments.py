@@ -2,7 +2,8 @@
 or random sweep of generations, in batches by a model_session.ModelSession, by default on the fast
 engine). Every output is stored with the parameters that reproduce it (engine and precision
 included), its metrics and descriptors; outliers go into the emergent log; each metric is plotted
-against each swept parameter."""
+against each swept parameter. A sweep over speaker mixes or labels (an adapter trained with
+--condition) also measures `sim_<speaker>`, each output's similarity to that speaker's real clips."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -29,6 +30,62 @@ def _suite(params: dict):
         raise UserError(str(exc)) from None
 
 
+class SpeakerSimilarity:
+    """`sim_<speaker>` for a sweep that conditions on speakers (an adapter trained with
+    --condition speaker): the mean cosine of an output's speaker embedding to each real clip of
+    that speaker in the adapter's dataset (the manifest's `dataset`; active clips only)."""
+
+    def __init__(self, ctx: JobContext, all_params: list[dict], encoder: str = "resemblyzer", model_id=None):
+        from models.errors import ModelInputError
+        from models.metrics import speaker
+
+        self.refs: dict = {}  # speaker -> (n_clips, d) unit embeddings
+        names = list(dict.fromkeys(n for p in all_params for n in (p.get("speaker") or {})))
+        if not names:
+            return
+        clips = _dataset_clips(ctx, all_params)
+        self.encoder = speaker.get_encoder(encoder, model_id)
+        for name in names:
+            paths = [str(ctx.workspace.root / c["blob"]) for c in clips if c.get("speaker") == name]
+            try:
+                self.refs[name] = speaker.embed(paths, self.encoder) if paths else None
+            except ModelInputError as exc:  # a clip too short to embed, or unreadable
+                ctx.log(f"sim_{name}: {exc}")
+                self.refs[name] = None
+            if self.refs[name] is None:
+                ctx.log(f"sim_{name}: no usable real clip of {name} in the adapter's dataset")
+        self.refs = {k: v for k, v in self.refs.items() if v is not None}
+
+    def measure(self, path: Path) -> dict:
+        """{sim_<speaker>: mean cosine}; nothing for an output too short to embed (its other metrics stand)."""
+        from models.errors import ModelInputError
+        from models.metrics import speaker
+
+        if not self.refs:
+            return {}
+        try:
+            emb = speaker.embed([path], self.encoder)[0]
+        except ModelInputError:
+            return {}
+        return {f"sim_{name}": float((refs @ emb).mean()) for name, refs in self.refs.items()}
+
+
+def _dataset_clips(ctx: JobContext, all_params: list[dict]) -> list[dict]:
+    """The active clips of the dataset the sweep's (first) adapter was trained on."""
+    from studio.datasets.store import list_clips
+    from studio.training import read_manifest
+
+    for p in all_params:
+        for a in p.get("adapters") or []:
+            folder = Path(a["path"]) if Path(a["path"]).is_absolute() else ctx.workspace.root / a["path"]
+            try:
+                name = (read_manifest(folder).get("dataset") or {}).get("name")
+                return [c for c in list_clips(ctx.workspace.db, name) if c["state"] == "active"] if name else []
+            except UserError as exc:
+                ctx.log(f"speaker similarity: {exc}")
+    return []
+
+
 def _per_item(params: dict, key: str, n: int, label: str) -> list:
     values = params.get(key) or []
     if values and len(values) != n:
@@ -37,7 +94,7 @@ def _per_item(params: dict, key: str, n: int, label: str) -> list:
 
 
 def _measure_one(ctx: JobContext, suite, sweep_id: int, index: int, path: Path, *, arm: str, params: dict,
-                 text: str | None, prosody_ref: str | None) -> dict:
+                 text: str | None, prosody_ref: str | None, similarity: SpeakerSimilarity | None = None) -> dict:
     """Store the clip, measure it, write its output row. A bad clip becomes a row with an error."""
     from models.errors import ModelInputError
 
@@ -49,6 +106,7 @@ def _measure_one(ctx: JobContext, suite, sweep_id: int, index: int, path: Path, 
         digest, stored = ws.store_file(path)
         fields.update(audio_path=ws.relative(stored), audio_sha256=digest)
         metrics, desc = suite.measure(stored, text, prosody_ref)
+        metrics.update(similarity.measure(stored) if similarity else {})
         fields.update(metrics=metrics, descriptors=desc, duration_s=desc["duration_s"])
     except (UserError, ModelInputError) as exc:
         fields["error"] = str(exc)
@@ -127,7 +185,7 @@ def eval_job(ctx: JobContext) -> dict:
 
 def sweep_job(ctx: JobContext) -> dict:
     """params: a request grid.normalize accepts (axes, ranges, prompts, seeds, model, voice,
-    adapter, mixes, arms, references, asr, f0_method, batch_size, max_new_semantic, flag,
+    adapter, mixes, arms, speaker, labels, speaker_mix, references, asr, f0_method, batch_size, max_new_semantic, flag,
     experiment_id, engine (fast | reference), precision (auto | bf16 | fp16 | fp32), device). Resumes
     where it stopped: outputs already stored are not generated again."""
     from models.errors import ModelInputError
@@ -158,6 +216,8 @@ def sweep_job(ctx: JobContext) -> dict:
                 f"{len(done)} already made; generating on {device} ({precision})")
         ctx.progress(step=len(done), total=len(all_params), message="loading metric models")
         suite = _suite(request)
+        similarity = SpeakerSimilarity(ctx, all_params, request.get("speaker_encoder") or "resemblyzer",
+                                       request.get("speaker_model"))
         session = ModelSession(ws.root, device)
         folder = ws.generated_dir / "sweeps" / str(sweep_id)
         made = len(done)
@@ -178,7 +238,7 @@ def sweep_job(ctx: JobContext) -> dict:
                 path = folder / f"{i:05d}.wav"
                 write_wav(path, res.audio, res.sample_rate)
                 _measure_one(ctx, suite, sweep_id, i, path, arm=all_params[i]["arm"], params=all_params[i],
-                             text=all_params[i]["text"], prosody_ref=None)
+                             text=all_params[i]["text"], prosody_ref=None, similarity=similarity)
                 path.unlink(missing_ok=True)  # the stored copy (by content hash) is the one kept
                 made += 1
         floors = suite.floors(request.get("real_audio") or [], request.get("real_texts") or [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.files import write_wav
+from studio import conditioning
 from studio.errors import UserError
 from studio.inference import DEFAULT_MODEL, inference_options
 from studio.jobs import JobContext
@@ -78,6 +79,15 @@ class InferenceModels:
         return self.bark, self.tokenizers[model]
 
 
+def check_condition(bark, condition: dict | None) -> None:
+    """An unknown speaker or label, a value out of range, or a condition for a model without
+    conditioning: one line (ModelInputError), before any work."""
+    if condition:
+        from models.conditioning import attached, request_vectors
+
+        request_vectors(attached(bark), [condition], ())
+
+
 def generate_job(ctx: JobContext) -> dict:
     """params: texts (list) or text; model (default small); voice (name); adapters
     [{"name", "path", "scale"}]; seed (default 0); variants (seeds seed..seed+n-1 per text);
@@ -101,7 +111,7 @@ def generate_job(ctx: JobContext) -> dict:
     engine, precision = inference_options(p)
     adapters = list(p.get("adapters") or [])
     # label conditioning (an adapter trained with --condition): a speaker mix and label values
-    condition = {**({"speaker": p["speaker"]} if p.get("speaker") else {}), **(p.get("labels") or {})} or None
+    condition = conditioning.condition(p)
     voice_name = p.get("voice") or None
     voice_file = V.voice_path(ws, voice_name) if voice_name else None
     folder = ws.generated_dir / f"job-{ctx.job_id}"
@@ -128,10 +138,7 @@ def generate_job(ctx: JobContext) -> dict:
         bark, tokenizer = models.get(model, [(a["path"], float(a.get("scale", 1.0))) for a in adapters],
                                      precision, engine, phase)
         precision = models.precision
-        if condition:  # an unknown speaker or label, or a value out of range: one line, before any work
-            from models.conditioning import attached, request_vectors
-
-            request_vectors(attached(bark), [condition], ())
+        check_condition(bark, condition)
     ctx.log(f"{model} on {device}: {precision} weights, {engine} engine")
     params = {**sampling.to_dict(), "variants": variants, "engine": engine, "precision": precision,
               **({"condition": condition} if condition else {})}

@@ -3,7 +3,9 @@ resample, loudness-match, write blind WAVs) and create the session row.
 
 params: the keyword arguments of studio.listening.sessions.create_session, with `systems` a list of
   {"name", "folder", "reference"}            audio files named by item (stems match across systems)
-  {"name", "generation": {...generate params}}  audio the model core generates for `prompts`
+  {"name", "generation": {...generate params}}  audio the model core generates for `prompts` (with
+                                               `speaker`/`labels` for a --condition adapter, checked
+                                               by the generate job against the adapter's manifest)
 and, when any system is generated, `prompts` (texts, one item each: keys 000, 001, ...) and
 `generation_seed` (the same seed for every system and prompt, so systems differ only in what they
 are). Each generated system is one real `generate` job (its row, history and files as usual), run

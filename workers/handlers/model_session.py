@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio import conditioning
 from studio.experiments import grid
 from studio.inference import stored_inference
 
@@ -82,6 +83,7 @@ class ModelSession:
                             coarse_temperature=first["coarse_temperature"],
                             fine_temperature=first["fine_temperature"],
                             **({"semantic_max_new_tokens": int(cap)} if cap else {}))
-        requests = [Request(p["text"], self.voice(p.get("voice")), int(p["seed"])) for p in params_list]
+        requests = [Request(p["text"], self.voice(p.get("voice")), int(p["seed"]), conditioning.condition(p))
+                    for p in params_list]  # a speaker mix or label values ride per take: one batch mixes them
         return generate(BarkStages.from_bark(bark), tokenizer, requests, sampling, batch_size=batch_size,
                         fast=engine == "fast")

@@ -7,9 +7,19 @@ Resume: a requeued train job finds its run folder's `latest` checkpoint and cont
 exactly; params_update {"resume_from": "<checkpoint path>"} picks another checkpoint instead.
 A stop (cancel, consumer SIGINT) saves a checkpoint at the current step and ends the job cancelled.
 
+params gpus=N (N > 1) trains on N GPUs of the worker's host: the runner holds their N GPU locks,
+and this process starts N ranks with torchrun (models.distributed) and relays what rank 0 reports
+(progress, metrics, checkpoints) into the job's row. A rank that dies (SIGKILL, the OOM killer)
+takes the others with it and ends the job interrupted, to resume from its last checkpoint at any
+world size.
+
 Also "export_adapter": merge adapters into a standalone BarkModel folder (heavy: loads the model)."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,7 +111,7 @@ def train_job(ctx: JobContext) -> dict:
     """params: dataset, model (small|large|hub id|tiny; default small), stages ("semantic,coarse,fine" or a list),
     method (lora|full), preset (quick|quality|full), name (adapter), any of HYPERPARAMETERS (condition: the
     clip labels to condition on, read through clip_labels),
-    resume_from (a checkpoint path inside the workspace)."""
+    resume_from (a checkpoint path inside the workspace), gpus (ranks, one per GPU; default 1)."""
     from studio.datasets.api import dataset_hash
     from workers.handlers.tokens import token_items, tokenize_job
 
@@ -117,9 +127,12 @@ def train_job(ctx: JobContext) -> dict:
 
     from models.lora import parse_stages
 
+    gpus = int(p.get("gpus") or 1)
     with user_errors():
         stages = parse_stages(p.get("stages") or "semantic,coarse,fine")
         config = _config(p, stages, method)
+        if gpus > 1:
+            _check_gpus_here(gpus)
 
     from studio.datasets.fit import check_transcripts_fit
 
@@ -168,25 +181,21 @@ def train_job(ctx: JobContext) -> dict:
         ctx.log(f"checkpoint at step {info['step']}" + (f" (val {info['val_loss']:.4f}{best})"
                                                         if info.get("val_loss") is not None else ""))
 
-    with user_errors():  # bad settings, corrupt checkpoints, ... become one line
-        recipe = TrainingRecipe(config, bark, items, run, guard_items=guard, base_model=model, speakers=speakers,
-                                dataset={"name": dataset, "hash": dataset_hash(ws, dataset)},
-                                resume_from=resume, on_progress=on_progress, on_checkpoint=on_checkpoint,
-                                should_stop=ctx.stop_requested)
-        recipe.setup()
-        plan = describe(recipe)
-        for reason in plan["skipped"]:
-            ctx.log(reason)
-        if plan["voice_prompted_clips"]:
-            ctx.log(f"{plan['voice_prompted_clips']} clip(s) train with a voice prompt from another clip of their speaker")
-        if resume is not None:
-            ctx.log(f"resuming from {ws.relative(Path(resume))} at step {recipe.step}")
-        ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps ("
-                + ", ".join(f"{s} {plan['stage_steps'][s]} over {plan['train_examples'][s]} examples"
-                            for s in plan['stages'])
-                + f"), {plan['trainable_params']:,} of {plan['total_params']:,} parameters, {plan['device']} "
-                f"{plan['precision']}, {plan['train_clips']} train / {plan['val_clips']} validation clips")
-        result = recipe.train()
+    data = {"name": dataset, "hash": dataset_hash(ws, dataset)}
+    if gpus > 1:
+        del bark  # each rank loads its own copy
+        spec = {"config": config.to_dict(), "model": model, "items": items, "guard_items": guard,
+                "speakers": speakers, "dataset": data, "run_dir": str(run),
+                "resume_from": str(resume) if resume is not None else None}
+        result = _train_on_ranks(ctx, gpus, spec, on_progress, on_checkpoint, resume)
+    else:
+        with user_errors():  # bad settings, corrupt checkpoints, ... become one line
+            recipe = TrainingRecipe(config, bark, items, run, guard_items=guard, base_model=model, speakers=speakers,
+                                    dataset=data, resume_from=resume, on_progress=on_progress,
+                                    on_checkpoint=on_checkpoint, should_stop=ctx.stop_requested)
+            recipe.setup()
+            _log_plan(ctx, describe(recipe), resume, recipe.step)
+            result = recipe.train()
 
     stage_info = {s: {**v, "best_checkpoint": _rel(ws, v.get("best_checkpoint"))} for s, v in result.stages.items()}
     summary = {"status": result.status, "step": result.step, "max_steps": result.max_steps,
@@ -199,6 +208,109 @@ def train_job(ctx: JobContext) -> dict:
         raise JobCancelled()
     adapter = _install_stage_bests(ws, ctx, run, result, name)
     return {**summary, "adapter": name, "adapter_path": adapter["path"]}
+
+
+def _log_plan(ctx: JobContext, plan: dict, resume, step: int) -> None:
+    ws = ctx.workspace
+    for reason in plan["skipped"]:
+        ctx.log(reason)
+    if plan["voice_prompted_clips"]:
+        ctx.log(f"{plan['voice_prompted_clips']} clip(s) train with a voice prompt from another clip of their speaker")
+    if resume is not None:
+        ctx.log(f"resuming from {ws.relative(Path(resume))} at step {step}")
+    ranks = f" x {plan['world']} ranks" if plan.get("world", 1) > 1 else ""
+    ctx.log(f"training {plan['method']} on {', '.join(plan['stages'])}: {plan['max_steps']} steps ("
+            + ", ".join(f"{s} {plan['stage_steps'][s]} over {plan['train_examples'][s]} examples"
+                        for s in plan['stages'])
+            + f"), {plan['trainable_params']:,} of {plan['total_params']:,} parameters, {plan['device']}{ranks} "
+            f"{plan['precision']}, {plan['train_clips']} train / {plan['val_clips']} validation clips")
+
+
+# N ranks --------------------------------------------------------------------------------------
+
+class RanksLost(JobCancelled):
+    """A rank died without reporting an error (killed): the job is interrupted, resumable."""
+
+
+STOP_POLL_SECONDS = 0.2  # how often the job's process relays events and looks for a cancel
+
+
+def _check_gpus_here(gpus: int) -> None:
+    from models.world import backend, check_gpus
+
+    if backend() == "gloo":
+        return
+    import torch
+
+    check_gpus(gpus, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
+def torchrun_command(gpus: int, spec_dir: Path) -> list[str]:
+    """torchrun on one host: a local rendezvous, no restarts (a dead rank ends the job)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
+            "--max-restarts=0", "--monitor-interval=0.5", "-m", "models.distributed", str(spec_dir)]
+
+
+def _train_on_ranks(ctx: JobContext, gpus: int, spec: dict, on_progress, on_checkpoint, resume):
+    """Run the recipe on `gpus` ranks under torchrun; relay rank 0's reports; stop them on a cancel."""
+    import torch
+
+    from models import distributed as D
+    from models.distributed import die_with_parent
+    from models.training import TrainResult
+
+    ws = ctx.workspace
+    ws.tmp_dir.mkdir(parents=True, exist_ok=True)
+    spec_dir = Path(tempfile.mkdtemp(prefix=f"dist-job{ctx.job_id}-", dir=ws.tmp_dir))
+    try:
+        torch.save(spec, spec_dir / D.SPEC)
+        with open(spec_dir / "torchrun.log", "wb") as out:
+            proc = subprocess.Popen(torchrun_command(gpus, spec_dir), stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=die_with_parent)
+        ctx.log(f"started {gpus} ranks with torchrun (pid {proc.pid})")
+        reader, result, errors, stop_sent = D.EventReader(spec_dir / D.EVENTS), None, [], False
+        while True:
+            ended = proc.poll() is not None
+            for ev in reader.new():
+                kind, data = ev["event"], ev["data"]
+                if kind == "plan":
+                    _log_plan(ctx, data, resume, data["step"])
+                elif kind == "progress":
+                    on_progress(data)
+                elif kind == "checkpoint":
+                    on_checkpoint(data)
+                elif kind == "result":
+                    result = data
+                elif kind == "error":
+                    errors.append(data)
+            if ended:
+                break
+            if not stop_sent and ctx.stop_requested():
+                (spec_dir / D.STOP).touch()  # every rank stops after the step it is in, with a checkpoint
+                stop_sent = True
+            time.sleep(STOP_POLL_SECONDS)
+        log_tail = (spec_dir / "torchrun.log").read_text(errors="replace")[-4000:]
+    finally:
+        shutil.rmtree(spec_dir, ignore_errors=True)
+    if proc.returncode == 0 and result is not None:
+        memory = result.pop("memory", None) or {}
+        if memory:
+            ctx.log(f"training state per rank: {memory['state_mib']:.1f} MiB (weights {memory['weights_mib']:.1f}, "
+                    f"AdamW moments {memory['moments_mib']:.1f})"
+                    + (f", peak GPU memory {memory['peak_cuda_mib']:.0f} MiB" if "peak_cuda_mib" in memory else ""))
+        return TrainResult(**result)
+    if errors:
+        first = errors[0]
+        if first["user"]:
+            raise UserError(first["message"])
+        raise RuntimeError(f"rank {first['rank']}: {first['type']}: {first['message']}\n{first['traceback']}")
+    cause = log_tail[log_tail.rfind("Root Cause"):] if "Root Cause" in log_tail else log_tail[-800:]
+    ctx.log(f"torchrun exited with status {proc.returncode}: " + " ".join(cause.split())[:600])
+    from models.checkpoints import read_pointer
+
+    last = read_pointer(Path(spec["run_dir"]))
+    ctx.partial_result = {"status": "interrupted", "last_checkpoint": ws.relative(last) if last else None}
+    raise RanksLost(f"a training rank died (torchrun exit {proc.returncode}); resume to continue from the last checkpoint")
 
 
 def _install_stage_bests(ws, ctx: JobContext, run: Path, result, name: str) -> dict:
