@@ -62,6 +62,7 @@ def test_ended_jobs_say_how_they_ended_not_a_stale_percent_or_step(ws):
     row = jobs.get_job(ws.db, sweep.job_id)
     text = job_view.summary_md(row)
     assert "**succeeded**" in text and "step 2/4" not in text and row["step"] == 4
+    assert "generating outputs" not in text and "_finished in " in text  # its end state, not a stale note
 
 
 def test_the_loudness_histogram_reads_plain_numbers():
