@@ -227,7 +227,8 @@ def build(ws: Workspace) -> None:
                                     elem_id="train-loss-plot", height=260)
             latest = gr.Markdown(elem_id="train-loss-latest")
             with gr.Row():
-                lr_plot = gr.LinePlot(x="step", y="lr", title="Learning rate", elem_id="train-lr-plot", height=200)
+                lr_plot = gr.LinePlot(x="step", y="lr", title="Learning rate", elem_id="train-lr-plot", height=200,
+                                      y_axis_format="~e")  # d3: 2e-4, where the default read 0.000000
                 gn_plot = gr.LinePlot(x="step", y="grad_norm", title="Gradient norm", elem_id="train-gn-plot",
                                       height=200)
             with gr.Accordion("Traceback", open=False):
