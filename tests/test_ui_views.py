@@ -80,8 +80,8 @@ def test_the_loudness_histogram_reads_plain_numbers():
     assert labels and all("e" not in t for t in labels) and any(t.replace("\u2212", "-") == "-20.0" for t in labels), labels
 
 
-def test_the_learning_rate_axis_reads_small_rates_in_exponent_form(ws):
-    """Vega-Lite's default axis labels printed 2e-4 as 0.000000; d3's "~e" writes it as 2e-4."""
+def test_the_learning_rate_axis_reads_small_rates_with_si_prefixes(ws):
+    """Vega-Lite's default axis labels printed 2e-4 as 0.000000; d3's SI format writes it as 200µ."""
     import gradio as gr
 
     from studio.ui import train_tab
@@ -89,4 +89,4 @@ def test_the_learning_rate_axis_reads_small_rates_in_exponent_form(ws):
     with gr.Blocks() as page:
         train_tab.build(ws)
     (lr_plot,) = [b for b in page.blocks.values() if getattr(b, "elem_id", None) == "train-lr-plot"]
-    assert lr_plot.y_axis_format == "~e"
+    assert lr_plot.y_axis_format == "~s" and "µ = 1e-6" in lr_plot.title

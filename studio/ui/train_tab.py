@@ -23,6 +23,9 @@ from studio.workspace import Workspace
 TITLE = "Train"
 DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
+# d3 SI prefixes: 2e-4 reads "200µ". The default read 0.000000, and the page's axis has room for
+# about four characters (a longer label, "1.5e-4", is cut at the plot's left edge).
+LR_AXIS_FORMAT = "~s"
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
 
 
@@ -227,8 +230,8 @@ def build(ws: Workspace) -> None:
                                     elem_id="train-loss-plot", height=260)
             latest = gr.Markdown(elem_id="train-loss-latest")
             with gr.Row():
-                lr_plot = gr.LinePlot(x="step", y="lr", title="Learning rate", elem_id="train-lr-plot", height=200,
-                                      y_axis_format="~e")  # d3: 2e-4, where the default read 0.000000
+                lr_plot = gr.LinePlot(x="step", y="lr", title="Learning rate (m = 1e-3, µ = 1e-6)", height=200,
+                                      elem_id="train-lr-plot", y_axis_format=LR_AXIS_FORMAT)
                 gn_plot = gr.LinePlot(x="step", y="grad_norm", title="Gradient norm", elem_id="train-gn-plot",
                                       height=200)
             with gr.Accordion("Traceback", open=False):
