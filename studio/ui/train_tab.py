@@ -280,6 +280,9 @@ def build(ws: Workspace) -> None:
         if job:  # per-stage curves, and where each stage's best checkpoint is
             losses = stage_loss_frame(series)
             latest_md = "\n\n".join(x for x in (latest_md, best_steps_md(ws, job_id)) if x)
+        # no points: no chart. A coloured chart first drawn empty keeps an empty colour domain, so the
+        # loss lines that come later are never drawn (Gradio's LinePlot sets its domain on first draw).
+        losses, lr, gn = (None if getattr(f, "empty", False) else f for f in (losses, lr, gn))
         shown = [job_id if job else None, sum(map(len, series.values()))]
         if shown == drawn:  # a redraw of the same points blanks the plots for a moment on every poll
             losses, lr, gn = gr.skip(), gr.skip(), gr.skip()
