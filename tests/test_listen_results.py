@@ -77,3 +77,29 @@ def test_mos_table_per_system(ws, tmp_path, awb_wav):
     assert 1.0 <= float(by_name["bad"][2]) <= 2.0
     assert by_name["good"][4] == f"[{good['ci_bootstrap'][0]:.2f}, {good['ci_bootstrap'][1]:.2f}]"
     assert by_name["good"][3] == "[5.00, 5.00]"  # every rating 5: no spread
+
+
+def test_ab_listen_tab_and_experiment_page_agree_with_the_votes(ws, tmp_path, awb_wav):
+    """A rater who always picks lora, heard on side A in some trials and on side B in others: the
+    Listen tab and the Experiments page both read lora winning every trial."""
+    from studio.experiments import records
+    from studio.ui import experiments_tab
+
+    folders = make_folders(tmp_path / "src", awb_wav, names=("lora", "base"), n_items=4, seconds=0.5)
+    made = sessions.create_session(ws, name="lora vs base", n_gold=0,
+                                   systems=[SystemSource(n, f) for n, f in folders.items()])
+    system_of = _system_of(ws, made["id"])
+    pick_lora = _side_of(system_of, "lora")
+    sides = []
+    while set(sides) != {"A", "B"} and len(sides) < 40:  # each rater's sides are drawn at random: until both
+        (rater,) = sessions.add_raters(ws, made["id"], 1)
+        complete_rater(ws.db, made["public_id"], rater["token"], lambda i, t: sides.append(pick_lora(i, t)) or sides[-1])
+    assert set(sides) == {"A", "B"}, sides  # lora was heard on both sides
+    n = len(sides)
+
+    text, _, table, _, _ = listen_tab.show_results(ws, made["id"], [], False)
+    assert f"lora vs base: {n}-0" in text
+    assert table["value"].values.tolist()[0][:3] == ["lora vs base", f"{n}-0-0", "1.00"]
+    exp = records.create_experiment(ws, name="lora-vs-base")
+    markdown, _ = experiments_tab.link(ws, exp["id"], str(made["id"]))
+    assert f"lora vs base: lora won {n}, base won 0, ties 0; win rate 1" in markdown, markdown

@@ -29,6 +29,11 @@ def test_a_voice_from_an_upload_or_a_span_is_a_voice_job_reading_the_workspace_c
     with pytest.raises(Exception, match=r"scot_long.wav: a voice prompt needs 5-12 s of speech, the span is 2.50 s"):
         voices_tab.make_voice(ws, "short", None, str(long_wav), 0.5, 3.0, "tiny")
     assert len(jobs.list_jobs(ws.db, kind="voice")) == 1
+    # what the voice job records (its model part aside): the source by content hash; the table names the file
+    kept = V.take_upload(ws, p["clip"], p["upload_name"])
+    V.record_voice(ws, name="scot", npz=V.voice_file(ws, "scot"), model="tiny", source_path=ws.relative(kept),
+                   source_clip_id=None, span=(0.5, 6.0), semantic_len=10, frames=412, job_id=job_id)
+    assert [row[3] for row in voices_tab.voice_rows(ws)] == ["scot_long.wav"]
 
 
 def test_generations_stage_for_listening_paired_by_text_and_seed(ws, awb_wav):

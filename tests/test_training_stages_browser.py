@@ -90,6 +90,13 @@ def test_the_train_tab_shows_each_stages_epochs_curves_and_best_step(train_templ
         axis = plot.locator("[aria-label^='X-axis']").first.get_attribute("aria-label")
         assert "step" in axis and "linear scale" in axis, axis  # numeric axes, not categories
         assert "linear scale" in plot.locator("[aria-label^='Y-axis']").first.get_attribute("aria-label")
+        # the learning rate (0.01 here) reads in SI prefixes, each label whole inside the plot's box
+        lr_labels = page.evaluate("""() => {
+            const el = document.querySelector('#train-lr-plot'), left = el.getBoundingClientRect().left;
+            return Array.from(el.querySelectorAll('.role-axis-label text'))
+                .map(t => [t.textContent, t.getBoundingClientRect().left - left]); }""")
+        y_labels = [text for text, _ in lr_labels if re.fullmatch(r"[\d.]+[mµ]", text)]
+        assert y_labels and all(x >= 0 for _, x in lr_labels), lr_labels
         ARTIFACTS.mkdir(exist_ok=True)
         plot.scroll_into_view_if_needed()
         plot.screenshot(path=str(ARTIFACTS / "train_tab_stages_plot.png"))

@@ -62,6 +62,7 @@ def test_ended_jobs_say_how_they_ended_not_a_stale_percent_or_step(ws):
     row = jobs.get_job(ws.db, sweep.job_id)
     text = job_view.summary_md(row)
     assert "**succeeded**" in text and "step 2/4" not in text and row["step"] == 4
+    assert "generating outputs" not in text and "_finished in " in text  # its end state, not a stale note
 
 
 def test_the_loudness_histogram_reads_plain_numbers():
@@ -77,3 +78,15 @@ def test_the_loudness_histogram_reads_plain_numbers():
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert ax.xaxis.get_offset_text().get_text() == "", ax.xaxis.get_offset_text().get_text()
     assert labels and all("e" not in t for t in labels) and any(t.replace("\u2212", "-") == "-20.0" for t in labels), labels
+
+
+def test_the_learning_rate_axis_reads_small_rates_with_si_prefixes(ws):
+    """Vega-Lite's default axis labels printed 2e-4 as 0.000000; d3's SI format writes it as 200µ."""
+    import gradio as gr
+
+    from studio.ui import train_tab
+
+    with gr.Blocks() as page:
+        train_tab.build(ws)
+    (lr_plot,) = [b for b in page.blocks.values() if getattr(b, "elem_id", None) == "train-lr-plot"]
+    assert lr_plot.y_axis_format == "~s" and "µ = 1e-6" in lr_plot.title

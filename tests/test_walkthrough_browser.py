@@ -106,6 +106,17 @@ def _new_job(ws, kind: str, before: set, timeout: float = 60) -> int:
     return new[0]
 
 
+def _side_holding(ws, session_id: int, system: str) -> str:
+    """The side ("A" or "B") of the session's one trial that plays `system`, from the stored plan."""
+    from studio.listening.tables import ListenAssignment, ListenStimulus, ListenSystem
+
+    with ws.db.read() as s:
+        on_a = s.scalar(select(ListenSystem.name).join(ListenStimulus, ListenStimulus.system_id == ListenSystem.id)
+                        .join(ListenAssignment, ListenAssignment.stimulus_a_id == ListenStimulus.id)
+                        .where(ListenAssignment.session_id == session_id))
+    return "A" if on_a == system else "B"
+
+
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -290,7 +301,8 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
             rater.click(f"#play-{side}")
             rater.locator(".player.heard").nth(k).wait_for(timeout=30_000)
         _shot(rater, "rater")
-        rater.locator("#answer-A:enabled").click()
+        # the rater picks lora, on whichever side the session's random plan put it
+        rater.locator(f"#answer-{_side_holding(ws, session['id'], 'lora')}:enabled").click()
         rater.wait_for_url("**/done")
         phone.close()
 
@@ -300,6 +312,7 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
         page.locator("#listen-plot-1 img").wait_for()
         _shot(page, "listen")
         assert sessions.get_session(ws, session["id"])["raters"][0]["votes"] == 1
+        page.locator("#listen-results").get_by_text("lora vs base: 1-0").wait_for()  # and the Experiments page below
 
         # Experiments: the voice prompt against the LoRA, swept from the tab over its arms and seeds,
         # the listening session linked, concluded: one page gathers it all.
@@ -339,6 +352,7 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
         page.get_by_label("Listening session id").fill(str(session["id"]))
         page.get_by_role("button", name="Link listening session").click()
         exp_page.get_by_text("lora vs base").first.wait_for()
+        exp_page.get_by_text("lora won 1, base won 0").wait_for()
         page.get_by_label("Conclusion").fill("Tiny random models: the loop runs; no claim about voices.")
         page.get_by_role("button", name="Conclude").click()
         exp_page.get_by_text("(concluded)").first.wait_for()

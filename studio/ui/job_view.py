@@ -30,9 +30,13 @@ def summary_md(job: dict | None) -> str:
     lines = [" · ".join(parts)]
     if job.get("no_worker"):
         lines.append(f"⚠️ **{job['no_worker']}**")
-    if job.get("message"):
-        lines.append(f"_{job['message']}_" if live or job["status"] == "succeeded"
-                     else f"_stopped while {job['message']}_")
+    if live and job.get("message"):
+        lines.append(f"_{job['message']}_")
+    elif job["status"] == "succeeded":  # its last running message ("outputs 3-4 of 4") is stale now
+        took = _elapsed(job)
+        lines.append(f"_finished{f' in {took}' if took else ''}_")
+    elif job.get("message"):
+        lines.append(f"_stopped while {job['message']}_")
     if job.get("error"):
         reason = f" ({job['failure_reason']})" if job.get("failure_reason") else ""
         lines.append(f"**Error{reason}:** {job['error']}")
@@ -58,6 +62,16 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds // 60} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _elapsed(job: dict) -> str:
+    from datetime import datetime
+
+    try:
+        seconds = (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return _duration(seconds) if seconds >= 0 else ""
 
 
 def load_job(db: Database, job_id) -> dict | None:

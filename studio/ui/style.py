@@ -10,6 +10,8 @@ STUDIO_CSS = """
 #gen-markers, #ds-palette { flex-wrap: wrap !important; gap: 4px !important; }
 #gen-markers > button, #gen-markers > *, #ds-palette > button { flex: 0 0 auto !important; min-width: 0 !important;
   width: auto !important; }
+/* the train plots' axis labels: vega's fit layout sometimes places them left of its svg, which cut them */
+#train-loss-plot svg.marks, #train-lr-plot svg.marks, #train-gn-plot svg.marks { overflow: visible !important; }
 @media (max-width: 720px) {
   /* every tab stays a tab on a phone: smaller labels, wrapped onto two lines if need be, so
      Gradio's "..." overflow menu does not hide most of them */

@@ -23,6 +23,9 @@ from studio.workspace import Workspace
 TITLE = "Train"
 DEFAULT_PRESET = "Quick LoRA"
 POLL_SECONDS = 1.5
+# d3 SI prefixes: 2e-4 reads "200µ". The default read 0.000000, and the page's axis has room for
+# about four characters (a longer label, "1.5e-4", is cut at the plot's left edge).
+LR_AXIS_FORMAT = "~s"
 CHECKPOINT_COLUMNS = ["checkpoint", "step", "best", "val_loss", "train_loss", "path"]
 
 
@@ -243,7 +246,8 @@ def build(ws: Workspace) -> None:
                                     elem_id="train-loss-plot", height=260)
             latest = gr.Markdown(elem_id="train-loss-latest")
             with gr.Row():
-                lr_plot = gr.LinePlot(x="step", y="lr", title="Learning rate", elem_id="train-lr-plot", height=200)
+                lr_plot = gr.LinePlot(x="step", y="lr", title="Learning rate (m = 1e-3, µ = 1e-6)", height=200,
+                                      elem_id="train-lr-plot", y_axis_format=LR_AXIS_FORMAT)
                 gn_plot = gr.LinePlot(x="step", y="grad_norm", title="Gradient norm", elem_id="train-gn-plot",
                                       height=200)
             with gr.Accordion("Traceback", open=False):
@@ -294,6 +298,9 @@ def build(ws: Workspace) -> None:
         if job:  # per-stage curves, and where each stage's best checkpoint is
             losses = stage_loss_frame(series)
             latest_md = "\n\n".join(x for x in (latest_md, best_steps_md(ws, job_id)) if x)
+        # no points: no chart. A coloured chart first drawn empty keeps an empty colour domain, so the
+        # loss lines that come later are never drawn (Gradio's LinePlot sets its domain on first draw).
+        losses, lr, gn = (None if getattr(f, "empty", False) else f for f in (losses, lr, gn))
         shown = [job_id if job else None, sum(map(len, series.values()))]
         if shown == drawn:  # a redraw of the same points blanks the plots for a moment on every poll
             losses, lr, gn = gr.skip(), gr.skip(), gr.skip()

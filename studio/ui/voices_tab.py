@@ -97,6 +97,7 @@ def _source_name(ws: Workspace, voice: dict) -> str:
     """What the user calls the voice's source: the clip's name, not where its bytes are stored."""
     from pathlib import Path
 
+    from studio import jobs
     from studio.datasets.store import get_clip
 
     if voice["source_clip_id"]:
@@ -104,6 +105,13 @@ def _source_name(ws: Workspace, voice: dict) -> str:
             return get_clip(ws.db, voice["source_clip_id"])["name"]
         except UserError:
             return f"clip {voice['source_clip_id']} (deleted)"
+    if voice["job_id"]:  # an upload is stored by content hash; its job kept the user's file name
+        try:
+            upload_name = (jobs.get_job(ws.db, voice["job_id"])["params"] or {}).get("upload_name")
+        except jobs.NotFound:
+            upload_name = None
+        if upload_name:
+            return upload_name
     return Path(voice["source_path"]).name
 
 
