@@ -26,7 +26,7 @@ serve: $(STAMP)
 	$(RUN) $(VENV)/bin/bark-studio serve
 
 test: $(STAMP) system-deps
-	$(RUN) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(RUN) HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(RUN) HF_HUB_OFFLINE=1 $(PY) -m bench.run_all

@@ -389,9 +389,23 @@ def postgres_url(postgres_server, ws, monkeypatch):
         ws.db.dispose()
 
 
+# The longest modules on 2 cores (measured with --durations), longest first: under two xdist
+# workers they start at once, beside the many short ones, instead of ending the run alone.
+LONGEST_MODULES = ("test_real_path_e2e", "test_distributed_training", "test_experiments_metrics",
+                   "test_training_stages_browser", "test_walkthrough_browser", "test_tag_probe",
+                   "test_queue_recovery", "test_voice_library_browser", "test_listening_web",
+                   "test_conditioning_learning", "test_conditioning_experiments", "test_curation_bombs")
+
+
 def pytest_collection_modifyitems(config, items):
     """`make test` runs on two pytest-xdist workers, a module at a time (`--dist loadscope`, so a
-    module's server or model is built once). Modules holding a `slow` test go first: the longest
-    (the real-path e2e, ~400 s) then runs beside the many short ones instead of after them."""
+    module's server or model is built once). The longest modules go first (LONGEST_MODULES), then
+    the other modules holding a `slow` test, then the rest, each group in file order."""
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)   # stable: file order otherwise
+
+    def rank(item) -> tuple:
+        name = item.module.__name__.rpartition(".")[2]
+        longest = LONGEST_MODULES.index(name) if name in LONGEST_MODULES else len(LONGEST_MODULES)
+        return longest, item.module.__name__ not in slow_modules
+
+    items.sort(key=rank)   # stable: file order within each group
