@@ -134,7 +134,7 @@ class ConditionControls:
             if not h:
                 return [gr.skip()] * (2 + len(self.outputs))
             from studio import training
-            from studio.ui.generate_tab import adapter_choices
+            from studio.ui.fields import adapter_choices
 
             base = training.get_adapter(ws, h["adapter"])["base_model"]
             return [base, gr.update(choices=adapter_choices(ws), value=h["adapter"]),

@@ -9,6 +9,16 @@ import gradio as gr
 from studio.errors import UserError
 
 
+NO_ADAPTER = "(none)"  # an adapter slot left (or set back to) empty
+
+
+def adapter_choices(ws) -> list[str]:
+    """An adapter slot's choices: empty, then every installed adapter."""
+    from studio import training
+
+    return [NO_ADAPTER] + [a["name"] for a in training.list_adapters(ws)]
+
+
 def id_box(label: str, placeholder: str = "pick a row above", **kw) -> gr.Textbox:
     return gr.Textbox(label=label, placeholder=placeholder, max_lines=1, **kw)
 

@@ -19,6 +19,7 @@ from studio.training_presets import BASE_MODELS
 from studio.ui import builtin_voices, fields, job_view, live
 from studio.ui.condition_controls import ConditionControls
 from studio.ui.errors import page_errors
+from studio.ui.fields import NO_ADAPTER, adapter_choices
 from studio.workspace import Workspace
 
 TITLE = "Generate"
@@ -28,7 +29,6 @@ ADAPTER_SLOTS = 3
 PLAYERS = 4
 HISTORY_COLUMNS = ["id", "★", "text", "model", "voice", "adapters", "seed", "settings", "seconds", "created_at"]
 NO_VOICE = "(no voice)"
-NO_ADAPTER = "(none)"  # a slot set back to empty
 ENGINES = [("Fast (batched, KV cache)", "fast"), ("Reference (model core loop)", "reference")]
 
 
@@ -38,12 +38,6 @@ def voice_choices(ws: Workspace, model: str | None = None) -> list[tuple[str, st
     """(label, voice): no voice, the user's saved voices, then the model's downloaded built-in voices."""
     own = [NO_VOICE] + [v["name"] for v in V.list_voices(ws)]
     return [(name, name) for name in own] + builtin_voices.choices(model)
-
-
-def adapter_choices(ws: Workspace) -> list[str]:
-    from studio import training
-
-    return [NO_ADAPTER] + [a["name"] for a in training.list_adapters(ws)]
 
 
 def generate_params(ws: Workspace, text: str, model: str, voice: str | None, adapters: list[tuple[str | None, float]],

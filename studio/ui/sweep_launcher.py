@@ -14,9 +14,10 @@ from studio.experiments import grid, records, requests, sweeps
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import BASE_MODELS, EVAL_SENTENCES
 from studio.ui import fields, job_view, live
+from studio.ui.fields import NO_ADAPTER, adapter_choices
 from studio.workspace import Workspace
 
-NO_ADAPTER, NO_VOICE, NO_ASR = "(none)", "(no voice)", "(no WER)"
+NO_VOICE, NO_ASR = "(no voice)", "(no WER)"
 SCALES = ("0", "0.5", "1", "1.5", "2")
 TEMPERATURES = ("0.3", "0.5", "0.7", "1.0", "1.2")
 SEEDS = tuple(str(i) for i in range(8))
@@ -25,10 +26,6 @@ POLL_SECONDS = 1.5
 
 
 # Lists filled from the workspace ---------------------------------------------------------------
-
-def adapter_choices(ws: Workspace) -> list[str]:
-    return [NO_ADAPTER] + [a["name"] for a in training.list_adapters(ws)]
-
 
 def voice_choices(ws: Workspace) -> list[str]:
     return [NO_VOICE] + [v["name"] for v in voices.list_voices(ws)]
