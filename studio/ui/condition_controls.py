@@ -17,7 +17,8 @@ import weakref
 import gradio as gr
 from gradio.context import Context
 
-SPEAKER = "speaker"
+from studio.conditioning import between
+from studio.datasets.labels import SPEAKER
 NO_SECOND = "(none)"
 MAX_LABELS = 4  # non-speaker labels one adapter shows controls for
 _handovers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # root Blocks -> [(event, State)]
@@ -43,14 +44,9 @@ def speakers_of(labels: list[dict] | None) -> list[str]:
 
 
 def condition_params(speaker: str | None, second: str | None, mix, label_values: dict) -> dict:
-    """{"speaker": {a: 1 - mix, b: mix}, "labels": {...}} (weights > 0 only, like the CLI's)."""
-    mix = float(mix or 0)
-    weights: dict[str, float] = {}
-    if speaker:
-        weights[speaker] = 1.0 - mix if second and second != NO_SECOND and second != speaker else 1.0
-    if second and second != NO_SECOND and second != speaker:
-        weights[second] = mix
-    weights = {k: round(v, 4) for k, v in weights.items() if v > 0}
+    """{"speaker": {a: 1 - mix, b: mix}, "labels": {...}}: the CLI's params (weights > 0 only)."""
+    paired = bool(speaker and second and second != NO_SECOND and second != speaker)
+    weights = between(speaker, second, float(mix or 0)) if paired else ({speaker: 1.0} if speaker else {})
     labels = {k: v for k, v in label_values.items() if v not in (None, "")}
     return {k: v for k, v in ((SPEAKER, weights), ("labels", labels)) if v}
 
