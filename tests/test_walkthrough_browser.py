@@ -31,6 +31,7 @@ TINY = "tiny (test model: random weights, not a voice)"
 JOB_WAIT_MS = 400_000  # a job on a 2-core box at load 8
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 TEXT = "Hello from the walkthrough."
+STEPS = 6  # the LoRA's optimizer steps: several loss points, so the run can be held between two of them
 
 
 def _choose(page, elem_id: str, option: str | re.Pattern) -> None:
@@ -77,10 +78,11 @@ def _write_locked(ws) -> bool:
         con.close()
 
 
-def _hold_after_first_loss_point(ws, job_id: int, timeout: float = 400) -> int:
-    """SIGSTOP the job's training process once its first loss point is in the database; returns its
-    pid (SIGCONT it). The supervising worker keeps beating the row's heartbeat meanwhile, so the
-    page is seen mid-run however fast or slow the box is."""
+def _hold_mid_run(ws, job_id: int, total_steps: int, timeout: float = 400) -> tuple[int, int]:
+    """SIGSTOP the job's training process between its first and its last loss point; returns its pid
+    (SIGCONT it) and the points written so far. The process is stopped before the points are counted,
+    so no step can land between the count and the hold, however fast the steps are. The supervising
+    worker keeps beating the row's heartbeat meanwhile, so the page is seen mid-run."""
     deadline = time.monotonic() + timeout
     pid = None
     while time.monotonic() < deadline:
@@ -88,12 +90,14 @@ def _hold_after_first_loss_point(ws, job_id: int, timeout: float = 400) -> int:
         assert job["status"] in ("queued", "running"), job
         if pid is None and (m := re.search(r"spawned process \(pid (\d+)\)", job["log_tail"] or "")):
             pid = int(m.group(1))
-        if pid is not None and _loss_points(ws, job_id):
+        if pid is not None:
             os.kill(pid, signal.SIGSTOP)
-            if not _write_locked(ws):
-                return pid
-            os.kill(pid, signal.SIGCONT)  # held mid-commit: others' writes would wait on it
-        time.sleep(0.05)
+            points = _loss_points(ws, job_id)
+            assert points < total_steps, f"job {job_id} wrote all {total_steps} points before it could be held"
+            if points and not _write_locked(ws):  # not held mid-commit: others' writes would wait on it
+                return pid, points
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.01)
     raise AssertionError(f"job {job_id} wrote no loss point in {timeout}s")
 
 
@@ -209,30 +213,30 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
         for stage in ("coarse", "fine"):
             page.locator("#train-stages").get_by_label(stage).uncheck()
         page.locator("#train-advanced").get_by_text("Advanced settings").click()
-        for name, value in (("max_steps", 2), ("batch_size", 1), ("grad_accum", 1), ("save_every", 2),
-                            ("eval_every", 2)):
+        for name, value in (("max_steps", STEPS), ("batch_size", 1), ("grad_accum", 1), ("save_every", STEPS),
+                            ("eval_every", STEPS)):
             _fill(page, f"train-adv-{name}", value)
         _choose(page, "train-adv-precision", "fp32")
         _fill(page, "train-name", "walk-lora")
-        page.locator("#train-estimate").get_by_text("2 optimizer steps").wait_for()
+        page.locator("#train-estimate").get_by_text(f"{STEPS} optimizer steps").wait_for()
         page.locator("#train-launch").click()
         train_no = _new_job(ws, "train", set())
         # exactly the preset plus the fields changed here: nothing silently overridden
         assert jobs.get_job(ws.db, train_no)["params"] == {
             "dataset": "walk", "model": "tiny", "stages": ["semantic"], "preset": "quick", "name": "walk-lora",
-            "max_steps": 2, "batch_size": 1, "grad_accum": 1, "save_every": 2, "eval_every": 2, "precision": "fp32"}
-        # the curve is drawn while the job runs: held after its first loss point, the page shows that
-        # one point and "running"; released, the run ends with both
-        held = _hold_after_first_loss_point(ws, train_no)
+            "max_steps": STEPS, "batch_size": 1, "grad_accum": 1, "save_every": STEPS, "eval_every": STEPS,
+                "precision": "fp32"}
+        # the curve is drawn while the job runs: held mid-run, the page shows the points written so far
+        # and "running"; released, the run ends with all of them
+        held, points = _hold_mid_run(ws, train_no, STEPS)
         try:
-            assert _loss_points(ws, train_no) == 1
             page.locator("#train-loss-latest").get_by_text(
-                re.compile(r"train loss [\d.]+ at step 1 \(1 points\)")).wait_for(timeout=60_000)
+                re.compile(rf"train loss [\d.]+ at step {points} \({points} points\)")).wait_for(timeout=60_000)
             assert "running" in page.locator("#train-status").inner_text()
         finally:
             os.kill(held, signal.SIGCONT)
         assert "succeeded" in _ends(page, "train-status", train_no)
-        assert _loss_points(ws, train_no) == 2
+        assert _loss_points(ws, train_no) == STEPS
 
         # Reopened, the Train tab offers its runs to pick (no id to type); the chosen one is followed.
         page.reload()
@@ -240,8 +244,8 @@ def test_the_whole_loop_through_the_pages(ws, studio, page, browser, tmp_path, a
         page.locator("#train-job input").first.click()
         page.get_by_role("option", name=re.compile(rf"^#{train_no} train · walk-lora · succeeded · ")).click()
         assert f"Job {train_no} " in _ends(page, "train-status", train_no)
-        page.locator("#train-loss-latest").get_by_text(re.compile(r"train loss [\d.]+ at step 2")).wait_for()
-        page.locator("#train-checkpoints").get_by_text(re.compile(r"step-0000002")).filter(visible=True).first.wait_for()
+        page.locator("#train-loss-latest").get_by_text(re.compile(rf"train loss [\d.]+ at step {STEPS}\b")).wait_for()
+        page.locator("#train-checkpoints").get_by_text(re.compile(rf"step-{STEPS:07d}")).filter(visible=True).first.wait_for()
         _shot(page, "train")
 
         # Generate with the adapter and the voice, then without the adapter: the same text and seed,
