@@ -91,6 +91,14 @@ def eval_cmd(ctx, audio, texts, texts_file, references, prosody_refs, real_audio
     _finish(ctx, submit(ctx.ws, "eval", params, wait=wait), as_json)
 
 
+def _seeds(value: str) -> list[int]:
+    """--seeds 0,1,2 -> [0, 1, 2]; a typo is one line (UserError), not a traceback."""
+    try:
+        return [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {value!r}: write whole numbers separated by commas (e.g. 0,1,2)") from None
+
+
 @click.command("sweep")
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt (repeat for several).")
 @click.option("--experiment", help="Experiment (id or name): its prompts and arms are used.")
@@ -107,7 +115,8 @@ def eval_cmd(ctx, audio, texts, texts_file, references, prosody_refs, real_audio
 @click.option("--speaker", "speakers", multiple=True,
               help="NAME[:WEIGHT] for every output of a --condition adapter; repeat to mix voices.")
 @click.option("--label", "labels", multiple=True, help="NAME=VALUE of a label the adapter is conditioned on.")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
+@click.option("--seeds", default="0", show_default=True, callback=lambda _ctx, _param, value: _seeds(value),
+              help="Comma-separated seeds.")
 @click.option("--random", "n_random", type=int, default=0, help="Draw N random points instead of the full grid.")
 @click.option("--random-seed", type=int, default=0, show_default=True)
 @click.option("--ref", "references", multiple=True, help="Real clip(s) of the target speaker (similarity).")
@@ -139,7 +148,7 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
     axes_d = dict(requests.parse_axis(a) for a in axes)
     request = {"mode": "random" if n_random else "grid", "n": n_random, "random_seed": random_seed,
                "prompts": list(prompts) or (exp["prompts"] if exp else []),
-               "seeds": [int(s) for s in seeds.split(",") if s.strip()], "axes": axes_d,
+               "seeds": seeds, "axes": axes_d,
                "ranges": dict(requests.parse_range(r) for r in ranges),
                "mixes": dict(requests.parse_mix(m, ctx.ws) for m in mixes),
                "model": model, "voice": arm_specs.voice_file(voice, ctx.ws) if voice else None,
