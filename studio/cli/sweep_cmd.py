@@ -91,7 +91,7 @@ def eval_cmd(ctx, audio, texts, texts_file, references, prosody_refs, real_audio
     _finish(ctx, submit(ctx.ws, "eval", params, wait=wait), as_json)
 
 
-def _seeds(value: str) -> list[int]:
+def _seeds(_ctx, _param, value: str) -> list[int]:
     """--seeds 0,1,2 -> [0, 1, 2]; a typo is one line (UserError), not a traceback."""
     try:
         return [int(s) for s in value.split(",") if s.strip()]
@@ -115,8 +115,7 @@ def _seeds(value: str) -> list[int]:
 @click.option("--speaker", "speakers", multiple=True,
               help="NAME[:WEIGHT] for every output of a --condition adapter; repeat to mix voices.")
 @click.option("--label", "labels", multiple=True, help="NAME=VALUE of a label the adapter is conditioned on.")
-@click.option("--seeds", default="0", show_default=True, callback=lambda _ctx, _param, value: _seeds(value),
-              help="Comma-separated seeds.")
+@click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Comma-separated seeds.")
 @click.option("--random", "n_random", type=int, default=0, help="Draw N random points instead of the full grid.")
 @click.option("--random-seed", type=int, default=0, show_default=True)
 @click.option("--ref", "references", multiple=True, help="Real clip(s) of the target speaker (similarity).")
