@@ -51,6 +51,7 @@ def test_bad_sweep_requests_are_one_line_and_write_no_job(ws):
         (["--range", "semantic_temperature=0:1"], "needs --random N"),
         (["--axis", "semantic_temperature=9"], "outside 0..5"),
         (["--experiment", "nope"], "no experiment 'nope'"),
+        (["--seeds", "0,x"], "--seeds '0,x': write whole numbers separated by commas"),
     ]:
         res = CliRunner().invoke(main, ["--home", str(ws.root), "sweep", "--prompt", "hi", *args])
         assert res.exit_code == 1 and message in res.stderr, (args, res.stderr)

@@ -80,10 +80,13 @@ def test_the_estimate_uses_the_last_sweep_measured_here(ws):
     assert requests.seconds_per_output(ws.db, "small")[0] == requests.GUESS_SECONDS_PER_OUTPUT["small"]
 
 
-def test_the_cli_and_the_tab_share_one_set_of_parsers():
-    from studio.cli import experiments_cmd
+def test_the_cli_and_the_tab_share_one_set_of_parsers(tmp_path):
+    from click.testing import CliRunner
 
-    assert experiments_cmd._axis is requests.parse_axis and experiments_cmd._range is requests.parse_range
+    from studio.cli import main
+
+    refused = CliRunner().invoke(main, ["--home", str(tmp_path), "sweep", "--prompt", "hi", "--axis", "seed=x"])
+    assert refused.exit_code == 1 and "--axis 'seed=x': values must be numbers" in refused.output
     assert requests.parse_axis("arm=a,b") == ("arm", ["a", "b"])
     with pytest.raises(UserError, match="values must be numbers"):
         requests.parse_axis("seed=x")
