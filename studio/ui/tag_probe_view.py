@@ -11,6 +11,7 @@ import gradio as gr
 from studio import training
 from studio.errors import UserError
 from studio.experiments import tag_probe as TP
+from studio.ui.errors import page_errors
 from studio.workspace import Workspace
 
 TAKE_COLUMNS = ["take", "tag", "arm", "tag or control", "carrier", "seed", "window", "text"]
@@ -92,11 +93,9 @@ def build(ws: Workspace) -> dict:
     take = gr.Dropdown(label="Play take", elem_id="tp-take")
     audio = gr.Audio(label="Take", type="filepath", interactive=False, elem_id="tp-audio")
 
+    @page_errors()
     def _start(a, t, s):
-        try:
-            return start_probe(ws, a, t, s)
-        except UserError as exc:
-            raise gr.Error(str(exc)) from None
+        return start_probe(ws, a, t, s)
 
     def _refresh():
         return gr.update(choices=adapter_choices(ws)), gr.update(choices=probe_choices(ws))

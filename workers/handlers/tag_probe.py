@@ -4,22 +4,12 @@ written under generated/tag_probes/job-<id>/ (served by the studio's file route)
 the tag's window (studio/experiments/tag_probe.py says how the window is placed)."""
 from __future__ import annotations
 
-from pathlib import Path
-
+from models.files import write_wav
 from studio.errors import UserError
 from studio.experiments import tag_probe as TP
 from studio.inference import inference_options
 from studio.jobs import JobContext
 from workers.handlers.tokens import user_errors
-
-
-def _write_wav(path: Path, audio, sample_rate: int) -> None:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.wav")
-    sf.write(str(tmp), audio, sample_rate, subtype="FLOAT")
-    tmp.replace(path)
 
 
 def measure(audio, sample_rate: int, semantic, text: str, anchor: int, passes: int = 1) -> tuple[dict, str]:
@@ -84,7 +74,7 @@ def tag_probe_job(ctx: JobContext) -> dict:
                                    sampling, batch_size=8, fast=engine == "fast")
             for take, res in zip(part, results):
                 path = folder / f"{take.key}.wav"
-                _write_wav(path, res.audio, res.sample_rate)
+                write_wav(path, res.audio, res.sample_rate, subtype="FLOAT")
                 semantic = np.concatenate(res.semantic) if res.semantic else np.zeros(0, int)
                 measures, alignment = measure(res.audio, res.sample_rate, semantic.tolist(), take.text, take.anchor,
                                               len(res.semantic))
