@@ -31,19 +31,24 @@ def _suite(params: dict):
 
 
 class SpeakerSimilarity:
-    """`sim_<speaker>` for a sweep that conditions on speakers (an adapter trained with
-    --condition speaker): the mean cosine of an output's speaker embedding to each real clip of
-    that speaker in the adapter's dataset (the manifest's `dataset`; active clips only)."""
+    """`sim_<speaker>` for a sweep that conditions on speakers or labels (an adapter trained with
+    --condition): the mean cosine of an output's speaker embedding to each real clip of that
+    speaker in the adapter's dataset (the manifest's `dataset`; active clips only). The speakers
+    are those the sweep's mixes name, or, where no point names one, every speaker of the dataset."""
 
     def __init__(self, ctx: JobContext, all_params: list[dict], encoder: str = "resemblyzer", model_id=None):
         from models.errors import ModelInputError
         from models.metrics import speaker
 
         self.refs: dict = {}  # speaker -> (n_clips, d) unit embeddings
-        names = list(dict.fromkeys(n for p in all_params for n in (p.get("speaker") or {})))
-        if not names:
+        if not any(p.get("speaker") or p.get("labels") for p in all_params):
             return
         clips = _dataset_clips(ctx, all_params)
+        # the speakers the sweep mixes; a sweep over other labels: every speaker of the dataset
+        names = list(dict.fromkeys(n for p in all_params for n in (p.get("speaker") or {}))) or \
+            list(dict.fromkeys(c["speaker"] for c in clips if c.get("speaker")))
+        if not names:
+            return
         self.encoder = speaker.get_encoder(encoder, model_id)
         for name in names:
             paths = [str(ctx.workspace.root / c["blob"]) for c in clips if c.get("speaker") == name]
