@@ -1,12 +1,17 @@
 """Label conditioning in experiments, sweeps and listening sessions: an arm's and a generated
-system's `speaker=`/`label=` reach generation, a `speaker_mix` sweep measures each output against
-each speaker's real clips (`sim_alice`, `sim_bob`) and plots them against t, and bad syntax is one
-line naming the arm. One conditioned adapter (tiny, trained through the CLI on alice/bob) serves
-every test here."""
+system's `speaker=`/`label=` reach generation, a `speaker_mix` sweep and a numeric `label:accent`
+sweep (the README's, as written) measure each output against each speaker's real clips
+(`sim_alice`, `sim_bob`) and plot them against the axis, bad arm syntax is one line naming the arm
+and a bad conditioning axis one line naming the axis, before a job is queued. One conditioned
+adapter (tiny, trained through the CLI on alice/bob with --condition speaker --condition accent)
+serves every test here."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -22,9 +27,11 @@ def run(ws, *args):
 
     return CliRunner().invoke(main, ["--home", str(ws.root), *args])
 
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 # Two steps at a high rate: the cosine schedule gives the last step no rate, so one step would leave the
 # conditioning tables at zero and every label value would make the same audio.
-FAST_TRAIN = ["--max-steps", "2", "--lr", "0.05", "--batch-size", "1", "--grad-accum", "1", "--save-every", "100", "--eval-every", "100"]
+FAST_TRAIN = ["--max-steps", "2", "--lr", "0.05", "--batch-size", "1", "--grad-accum", "1", "--save-every", "100",
+              "--eval-every", "100"]
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +156,13 @@ def test_an_arms_and_a_generated_systems_mix_reach_generation(cast):
 
 
 def test_a_numeric_label_sweep_reaches_generation_and_measures_each_speaker(cast):
-    proc = run(cast, "sweep", "--prompt", "Hello there, friend.", "--model", "tiny", "--adapter", "cast-voices",
-               "--axis", "label:accent=0:1:3", "--max-new-semantic", "30", "--wait", "--json")
+    # the README's label sweep as written, on the offline tiny model, 3 steps and short outputs
+    section = README.split("Experiments, sweeps and listening sessions take the same values", 1)[1]
+    (line,) = [ln for ln in re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines() if "label:" in ln]
+    args = shlex.split(line.replace("--model small", "--model tiny").replace("=0:1:5", "=0:1:3"))[1:]
+    assert args == ["sweep", "--prompt", "Hello there.", "--model", "tiny", "--adapter", "adapters/cast-voices",
+                    "--speaker", "alice", "--axis", "label:accent=0:1:3", "--wait"]
+    proc = run(cast, *args, "--max-new-semantic", "30", "--json")
     assert proc.exit_code == 0, proc.output
     out = json.loads(proc.stdout)
     assert out["job"]["status"] == "succeeded", out["job"]
@@ -158,9 +170,10 @@ def test_a_numeric_label_sweep_reaches_generation_and_measures_each_speaker(cast
     assert len(outputs) == 3 and not any(o["error"] for o in outputs)
     assert [(o["params"]["label:accent"], o["params"]["labels"], o["params"]["seed"]) for o in outputs] == \
         [(0.0, {"accent": 0.0}, 0), (0.5, {"accent": 0.5}, 0), (1.0, {"accent": 1.0}, 0)]
+    assert all(o["params"]["speaker"] == {"alice": 1.0} for o in outputs)
     # the value reaches generation: the same seed and text give different audio at each point
     assert len({o["audio_sha256"] for o in outputs}) == 3
-    # no point names a speaker: each output is measured against every speaker of the adapter's dataset
+    # a label sweep measures each output against every speaker of the adapter's dataset, not only alice
     from models.metrics import speaker
     from studio.datasets.store import list_clips
 
