@@ -10,9 +10,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from studio import jobs
-from studio.db import Database
 from studio.datasets import labels
-from studio.errors import UserError
+from studio.db import Database
+from studio.errors import NotFound, UserError
 from studio.experiments import arms as arm_specs
 from studio.experiments import grid
 from studio.train_cost import duration_text
@@ -214,7 +214,6 @@ def _check_label(ws, where: str, cond: Conditioned, name: str, values: list) -> 
 def _dataset_label_kinds(ws, dataset: str | None) -> dict[str, str]:
     """{label: numeric | categorical} over the active clips of the adapter's dataset (if it still exists)."""
     from studio.datasets.store import list_clips
-    from studio.errors import NotFound
 
     if ws is None or not dataset:
         return {}
