@@ -1,12 +1,17 @@
 """Label conditioning in experiments, sweeps and listening sessions: an arm's and a generated
-system's `speaker=`/`label=` reach generation, a `speaker_mix` sweep measures each output against
-each speaker's real clips (`sim_alice`, `sim_bob`) and plots them against t, and bad syntax is one
-line naming the arm. One conditioned adapter (tiny, trained through the CLI on alice/bob) serves
-every test here."""
+system's `speaker=`/`label=` reach generation, a `speaker_mix` sweep and a numeric `label:accent`
+sweep (the README's, as written) measure each output against each speaker's real clips
+(`sim_alice`, `sim_bob`) and plot them against the axis, bad arm syntax is one line naming the arm
+and a bad conditioning axis one line naming the axis, before a job is queued. One conditioned
+adapter (tiny, trained through the CLI on alice/bob with --condition speaker --condition accent)
+serves every test here."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -22,14 +27,19 @@ def run(ws, *args):
 
     return CliRunner().invoke(main, ["--home", str(ws.root), *args])
 
-FAST_TRAIN = ["--max-steps", "1", "--batch-size", "1", "--grad-accum", "1", "--save-every", "100", "--eval-every", "100"]
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+# Two steps at a high rate: the cosine schedule gives the last step no rate, so one step would leave the
+# conditioning tables at zero and every label value would make the same audio.
+FAST_TRAIN = ["--max-steps", "2", "--lr", "0.05", "--batch-size", "1", "--grad-accum", "1", "--save-every", "100",
+              "--eval-every", "100"]
 
 
 @pytest.fixture(scope="module")
 def cast(tmp_path_factory, awb_wav, slt_wav):
-    """A workspace with dataset `cast` (alice: awb, bob: slt) and adapter `cast-voices` trained
-    with --condition speaker."""
-    from studio.datasets import store
+    """A workspace with dataset `cast` (alice: awb, accent=0; bob: slt, accent=1; both also carry
+    pace and emotion, not conditioned on) and adapter `cast-voices` trained with --condition speaker
+    --condition accent."""
+    from studio.datasets import labels, store
     from studio.datasets.importer import ImportOptions, import_paths
     from studio.workspace import Workspace
     from workers.dispatch import submit
@@ -43,11 +53,13 @@ def cast(tmp_path_factory, awb_wav, slt_wav):
         store.create_dataset(ws.db, "cast")
         import_paths(ws, "cast", [awb_wav], ImportOptions(speaker="alice"))
         import_paths(ws, "cast", [slt_wav], ImportOptions(speaker="bob"))
-        for clip in store.list_clips(ws.db, "cast"):
+        for clip, values in zip(store.list_clips(ws.db, "cast"), (("0", "0.2", "calm"), ("1", "0.8", "angry"))):
             store.set_transcript(ws.db, clip["id"], "And you always want to see it.")
+            labels.set_labels(ws.db, "cast", [str(clip["id"])], [f"{k}={v}" for k, v in
+                                                                  zip(("accent", "pace", "emotion"), values)])
         assert submit(ws, "prepare", {"dataset": "cast"}, wait=True)["status"] == "succeeded"
-        trained = run(ws, "train", "--dataset", "cast", "--model", "tiny", "--condition", "speaker", "--name",
-                      "cast-voices", "--wait", *FAST_TRAIN)
+        trained = run(ws, "train", "--dataset", "cast", "--model", "tiny", "--condition", "speaker", "--condition",
+                      "accent", "--name", "cast-voices", "--wait", *FAST_TRAIN)
         assert trained.exit_code == 0, trained.output
         yield ws
 
@@ -141,3 +153,71 @@ def test_an_arms_and_a_generated_systems_mix_reach_generation(cast):
         "name": "bad", "test_type": "mos", "prompts": ["Hi."], "systems": [{"name": "carol", "generation": bad}]},
         wait=True)
     assert job["status"] == "failed" and "unknown speaker 'carol'; this adapter knows alice, bob" in job["error"]
+
+
+def test_a_numeric_label_sweep_reaches_generation_and_measures_each_speaker(cast):
+    # the README's label sweep as written, on the offline tiny model, 3 steps and short outputs
+    section = README.split("Experiments, sweeps and listening sessions take the same values", 1)[1]
+    (line,) = [ln for ln in re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines() if "label:" in ln]
+    args = shlex.split(line.replace("--model small", "--model tiny").replace("=0:1:5", "=0:1:3"))[1:]
+    assert args == ["sweep", "--prompt", "Hello there.", "--model", "tiny", "--adapter", "adapters/cast-voices",
+                    "--speaker", "alice", "--axis", "label:accent=0:1:3", "--wait"]
+    proc = run(cast, *args, "--max-new-semantic", "30", "--json")
+    assert proc.exit_code == 0, proc.output
+    out = json.loads(proc.stdout)
+    assert out["job"]["status"] == "succeeded", out["job"]
+    outputs = sorted(out["sweep"]["outputs"], key=lambda o: o["params"]["label:accent"])
+    assert len(outputs) == 3 and not any(o["error"] for o in outputs)
+    assert [(o["params"]["label:accent"], o["params"]["labels"], o["params"]["seed"]) for o in outputs] == \
+        [(0.0, {"accent": 0.0}, 0), (0.5, {"accent": 0.5}, 0), (1.0, {"accent": 1.0}, 0)]
+    assert all(o["params"]["speaker"] == {"alice": 1.0} for o in outputs)
+    # the value reaches generation: the same seed and text give different audio at each point
+    assert len({o["audio_sha256"] for o in outputs}) == 3
+    # a label sweep measures each output against every speaker of the adapter's dataset, not only alice
+    from models.metrics import speaker
+    from studio.datasets.store import list_clips
+
+    clips = {c["speaker"]: cast.root / c["blob"] for c in list_clips(cast.db, "cast")}
+    for o in outputs:
+        for name, clip in clips.items():
+            expected = speaker.similarity([cast.root / o["audio_path"]], [clip])["mean"]
+            assert o["metrics"][f"sim_{name}"] == pytest.approx(expected, abs=1e-4)
+    plots = {os.path.basename(p): cast.root / p for p in out["sweep"]["plots"]}
+    for name in ("sim_alice__vs__label_accent.png", "sim_bob__vs__label_accent.png"):
+        assert plots[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_value = out["sweep"]["summary"]["by_param"]["label:accent"]
+    assert set(by_value["sim_alice"]) == set(by_value["sim_bob"]) == {"0.0", "0.5", "1.0"}
+
+
+@pytest.mark.parametrize("axis, message", [
+    ("label:loudness=0:1:3", "--axis label:loudness: unknown label 'loudness'; adapter cast-voices is conditioned on "
+                             "speaker, accent"),
+    ("label:speaker=0:1:3", "--axis label:speaker: speaker is a categorical label (alice, bob), not a number; "
+                            "sweep speakers with speaker_mix=alice:bob:STEPS"),
+    ("label:emotion=0:1:3", "--axis label:emotion: emotion is a categorical label, not a number, and adapter "
+                            "cast-voices is conditioned on speaker, accent"),
+    ("label:pace=0:1:3", "--axis label:pace: adapter cast-voices was not trained on pace (it is conditioned on "
+                         "speaker, accent); train with --condition pace to sweep it"),
+    ("label:accent=0:2:3", "--axis label:accent: 2 is outside the range 0..1 adapter cast-voices was trained on"),
+    ("label:accent=0:1", "--axis 'label:accent=0:1': the number of steps after the last ':' must be a whole "
+                         "number >= 2"),
+    ("label:accent=low:high:3", "--axis 'label:accent=low:high:3': write NAME=LOW:HIGH:STEPS with numbers "
+                                "(e.g. label:accent=0:1:5)"),
+    ("label:=0:1:3", "--axis 'label:=0:1:3': write label:NAME=LOW:HIGH:STEPS with the name of a numeric label "
+                     "(e.g. label:accent=0:1:5)"),
+    ("speaker_mix=alice:carol:3", "--axis speaker_mix: unknown speaker 'carol'; adapter cast-voices knows alice, bob"),
+])
+def test_a_bad_conditioning_axis_is_one_line_before_a_job_is_queued(cast, axis, message):
+    from studio import jobs
+
+    before = len(jobs.list_jobs(cast.db, kind="sweep"))
+    bad = run(cast, "sweep", "--prompt", "Hi.", "--model", "tiny", "--adapter", "cast-voices", "--axis", axis)
+    assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == [f"error: {message}"]
+    assert len(jobs.list_jobs(cast.db, kind="sweep")) == before
+
+
+def test_a_label_axis_needs_a_conditioned_adapter(cast):
+    bad = run(cast, "sweep", "--prompt", "Hi.", "--model", "tiny", "--axis", "label:accent=0:1:3")
+    assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == [
+        "error: --axis label:accent: no adapter is chosen; sweeping label:accent needs an adapter trained with "
+        "--condition accent (--adapter NAME)"]

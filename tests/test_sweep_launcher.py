@@ -3,6 +3,8 @@ choices become (the request `bark-studio sweep` sends), the grid size and time s
 launch, and how a tab's running and recent jobs are listed to pick one."""
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -65,6 +67,31 @@ def test_a_form_that_cannot_run_says_why_before_launch(ws, form, message):
     assert sweep_launcher.estimate(ws, **form).startswith("⚠️ " + message)
     with pytest.raises(Exception, match=message):
         sweep_launcher.launch(ws, **form)
+    assert jobs.list_jobs(ws.db) == []
+
+
+def test_a_conditioning_axis_takes_the_clis_syntax_and_is_checked_against_the_adapter(ws):
+    # the manifest a training with --condition speaker --condition accent writes (the CLI test trains one)
+    folder = ws.adapters_dir / "cast"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"stages": ["semantic"], "base_model": "tiny", "conditioning": {
+        "labels": [{"name": "speaker", "kind": "categorical", "categories": ["alice", "bob"]},
+                   {"name": "accent", "kind": "numeric", "lo": 0.0, "hi": 1.0}]}}))
+    form = dict(model="tiny", adapter="cast", prompts=["p"], condition_axis="label:accent=0:1:3")
+    request = requests.checked(ws, sweep_launcher.sweep_request(ws, **form))
+    assert [grid.generation_params(request, pt)["labels"] for pt in grid.points(request)] == \
+        [{"accent": 0.0}, {"accent": 0.5}, {"accent": 1.0}]
+    assert sweep_launcher.estimate(ws, **form).startswith("**3 outputs** (3 label:accent)")
+    mix = requests.checked(ws, sweep_launcher.sweep_request(ws, **{**form, "condition_axis": "speaker_mix=bob:alice:2"}))
+    assert [grid.generation_params(mix, pt)["speaker"] for pt in grid.points(mix)] == [{"bob": 1.0}, {"alice": 1.0}]
+    for axis, message in [
+        ("label:pace=0:1:3", "--axis label:pace: unknown label 'pace'; adapter cast is conditioned on speaker, accent"),
+        ("label:accent=0:1", "--axis 'label:accent=0:1': the number of steps after the last ':' must be"),
+        ("seed=1,2", "--axis 'seed=1,2': the conditioning axis is speaker_mix=A:B:STEPS or label:NAME=LOW:HIGH:STEPS"),
+    ]:
+        assert sweep_launcher.estimate(ws, **{**form, "condition_axis": axis}).startswith("⚠️ " + message)
+        with pytest.raises(Exception, match=re.escape(message)):
+            sweep_launcher.launch(ws, **{**form, "condition_axis": axis})
     assert jobs.list_jobs(ws.db) == []
 
 

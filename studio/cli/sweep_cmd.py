@@ -139,7 +139,6 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
               references, real_audio, real_texts, asr, f0_method, batch_size, max_new_semantic, engine, precision, name,
               no_flag, wait, as_json):
     """Generate over a grid (or random draw) of parameters, measure every output, plot each metric."""
-    from studio.experiments import grid
     from studio.experiments.records import get_experiment
     from workers.dispatch import submit
 
@@ -165,7 +164,7 @@ def sweep_cmd(ctx, prompts, experiment, model, voice, adapter, axes, ranges, mix
         raise UserError("give one --real-text per --real recording")
     if voice and request["voice"] is None:
         raise UserError(f"{voice}: neither a voice prompt file nor a saved voice")
-    request = grid.normalize(request)  # bad requests fail here, before a job row exists
+    request = requests.checked(ctx.ws, request)  # bad requests fail here, before a job row exists
     _finish(ctx, submit(ctx.ws, "sweep", request, wait=wait), as_json)
 
 

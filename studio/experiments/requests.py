@@ -5,12 +5,14 @@ launched (grid size, and time from the newest sweep measured on this workspace).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import select
 
 from studio import jobs
+from studio.datasets import labels
 from studio.db import Database
-from studio.errors import UserError
+from studio.errors import NotFound, UserError
 from studio.experiments import arms as arm_specs
 from studio.experiments import grid
 from studio.train_cost import duration_text
@@ -65,6 +67,9 @@ def parse_axis(spec: str) -> tuple[str, list]:
     name = name.strip()
     if not sep or not values.strip():
         raise UserError(f"--axis {spec!r}: write NAME=V1,V2,... (e.g. semantic_temperature=0.5,0.7,1.0)")
+    if name.startswith(grid.LABEL_AXIS) and not labels.NAME_RE.match(name[len(grid.LABEL_AXIS):]):
+        raise UserError(f"--axis {spec!r}: write label:NAME=LOW:HIGH:STEPS with the name of a numeric label "
+                        f"(e.g. label:accent=0:1:5)")
     if name == grid.SPEAKER_MIX:
         parts = values.split(":")
         if len(parts) != 3 or not parts[0].strip() or not parts[1].strip():
@@ -113,6 +118,110 @@ def parse_mix(spec: str, ws=None) -> tuple[str, list[dict]]:
     if not sep or not name.strip():
         raise UserError(f"--mix {spec!r}: write NAME=PATH:SCALE+PATH:SCALE")
     return name.strip(), arm_specs.adapter_specs(rest, "--mix", ws)
+
+
+# Conditioning axes against the adapter -------------------------------------------------------------
+
+def checked(ws, request: dict) -> dict:
+    """grid.normalize, then the conditioning axes (label:NAME, speaker_mix) checked against the
+    adapter each point generates with, so a bad one is refused before a job is queued."""
+    request = grid.normalize(request)
+    check_conditioning(ws, request)
+    return request
+
+
+class Conditioned(NamedTuple):
+    """The conditioned adapter a point generates with: how messages name it, its labels
+    ({name: manifest spec}, empty when no adapter is conditioned) and its dataset."""
+    adapter: str
+    labels: dict
+    dataset: str | None = None
+
+    def on(self) -> str:
+        return f"{self.adapter} is conditioned on {', '.join(self.labels)}"
+
+
+def check_conditioning(ws, request: dict) -> None:
+    """A label:NAME axis needs a numeric label of the conditioned adapter, every value inside its
+    trained range; speaker_mix needs two of its speakers. One line naming the axis otherwise."""
+    swept = {**request["axes"], **(request.get("ranges") or {})}
+    axes = [a for a in swept if a.startswith(grid.LABEL_AXIS) or a == grid.SPEAKER_MIX]
+    seen = set()
+    for point in grid.points(request) if axes else []:
+        paths = tuple(a["path"] for a in grid.generation_params(request, point)["adapters"])
+        if paths in seen:
+            continue
+        seen.add(paths)
+        cond = _conditioned(ws, paths)
+        for axis in axes:
+            where = f"--axis {axis}"
+            if not cond.labels:
+                needs = "speaker" if axis == grid.SPEAKER_MIX else axis[len(grid.LABEL_AXIS):]
+                raise UserError(f"{where}: {cond.adapter}; sweeping {axis} needs an adapter trained with "
+                                f"--condition {needs} (--adapter NAME)")
+            if axis == grid.SPEAKER_MIX:
+                _check_speakers(where, cond, request["speaker_mix"])
+            else:
+                _check_label(ws, where, cond, axis[len(grid.LABEL_AXIS):], swept[axis])
+
+
+def _conditioned(ws, paths) -> Conditioned:
+    """The conditioned adapter among `paths` (generation takes at most one)."""
+    from studio.training import read_manifest
+
+    if not paths:
+        return Conditioned("no adapter is chosen", {})
+    for path in paths:
+        folder = Path(path) if Path(path).is_absolute() or ws is None else ws.root / path
+        manifest = read_manifest(folder)
+        specs = (manifest.get("conditioning") or {}).get("labels") or []
+        if specs:
+            return Conditioned(f"adapter {folder.name}", {d["name"]: d for d in specs},
+                               (manifest.get("dataset") or {}).get("name"))
+    return Conditioned(f"adapter {', '.join(Path(p).name for p in paths)} was trained without --condition", {})
+
+
+def _check_speakers(where: str, cond: Conditioned, ends) -> None:
+    spec = cond.labels.get(labels.SPEAKER)
+    if spec is None:
+        raise UserError(f"{where}: {cond.on()}, not on speaker")
+    for name in ends:
+        if name not in spec["categories"]:
+            raise UserError(f"{where}: unknown speaker {name!r}; {cond.adapter} knows {', '.join(spec['categories'])}")
+
+
+def _check_label(ws, where: str, cond: Conditioned, name: str, values: list) -> None:
+    spec = cond.labels.get(name)
+    if spec is None:
+        kind = _dataset_label_kinds(ws, cond.dataset).get(name)
+        if kind == labels.CATEGORICAL:
+            raise UserError(f"{where}: {name} is a categorical label, not a number, and {cond.on()}")
+        if kind == labels.NUMERIC:
+            raise UserError(f"{where}: {cond.adapter} was not trained on {name} (it is conditioned on "
+                            f"{', '.join(cond.labels)}); train with --condition {name} to sweep it")
+        raise UserError(f"{where}: unknown label {name!r}; {cond.on()}")
+    if spec["kind"] != labels.NUMERIC:
+        hint = (f"sweep speakers with speaker_mix={':'.join(spec['categories'][:2])}:STEPS" if name == labels.SPEAKER
+                else f"give one as a fixed --label {name}=VALUE")
+        raise UserError(f"{where}: {name} is a categorical label ({', '.join(spec['categories'])}), not a number; "
+                        f"{hint}")
+    lo, hi = float(spec["lo"]), float(spec["hi"])
+    outside = [float(v) for v in values if not lo <= float(v) <= hi]
+    if outside:
+        raise UserError(f"{where}: {outside[0]:g} is outside the range {lo:g}..{hi:g} {cond.adapter} was trained on")
+
+
+def _dataset_label_kinds(ws, dataset: str | None) -> dict[str, str]:
+    """{label: numeric | categorical} over the active clips of the adapter's dataset (if it still exists)."""
+    from studio.datasets.store import list_clips
+
+    if ws is None or not dataset:
+        return {}
+    try:
+        clips = list_clips(ws.db, dataset)
+    except NotFound:
+        return {}
+    return {k: labels.kind_of(v) for c in clips if c["state"] == "active" for k, v in labels.clip_labels(c).items()}
 
 
 # Cost before launch ------------------------------------------------------------------------------

@@ -59,8 +59,10 @@ def _numbers(values, what: str) -> list[float]:
 
 def sweep_request(ws: Workspace, *, exp_id=None, model=DEFAULT_MODEL, adapter=None, scales=(), voice_names=(),
                   arm_names=(), semantic=(), coarse=(), fine=(), prompts=(), more_prompts="", seeds=("0",),
-                  max_new_semantic=None, asr=None, name="") -> dict:
-    """What the form says, as the request `bark-studio sweep` would send (not yet checked by grid)."""
+                  max_new_semantic=None, asr=None, name="", condition_axis="") -> dict:
+    """What the form says, as the request `bark-studio sweep` would send (not yet checked by grid).
+    `condition_axis` is the CLI's --axis for an adapter trained with --condition: speaker_mix=A:B:STEPS
+    or label:NAME=LOW:HIGH:STEPS, read by the same parser."""
     exp = _experiment(ws, exp_id)
     adapter = None if adapter in (None, "", NO_ADAPTER) else adapter
     adapter_path = arm_specs.adapter_specs(adapter, "adapter", ws)[0]["path"] if adapter else None
@@ -71,6 +73,13 @@ def sweep_request(ws: Workspace, *, exp_id=None, model=DEFAULT_MODEL, adapter=No
                          ("fine_temperature", fine), ("adapter_scale", scales)):
         if values:
             axes[axis] = sorted(_numbers(values, axis.replace("_", " ")))
+    spec = (condition_axis or "").strip()
+    if spec:
+        axis, values = requests.parse_axis(spec)
+        if axis != grid.SPEAKER_MIX and not axis.startswith(grid.LABEL_AXIS):
+            raise UserError(f"--axis {spec!r}: the conditioning axis is speaker_mix=A:B:STEPS or "
+                            f"label:NAME=LOW:HIGH:STEPS")
+        axes[axis] = values
     fixed_adapter = [{"path": adapter_path, "scale": 1.0}] if adapter_path else []
     arms = [a for a in (exp["arms"] if exp else []) if a["name"] in (arm_names or [])]
     picked = list(voice_names or [])
@@ -88,7 +97,8 @@ def sweep_request(ws: Workspace, *, exp_id=None, model=DEFAULT_MODEL, adapter=No
             "axes": axes, "model": model or DEFAULT_MODEL, "voice": voice, "adapter": adapter_path, "arms": arms,
             "max_new_semantic": fields.parse_int(max_new_semantic, "the max semantic tokens"),
             "asr": None if asr in (None, "", NO_ASR) else asr, "name": (name or "").strip(), "flag": True,
-            "experiment_id": exp["id"] if exp else None, "references": [], "real_audio": [], "real_texts": []}
+            "experiment_id": exp["id"] if exp else None, "references": [], "real_audio": [], "real_texts": [],
+            "speaker_mix": requests.speaker_mix_ends([spec])}
 
 
 def _voice(ws: Workspace, name: str) -> str:
@@ -100,7 +110,9 @@ def _voice(ws: Workspace, name: str) -> str:
 
 def estimate(ws: Workspace, **form) -> str:
     try:
-        return requests.estimate_md(ws.db, sweep_request(ws, **form))
+        request = sweep_request(ws, **form)
+        requests.checked(ws, request)  # a conditioning axis the adapter cannot take shows before launch
+        return requests.estimate_md(ws.db, request)
     except UserError as exc:
         return f"⚠️ {exc}"
 
@@ -109,7 +121,7 @@ def launch(ws: Workspace, **form) -> int:
     from workers.dispatch import submit
 
     try:
-        request = grid.normalize(sweep_request(ws, **form))  # a bad request fails here, before a job row exists
+        request = requests.checked(ws, sweep_request(ws, **form))  # a bad request fails here, before a job row exists
         return submit(ws, "sweep", request)["id"]
     except UserError as exc:
         raise gr.Error(str(exc)) from None
@@ -123,7 +135,7 @@ def sweep_plots(ws: Workspace, job: dict | None) -> list[str]:
 # The section -----------------------------------------------------------------------------------
 
 FORM = ("exp_id", "model", "adapter", "scales", "voice_names", "arm_names", "semantic", "coarse", "fine", "prompts",
-        "more_prompts", "seeds", "max_new_semantic", "asr", "name")
+        "more_prompts", "seeds", "max_new_semantic", "asr", "name", "condition_axis")
 
 
 def build(ws: Workspace, exp: gr.Dropdown) -> gr.State:
@@ -155,6 +167,9 @@ def build(ws: Workspace, exp: gr.Dropdown) -> gr.State:
         prompts = gr.CheckboxGroup(prompt_choices(ws), value=[], label="Prompts", elem_id="sweep-prompts")
         more_prompts = gr.Textbox(label="More prompts, one per line", lines=2, elem_id="sweep-more-prompts")
         seeds = gr.CheckboxGroup(SEEDS, value=["0"], label="Seeds", elem_id="sweep-seeds")
+        condition_axis = gr.Textbox(label="Conditioning axis (an adapter trained with --condition)",
+                                    placeholder="speaker_mix=alice:bob:5 or label:accent=0:1:5",
+                                    elem_id="sweep-condition-axis")
         with gr.Row():
             max_new = fields.id_box("Max semantic tokens per output", placeholder="empty: up to 768 (~15 s)",
                                     elem_id="sweep-max-semantic")
@@ -167,7 +182,7 @@ def build(ws: Workspace, exp: gr.Dropdown) -> gr.State:
                              preview=False, elem_id="sweep-plots")
 
     form = [exp, model, adapter, scales, voice_names, arm_names, semantic, coarse, fine, prompts, more_prompts, seeds,
-            max_new, name]
+            max_new, name, condition_axis]
     form_keys = [k for k in FORM if k != "asr"]
 
     def on_estimate(*values):

@@ -31,22 +31,32 @@ def _suite(params: dict):
 
 
 class SpeakerSimilarity:
-    """`sim_<speaker>` for a sweep that conditions on speakers (an adapter trained with
-    --condition speaker): the mean cosine of an output's speaker embedding to each real clip of
-    that speaker in the adapter's dataset (the manifest's `dataset`; active clips only)."""
+    """`sim_<speaker>` for a sweep that conditions on speakers or labels (an adapter trained with
+    --condition): the mean cosine of an output's speaker embedding to each real clip of that
+    speaker in the adapter's dataset (the manifest's `dataset`; active clips only, at most
+    REFERENCE_CLIPS of each, spread over them). The speakers are those the points name; a sweep
+    over a label (or one naming no speaker) measures every speaker of the dataset."""
+
+    REFERENCE_CLIPS = 32  # per speaker: a large multi-speaker dataset is not embedded whole before the first output
 
     def __init__(self, ctx: JobContext, all_params: list[dict], encoder: str = "resemblyzer", model_id=None):
         from models.errors import ModelInputError
         from models.metrics import speaker
 
         self.refs: dict = {}  # speaker -> (n_clips, d) unit embeddings
-        names = list(dict.fromkeys(n for p in all_params for n in (p.get("speaker") or {})))
-        if not names:
+        if not any(p.get("speaker") or p.get("labels") for p in all_params):
             return
         clips = _dataset_clips(ctx, all_params)
+        names = list(dict.fromkeys(n for p in all_params for n in (p.get("speaker") or {})))
+        if not names or any(k.startswith(grid.LABEL_AXIS) for p in all_params for k in p):
+            names += [n for n in dict.fromkeys(c["speaker"] for c in clips if c.get("speaker")) if n not in names]
+        if not names:
+            return
         self.encoder = speaker.get_encoder(encoder, model_id)
         for name in names:
             paths = [str(ctx.workspace.root / c["blob"]) for c in clips if c.get("speaker") == name]
+            paths = [paths[k * len(paths) // self.REFERENCE_CLIPS] for k in range(self.REFERENCE_CLIPS)] \
+                if len(paths) > self.REFERENCE_CLIPS else paths
             try:
                 self.refs[name] = speaker.embed(paths, self.encoder) if paths else None
             except ModelInputError as exc:  # a clip too short to embed, or unreadable
