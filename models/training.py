@@ -163,14 +163,15 @@ class StageSampler:
 
 
 def lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
-    """Multiplier of the peak lr at scheduler step s (0-based): linear warmup, then the decay."""
+    """Multiplier of the peak lr at scheduler step s (0-based, the step's own rate): linear warmup,
+    then the decay from the peak, which ends just after the last step so that step still learns."""
 
     def f(s: int) -> float:
         if warmup and s < warmup:
             return (s + 1) / warmup
         if schedule == "constant":
             return 1.0
-        progress = min(1.0, (s - warmup + 1) / max(1, total - warmup))
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
         return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
 
     return f
@@ -310,6 +311,7 @@ class TrainingRecipe:
         # optimizer and schedule per stage (stages share no weights); weight decay on matrices only
         self.stage_params = {s: [p for n, p in self.params.items() if n.startswith(STAGE_ATTRS[s] + ".")]
                              for s in cfg.stages}
+        self.step_lrs: dict[str, float] = {}  # the rate each active stage used at the latest step
         self.optimizers, self.schedulers = {}, {}
         for s in cfg.stages:
             params = self.stage_params[s]
@@ -393,12 +395,12 @@ class TrainingRecipe:
             remaining = max((self.stage_steps[s] - self.step for s in self.active_stages()), default=0)
             info = {"step": self.step, "total_steps": self.max_steps, "epoch": self._job_epoch(),
                     "epochs": {s: round(smp.epochs_done, 4) for s, smp in self.samplers.items()},
-                    "loss": loss, "val_loss": val, "lr": self.schedulers[active[0]].get_last_lr()[0],
+                    "loss": loss, "val_loss": val, "lr": self.step_lrs[active[0]],
                     "grad_norm": grad_norm, "tokens_per_s": n_tokens / dt if dt > 0 else None,
                     "eta_s": elapsed / steps_run * remaining, "stages": self.stage_status(),
                     **{f"loss_{s}": v for s, v in stage_losses.items()},
                     **{f"val_loss_{s}": v for s, v in fresh_val.items()},
-                    **{f"lr_{s}": self.schedulers[s].get_last_lr()[0] for s in active}}
+                    **{f"lr_{s}": self.step_lrs[s] for s in active}}
             self.history.append(info)
             self.on_progress(info)
             improved = [s for s, v in fresh_val.items()
@@ -471,6 +473,7 @@ class TrainingRecipe:
         for stage in active:
             self.scaler.step(self.optimizers[stage])
         self.scaler.update()
+        self.step_lrs = {s: self.schedulers[s].get_last_lr()[0] for s in active}  # the rates this step used
         for stage in active:
             self.schedulers[stage].step()
         grad_norm = math.sqrt(sum(n * n for n in norms))

@@ -28,8 +28,8 @@ def run(ws, *args):
     return CliRunner().invoke(main, ["--home", str(ws.root), *args])
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-# Two steps at a high rate: the cosine schedule gives the last step no rate, so one step would leave the
-# conditioning tables at zero and every label value would make the same audio.
+# Two steps at a high rate: the conditioning tables start at zero and must move far enough that each
+# label value makes different audio.
 FAST_TRAIN = ["--max-steps", "2", "--lr", "0.05", "--batch-size", "1", "--grad-accum", "1", "--save-every", "100",
               "--eval-every", "100"]
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
+from models.names import AUDIO_SUFFIXES
 from studio import jobs
 from studio.datasets import labels
 from studio.db import Database
@@ -17,7 +18,6 @@ from studio.experiments import arms as arm_specs
 from studio.experiments import grid
 from studio.train_cost import duration_text
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 TEXT_AXES = ("adapter_mix", "prompt", "arm")  # axes whose values are names, not numbers
 # Seconds per output until a sweep on this workspace measures it: a rough CPU figure per model.
 GUESS_SECONDS_PER_OUTPUT = {"tiny": 1.0, "small": 25.0, "suno/bark-small": 25.0, "large": 60.0, "suno/bark": 60.0}

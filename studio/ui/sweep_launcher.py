@@ -14,6 +14,7 @@ from studio.experiments import grid, records, requests, sweeps
 from studio.inference import DEFAULT_MODEL
 from studio.training_presets import BASE_MODELS, EVAL_SENTENCES
 from studio.ui import fields, job_view, live
+from studio.ui.errors import page_errors
 from studio.ui.fields import NO_ADAPTER, adapter_choices
 from studio.workspace import Workspace
 
@@ -117,14 +118,12 @@ def estimate(ws: Workspace, **form) -> str:
         return f"⚠️ {exc}"
 
 
+@page_errors()
 def launch(ws: Workspace, **form) -> int:
     from workers.dispatch import submit
 
-    try:
-        request = requests.checked(ws, sweep_request(ws, **form))  # a bad request fails here, before a job row exists
-        return submit(ws, "sweep", request)["id"]
-    except UserError as exc:
-        raise gr.Error(str(exc)) from None
+    request = requests.checked(ws, sweep_request(ws, **form))  # a bad request fails here, before a job row exists
+    return submit(ws, "sweep", request)["id"]
 
 
 def sweep_plots(ws: Workspace, job: dict | None) -> list[str]:
