@@ -2,6 +2,7 @@
 server, and Debian's chromium. Nothing here downloads anything."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -116,9 +117,16 @@ class Consumer:
             self.log.flush()
         return Path(self.log.name).read_text()
 
+    def freeze(self) -> None:
+        """SIGSTOP the consumer, its workers and the job processes they started (one process group),
+        so a test can look at a running job that cannot move on meanwhile."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
     def stop(self, sig=signal.SIGINT, timeout: float = 60) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
+            with contextlib.suppress(ProcessLookupError):  # a frozen group acts on it only once resumed
+                os.killpg(self.proc.pid, signal.SIGCONT)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -28,14 +28,15 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 class AnnouncedServer(Server):
     """Notes whether the server answered at the moment it printed its address."""
 
-    def wait_up(self, timeout: float = 120) -> None:
+    def wait_up(self, timeout: float = 240) -> None:  # as Server's: a start at load 8 takes minutes
         deadline = time.monotonic() + timeout
         self.answered_when_announced = None
         while time.monotonic() < deadline and self.answered_when_announced is None:
             assert self.proc.poll() is None, f"server exited early:\n{Path(self.log.name).read_text()}"
             if f"Bark Studio on {self.url}" in Path(self.log.name).read_text():
                 try:
-                    self.answered_when_announced = httpx.get(self.url + "/", timeout=5).status_code < 500
+                    # a port not yet listening refuses at once; a slow first page on a loaded box is no failure
+                    self.answered_when_announced = httpx.get(self.url + "/", timeout=60).status_code < 500
                 except httpx.HTTPError:
                     self.answered_when_announced = False
             time.sleep(0.05)
