@@ -206,14 +206,28 @@ class Server:
     def __init__(self, ws, embedded_workers: int = 0, env: dict | None = None, extra_args: tuple = ()):
         self.password = (env or {}).get("BARK_STUDIO_PASSWORD") or OWNER_PASSWORD
         env = {"BARK_STUDIO_PASSWORD": self.password, **(env or {})}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(ws.root / f"server-{time.time_ns()}.log", "w")
-        args = [sys.executable, "-m", "studio.cli", "--home", str(ws.root), "serve", "--port", str(self.port)]
-        args += ["--workers", str(embedded_workers)] if embedded_workers else ["--no-worker"]
-        self.proc = subprocess.Popen(args + list(extra_args), stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})}, start_new_session=True)
-        self.wait_up()
+        for attempt in range(3):
+            # free_port's port can be taken (by another xdist worker's server, or as a connection's
+            # source port) before this server binds it; then the server exits and a new port is tried
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = open(ws.root / f"server-{time.time_ns()}.log", "w")
+            args = [sys.executable, "-m", "studio.cli", "--home", str(ws.root), "serve", "--port", str(self.port)]
+            args += ["--workers", str(embedded_workers)] if embedded_workers else ["--no-worker"]
+            self.proc = subprocess.Popen(args + list(extra_args), stdout=self.log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **(env or {})}, start_new_session=True)
+            try:
+                self.wait_up()
+                return
+            except AssertionError:
+                if attempt == 2 or self.proc.poll() is None or "address already in use" not in self.output().lower():
+                    raise
+                self.stop()
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text()
 
     def wait_up(self, timeout: float = 240) -> None:
         """Wait for the first answer (about 10 s alone; a box at load 8+ needs minutes); a server that
