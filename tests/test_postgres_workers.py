@@ -50,20 +50,21 @@ def test_the_jobs_tab_shows_the_live_workers(ws, postgres_url, browser):
     c = Consumer(ws, workers=1, env={"BARK_STUDIO_GPU": "3"})
     server = Server(ws)
     page = browser.new_page()
+    page.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     try:
         server.login(page)
         page.goto(server.url + "/")
         page.get_by_role("tab", name="Jobs").click()
         worker = f"{socket.gethostname()}:{c.proc.pid}"
         shown = "([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)"
-        page.wait_for_function(shown, arg=["#jobs-workers", worker], timeout=30_000)  # seen, not only in the DOM
+        page.wait_for_function(shown, arg=["#jobs-workers", worker], timeout=90_000)  # seen, not only in the DOM
         text = page.locator("#jobs-workers").inner_text()
         cells = [t.strip() for t in text.splitlines() if t.strip()]
         at = cells.index(worker)
         assert cells[at + 1:at + 4] == [socket.gethostname(), "3", "idle"], cells  # host, GPUs, current job
         c.stop()  # a stopped worker leaves the panel at the next refresh
         gone = "([sel, text]) => !(document.querySelector(sel)?.innerText || '').includes(text)"
-        page.wait_for_function(gone, arg=["#jobs-workers", worker], timeout=30_000)
+        page.wait_for_function(gone, arg=["#jobs-workers", worker], timeout=90_000)
     finally:
         page.close()
         server.stop()

@@ -229,6 +229,7 @@ def test_stimuli_go_only_to_a_consenting_rater_of_an_open_session(site):
 def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
     """Chromium, logged in as the owner, opens another site's page that posts a file to the studio."""
     context = browser.new_context()
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     page = context.new_page()
     site.server.login(page)
     evil = "http://localhost:9/attack"  # another site: localhost is not 127.0.0.1
@@ -251,6 +252,7 @@ def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
 @pytest.mark.browser
 def test_the_login_form_still_works_without_the_api_description(site, browser):
     context = browser.new_context()
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
