@@ -101,7 +101,7 @@ class Consumer:
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
         self.wait_alive()
 
-    def wait_alive(self, timeout: float = 60) -> None:
+    def wait_alive(self, timeout: float = 120) -> None:  # a start at load 8 takes tens of seconds
         from studio import jobs
 
         deadline = time.monotonic() + timeout
@@ -164,7 +164,7 @@ class RedisServer:
         import redis
 
         client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # generous for load 8: the loop ends at the first answer
         while True:
             assert self.proc.poll() is None, f"redis-server exited:\n{Path(self.log.name).read_text()}"
             try:
@@ -355,7 +355,7 @@ class PostgresServer:
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         import psycopg
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a start at load 8 can take tens of seconds
         while True:
             assert self.proc.poll() is None, f"postgres exited:\n{self.log_path.read_text()}"
             try:
