@@ -24,16 +24,24 @@ def test_workers_lists_every_live_worker_with_its_gpu_and_job(ws, redis_url, pos
 
         job = jobs.create_job(ws.db, "noop")  # a job the first worker runs in its own process
         host = socket.gethostname()
-        assert jobs.claim(ws.db, job, f"{host}:{a.proc.pid}")
+        token = jobs.claim(ws.db, job, f"{host}:{a.proc.pid}")
+        assert token
+
+        def beat():  # that run's heartbeat, which nothing else beats: each read below may sweep a silent job
+            jobs.JobContext(db=ws.db, job_id=job, run_token=token, params={}).heartbeat()
+
+        beat()
         listed = json.loads(cli("workers", "--json", home=ws.root).stdout)
         by_pid = {w["pid"]: w for w in listed}
         assert set(by_pid) == {a.proc.pid, b.proc.pid}
         assert by_pid[a.proc.pid]["gpus"] == ["0"] and by_pid[b.proc.pid]["gpus"] == ["1"]
         assert [j["id"] for j in by_pid[a.proc.pid]["jobs"]] == [job] and by_pid[b.proc.pid]["jobs"] == []
         assert all(w["host"] == host and w["heartbeat_age_s"] < 3 * jobs.heartbeat_seconds() for w in listed)
+        beat()
         human = cli("workers", home=ws.root).stdout
         assert f"{host}:{a.proc.pid}" in human and f"#{job} noop" in human and "idle" in human
 
+        beat()
         panel = {row[0]: row for row in jobs_tab.worker_rows(ws)}  # the Jobs tab's Workers panel
         assert panel[f"{host}:{a.proc.pid}"][2:4] == ["0", f"#{job} noop"]
         assert panel[f"{host}:{b.proc.pid}"][2:4] == ["1", "idle"]
