@@ -6,6 +6,7 @@ the CLI would make them."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -203,13 +204,25 @@ def test_the_dataset_tab_follows_its_job_beside_the_button_pressed(site, page):
     # this test plays the worker: the row's progress is what a real transcribe job writes
     ctx = jobs.JobContext(db=site.ws.db, job_id=job["id"], run_token=jobs.claim(site.ws.db, job["id"], "test:1"),
                           params=job["params"], workspace=site.ws)
-    ctx.progress(0.0, message="loading Whisper base", phase="loading model")
-    near.get_by_text("loading model: loading Whisper base").wait_for()
-    ctx.progress(step=1, total=4, message="transcribing a.wav", phase="transcribing")
-    near.get_by_text("25%").wait_for()
-    ctx.progress(step=3, total=4, message="transcribing c.wav", phase="transcribing")
-    near.get_by_text("75%").wait_for()  # still running: the status moves with it
-    shot(page, "dataset")
+    # ... and its heartbeat: a wait below that a loaded box stretches past 2.5 beats would let the
+    # page's own read sweep the job as interrupted
+    beating = threading.Event()
+
+    def beat():
+        while not beating.wait(1.0):
+            ctx.heartbeat()
+
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        ctx.progress(0.0, message="loading Whisper base", phase="loading model")
+        near.get_by_text("loading model: loading Whisper base").wait_for()
+        ctx.progress(step=1, total=4, message="transcribing a.wav", phase="transcribing")
+        near.get_by_text("25%").wait_for()
+        ctx.progress(step=3, total=4, message="transcribing c.wav", phase="transcribing")
+        near.get_by_text("75%").wait_for()  # still running: the status moves with it
+        shot(page, "dataset")
+    finally:
+        beating.set()
     jobs.finish(site.ws.db, job["id"], ctx.run_token, "succeeded", result={})
     near.get_by_text("succeeded").wait_for()
     assert "%" not in near.inner_text() and "step" not in near.inner_text()  # no stale progress
