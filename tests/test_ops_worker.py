@@ -56,6 +56,16 @@ def _live_worker_pid(ws, other_than: int | None = None, timeout: float = 90) -> 
     raise AssertionError(f"no live worker (other than {other_than}) within {timeout}s")
 
 
+def _forked_children(pid: int, workers: int = 1, timeout: float = 90) -> list[int]:
+    """The Huey processes a consumer forks (its workers and scheduler) once all have started: it
+    registers as live before it forks them."""
+    deadline = time.monotonic() + timeout
+    while len(children := _children(pid)) < workers + 1:
+        assert time.monotonic() < deadline, f"consumer {pid} forked {children} within {timeout}s"
+        time.sleep(0.2)
+    return children
+
+
 def _wait_gone(pids: list[int], timeout: float) -> float:
     start = time.monotonic()
     while any(_alive(p) for p in pids):
@@ -70,8 +80,7 @@ def test_serve_restarts_its_embedded_worker_after_a_sigkill_and_jobs_run_again(f
     server = Server(ws, embedded_workers=1)
     try:
         first = _live_worker_pid(ws)
-        huey_children = _children(first)
-        assert huey_children, "the consumer forks its Huey worker and scheduler"
+        huey_children = _forked_children(first)
         os.kill(first, signal.SIGKILL)  # only the consumer: as the kernel's OOM killer would
         _wait_gone(huey_children, timeout=30)  # its forked workers do not linger as orphans
         second = _live_worker_pid(ws, other_than=first, timeout=90)
@@ -89,7 +98,7 @@ def test_the_embedded_worker_stops_when_its_server_is_sigkilled(fast_ws):
     server = Server(ws, embedded_workers=1)
     try:
         worker = _live_worker_pid(ws)
-        family = [worker, *_children(worker)]
+        family = [worker, *_forked_children(worker)]
         os.kill(server.proc.pid, signal.SIGKILL)  # the server alone, not its process group
         took = _wait_gone(family, timeout=30)
     finally:
