@@ -2,6 +2,7 @@
 server, and Debian's chromium. Nothing here downloads anything."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -100,7 +101,7 @@ class Consumer:
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
         self.wait_alive()
 
-    def wait_alive(self, timeout: float = 60) -> None:
+    def wait_alive(self, timeout: float = 120) -> None:  # a start at load 8 takes tens of seconds
         from studio import jobs
 
         deadline = time.monotonic() + timeout
@@ -116,9 +117,16 @@ class Consumer:
             self.log.flush()
         return Path(self.log.name).read_text()
 
+    def freeze(self) -> None:
+        """SIGSTOP the consumer, its workers and the job processes they started (one process group),
+        so a test can look at a running job that cannot move on meanwhile."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
     def stop(self, sig=signal.SIGINT, timeout: float = 60) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
+            with contextlib.suppress(ProcessLookupError):  # a frozen group acts on it only once resumed
+                os.killpg(self.proc.pid, signal.SIGCONT)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -156,7 +164,7 @@ class RedisServer:
         import redis
 
         client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # generous for load 8: the loop ends at the first answer
         while True:
             assert self.proc.poll() is None, f"redis-server exited:\n{Path(self.log.name).read_text()}"
             try:
@@ -198,14 +206,28 @@ class Server:
     def __init__(self, ws, embedded_workers: int = 0, env: dict | None = None, extra_args: tuple = ()):
         self.password = (env or {}).get("BARK_STUDIO_PASSWORD") or OWNER_PASSWORD
         env = {"BARK_STUDIO_PASSWORD": self.password, **(env or {})}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(ws.root / f"server-{time.time_ns()}.log", "w")
-        args = [sys.executable, "-m", "studio.cli", "--home", str(ws.root), "serve", "--port", str(self.port)]
-        args += ["--workers", str(embedded_workers)] if embedded_workers else ["--no-worker"]
-        self.proc = subprocess.Popen(args + list(extra_args), stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})}, start_new_session=True)
-        self.wait_up()
+        for attempt in range(3):
+            # free_port's port can be taken (by another xdist worker's server, or as a connection's
+            # source port) before this server binds it; then the server exits and a new port is tried
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = open(ws.root / f"server-{time.time_ns()}.log", "w")
+            args = [sys.executable, "-m", "studio.cli", "--home", str(ws.root), "serve", "--port", str(self.port)]
+            args += ["--workers", str(embedded_workers)] if embedded_workers else ["--no-worker"]
+            self.proc = subprocess.Popen(args + list(extra_args), stdout=self.log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **(env or {})}, start_new_session=True)
+            try:
+                self.wait_up()
+                return
+            except AssertionError:
+                if attempt == 2 or self.proc.poll() is None or "address already in use" not in self.output().lower():
+                    raise
+                self.stop()
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text()
 
     def wait_up(self, timeout: float = 240) -> None:
         """Wait for the first answer (about 10 s alone; a box at load 8+ needs minutes); a server that
@@ -333,7 +355,7 @@ class PostgresServer:
             stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         import psycopg
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a start at load 8 can take tens of seconds
         while True:
             assert self.proc.poll() is None, f"postgres exited:\n{self.log_path.read_text()}"
             try:

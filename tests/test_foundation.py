@@ -71,10 +71,16 @@ def test_wait_without_worker_runs_the_job_here(ws):
     assert job["worker_id"] == "inline"
 
 
-def test_real_consumer_runs_queued_jobs(ws, consumer):
-    job = submit(ws, "noop")
+def test_real_consumer_runs_queued_jobs(ws):
+    from tests.conftest import Consumer
+
+    job = submit(ws, "noop")  # queued before the consumer starts: a running one could take it at once
     assert job["status"] == "queued"
-    done = wait_for(ws, job["id"], poll=0.2)
+    c = Consumer(ws)
+    try:
+        done = wait_for(ws, job["id"], poll=0.2, timeout=120)
+    finally:
+        c.stop()
     assert done["status"] == "succeeded"
     assert done["worker_id"] not in (None, "inline")
 

@@ -85,7 +85,7 @@ def test_sigkill_of_the_web_server_right_after_acknowledged_votes_loses_nothing(
 
     def rater(token: str) -> None:
         base = f"{server.url}/listen/{made['public_id']}/{token}"
-        with httpx.Client(timeout=10) as c:
+        with httpx.Client(timeout=60) as c:  # a kill ends a request at once; load 8 only slows one
             try:
                 c.post(base + "/consent")
                 while True:
@@ -107,7 +107,7 @@ def test_sigkill_of_the_web_server_right_after_acknowledged_votes_loses_nothing(
     threads = [threading.Thread(target=rater, args=(t,)) for t in tokens]
     [t.start() for t in threads]
     try:
-        assert first_acks.wait(60), "no votes were acknowledged"
+        assert first_acks.wait(180), "no votes were acknowledged"
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
     finally:
@@ -141,6 +141,7 @@ def _vote_writer(home: str, public_id: str, tokens: list[str], ack_fd: int) -> N
             votes.record_vote(db, public_id, token, {"trial": trial["id"], "response": "3",
                                                      "plays": {k: 1 for k in d}, "listened": d}, now=later())
             os.write(ack_fd, (trial["id"] + "\n").encode())
+    os.write(ack_fd, b"done\n")  # every rater has voted: nothing left to acknowledge
     while True:
         time.sleep(1)
 
@@ -162,9 +163,11 @@ def test_a_hundred_sigkills_during_vote_writes_leave_a_sound_file_and_every_acke
         child.start()
         os.close(write_fd)
         data = b""
-        while b"ready\n" not in data:  # kill only once the writer is voting, at a random moment
+        # kill only once votes flow (its first acknowledgement, however slow a loaded box makes it),
+        # at a random moment after that
+        while data.count(b"\n") < 2 and b"done\n" not in data:
             chunk = os.read(read_fd, 65536)
-            assert chunk, "the vote writer died before it was ready"
+            assert chunk, "the vote writer died before it acknowledged a vote"
             data += chunk
         time.sleep(rng.uniform(0.02, 0.2))
         os.kill(child.pid, signal.SIGKILL)
@@ -173,10 +176,9 @@ def test_a_hundred_sigkills_during_vote_writes_leave_a_sound_file_and_every_acke
             data += chunk
         os.close(read_fd)
         lines = data.decode().split("\n")[:-1]  # a torn last line was never acknowledged
-        acked += [line for line in lines if line != "ready"]
-    # Each kill lands 20-200 ms into the writer's vote loop, mostly mid-transaction (a vote takes tens
-    # of ms: two fsynced commits). Votes must have been flowing for the kills to mean anything.
-    assert len(acked) >= 30, f"only {len(acked)} votes acknowledged across 100 kills"
+        acked += [line for line in lines if line not in ("ready", "done")]
+    # Each kill lands 20-200 ms after an acknowledged vote, mostly mid-transaction (a vote takes tens
+    # of ms: two fsynced commits).
     stored = _check(ws.db_path, acked)
     assert stored >= len(acked)
     print(f"\n100 SIGKILLs: {len(acked)} acknowledged votes, {stored} stored, integrity ok")

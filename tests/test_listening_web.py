@@ -57,7 +57,7 @@ def _answer_round(page, answer: str) -> None:
     assert page.locator(f"#answer-{answer}").is_disabled(), "a vote must wait for playback"
     for k, side in enumerate("AB"[:n]):
         page.click(f"#play-{side}")
-        page.locator(".player.heard").nth(k).wait_for(timeout=15_000)
+        page.locator(".player.heard").nth(k).wait_for()
     page.locator(f"#answer-{answer}:enabled").click()
 
 
@@ -73,6 +73,7 @@ def test_a_rater_takes_a_full_ab_session_on_a_phone_and_nothing_leaks(site, brow
     rater = _link(site, session)[0]
     received: list[tuple[str, dict, bytes | None]] = []
     context = browser.new_context(**PHONE)
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     context.on("response", lambda r: received.append((r.url, r.headers, _body(r))))
     page = context.new_page()
     page.goto(rater["link"])
@@ -147,6 +148,7 @@ def test_a_rater_takes_a_full_mos_session(site, browser):
     session = _session(site, names=SYSTEM_NAMES[:2], test_type="mos", trials_per_rater=3, n_gold=1)
     rater = _link(site, session)[0]
     context = browser.new_context(**PHONE)
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     page = context.new_page()
     page.goto(rater["link"])
     page.click("#consent")
@@ -280,6 +282,7 @@ def test_owner_reads_results_in_the_listen_tab(site, browser):
     for k, link in enumerate(_link(site, session, 3)):
         complete_rater(site.ws.db, session["public_id"], link["token"], lambda i, t: str(3 + (i + k) % 3))
     context = browser.new_context()
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     page = context.new_page()
     site.server.login(page)
     page.goto(site.server.url + "/")
@@ -289,7 +292,7 @@ def test_owner_reads_results_in_the_listen_tab(site, browser):
     page.get_by_role("option", name=re.compile(rf"^{session['id']}: ")).click()
     page.get_by_role("button", name="Show results").click()
     report = page.locator("#listen-results")
-    report.get_by_text("95% CI (t)").wait_for(timeout=30_000)
+    report.get_by_text("95% CI (t)").wait_for()
     assert SYSTEM_NAMES[0] in report.inner_text() and "6 votes used" in report.inner_text()
     context.close()
 

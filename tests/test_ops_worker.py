@@ -18,7 +18,9 @@ from workers.gpu_lock import GpuLock
 from workers.queue import queue_for
 
 pytestmark = pytest.mark.timeout(300)
-HEARTBEAT_S = 1.0  # workers beat every second here, so "no live worker" shows within 3 s
+# Workers beat every 2 s here, so "no live worker" shows within 6 s; not shorter: the orphan's beat
+# below comes from this test's own thread, which a loaded box may starve for seconds.
+HEARTBEAT_S = 2.0
 
 
 @pytest.fixture
@@ -54,6 +56,16 @@ def _live_worker_pid(ws, other_than: int | None = None, timeout: float = 90) -> 
     raise AssertionError(f"no live worker (other than {other_than}) within {timeout}s")
 
 
+def _forked_children(pid: int, workers: int = 1, timeout: float = 90) -> list[int]:
+    """The Huey processes a consumer forks (its workers and scheduler) once all have started: it
+    registers as live before it forks them."""
+    deadline = time.monotonic() + timeout
+    while len(children := _children(pid)) < workers + 1:
+        assert time.monotonic() < deadline, f"consumer {pid} forked {children} within {timeout}s"
+        time.sleep(0.2)
+    return children
+
+
 def _wait_gone(pids: list[int], timeout: float) -> float:
     start = time.monotonic()
     while any(_alive(p) for p in pids):
@@ -68,8 +80,7 @@ def test_serve_restarts_its_embedded_worker_after_a_sigkill_and_jobs_run_again(f
     server = Server(ws, embedded_workers=1)
     try:
         first = _live_worker_pid(ws)
-        huey_children = _children(first)
-        assert huey_children, "the consumer forks its Huey worker and scheduler"
+        huey_children = _forked_children(first)
         os.kill(first, signal.SIGKILL)  # only the consumer: as the kernel's OOM killer would
         _wait_gone(huey_children, timeout=30)  # its forked workers do not linger as orphans
         second = _live_worker_pid(ws, other_than=first, timeout=90)
@@ -87,7 +98,7 @@ def test_the_embedded_worker_stops_when_its_server_is_sigkilled(fast_ws):
     server = Server(ws, embedded_workers=1)
     try:
         worker = _live_worker_pid(ws)
-        family = [worker, *_children(worker)]
+        family = [worker, *_forked_children(worker)]
         os.kill(server.proc.pid, signal.SIGKILL)  # the server alone, not its process group
         took = _wait_gone(family, timeout=30)
     finally:

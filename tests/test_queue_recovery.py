@@ -74,9 +74,10 @@ def _sigkill_and_restart(ws, c: Consumer, job: int) -> tuple[Consumer, list[int]
     """SIGKILL the consumer mid-training: the row turns interrupted within three heartbeats, and a
     new consumer flushes the GPU lock the killed one left behind. Returns it, the saved steps and
     the step the killed run had reached."""
+    lock = GpuLock(queue_for(ws))  # made first: opening the queue may write to it
     wait_step(ws, job, 3)
-    lock = GpuLock(queue_for(ws))
-    assert lock.holder() == job
+    c.freeze()  # at once: on a fast box a short job could otherwise end before the kill
+    assert jobs.get_job(ws.db, job)["status"] == "running" and lock.holder() == job
     c.kill()  # SIGKILL to the consumer, its workers and the training process
     # Three heartbeats after the last beat, which came before the kill, any read shows the job
     # interrupted. The read is started after that moment, so however slow a loaded box makes the

@@ -19,7 +19,7 @@ from studio.workspace import Workspace
 from tests.conftest import Server, cli
 from tests.listening_support import make_folders
 
-WINDOW_S = 2  # the first lockout; each further failure doubles it
+WINDOW_S = 3  # the first lockout; each further failure doubles it (2 s left too little for a loaded box)
 MAX_FAILURES = 3
 # Distinctive names that an unauthenticated client must never see.
 DATASET, CLIP, VOICE, SESSION = "zebra_dataset_q7", "zebra_clip_q7", "zebra_voice_q7", "zebra_session_q7"
@@ -118,20 +118,29 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(site, proxied):
     assert _login(p, proxied.password, **owner).status_code == 200
 
 
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
 def test_failed_logins_back_off_exponentially(proxied):
     c = httpx.Client(base_url=proxied.url, timeout=30)
     me = {"X-Forwarded-For": "10.7.0.1"}
     for _ in range(MAX_FAILURES):
         assert _login(c, "guess", **me).status_code == 400
+    # The server counted the failure before it answered, so its lockout ends before locked + the lockout
+    # (one monotonic clock for both processes): waits measured from there are long enough however slow
+    # the requests; only a request slower than a whole window could arrive too late.
+    locked = time.monotonic()
     first = _login(c, proxied.password, **me)  # even the right password waits
     assert first.status_code == 429 and 1 <= int(first.headers["retry-after"]) <= WINDOW_S + 1
-    time.sleep(WINDOW_S + 0.3)
+    _sleep_until(locked + WINDOW_S + 0.1)
     assert _login(c, "guess", **me).status_code == 400  # one more failure: twice as long
+    locked = time.monotonic()
     second = _login(c, proxied.password, **me)
     assert second.status_code == 429 and int(second.headers["retry-after"]) >= 2 * WINDOW_S - 1
-    time.sleep(WINDOW_S + 0.3)
+    _sleep_until(locked + WINDOW_S + 0.1)
     assert _login(c, proxied.password, **me).status_code == 429  # the first window would have ended here
-    time.sleep(WINDOW_S)
+    _sleep_until(locked + 2 * WINDOW_S + 0.1)
     assert _login(c, proxied.password, **me).status_code == 200
     assert _login(c, "guess", **me).status_code == 400  # a success starts the count afresh
 
@@ -220,6 +229,7 @@ def test_stimuli_go_only_to_a_consenting_rater_of_an_open_session(site):
 def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
     """Chromium, logged in as the owner, opens another site's page that posts a file to the studio."""
     context = browser.new_context()
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     page = context.new_page()
     site.server.login(page)
     evil = "http://localhost:9/attack"  # another site: localhost is not 127.0.0.1
@@ -242,6 +252,7 @@ def test_a_cross_site_form_cannot_upload_in_the_owners_name(site, browser):
 @pytest.mark.browser
 def test_the_login_form_still_works_without_the_api_description(site, browser):
     context = browser.new_context()
+    context.set_default_timeout(60_000)  # as Server.open_page: a loaded box is slow
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

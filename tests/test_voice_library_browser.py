@@ -141,10 +141,13 @@ def test_label_train_conditioned_then_play_two_library_voices_and_a_mix(train_te
         # ... and generating from there submits the same mix (the controls' params, like the CLI's)
         _fill(page, "gen-text", "Hello there.")
         page.locator("#gen-go").click()  # only its params are checked: the server stops before it ends
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a click's handler at load 8
         while len(jobs.list_jobs(ws.db, kind="generate")) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
-        queued = jobs.list_jobs(ws.db, kind="generate")[0]
+        generated = jobs.list_jobs(ws.db, kind="generate")
+        assert len(generated) == 4, generated  # else the newest is the library's mix job, with the same speakers
+        queued = generated[0]
+        assert queued["params"]["text"] == "Hello there."
         assert queued["params"]["speaker"] == {"alice": 0.7, "bob": 0.3}, queued["params"]
         assert queued["params"]["model"] == "tiny" and queued["params"]["adapters"][0]["name"] == "cast"
         page.close()

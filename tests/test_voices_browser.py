@@ -46,7 +46,7 @@ def _status(page) -> str:
     return page.locator("#voices-status").inner_text()
 
 
-def _job_ends(page, job_no: int, timeout: float = 120_000) -> str:
+def _job_ends(page, job_no: int, timeout: float = 600_000) -> str:  # a job at load 8 takes minutes
     """Wait until the status line shows job `job_no` finished; its text."""
     page.wait_for_function(
         "n => { const t = document.querySelector('#voices-status').innerText;"
