@@ -8,10 +8,12 @@ low-rank change to every attention projection and a full-rank change to every ML
 their fine models are used. Each clip's coarse codes (codebooks 0-1) are random, and the teacher
 samples codebooks 2..7 over them with its own fine model at temperature 1 (models.fast_generation,
 as the studio generates). Every clip is shorter than a window, so the fine stage sees it in one
-window padded to 1024 frames, the padding refilled as generation fills it (under the clip's label).
+window padded to 1024 frames, its padding refilled under the clip's label as the layouts refill it
+(greedily; the teacher filled it by sampling, so a student may score a little below the teacher).
 The label-conditioned student trains on both speakers' clips through the recipe, and is scored
 on held-out clips (coarse codes it never saw):
-- under the right label it closes most of the base-to-teacher fine NLL gap of each speaker;
+- under the right label it closes most of the base-to-teacher fine NLL gap of each speaker, and
+  comes closer to the teacher than a mix of both teachers (what a label-blind student can reach);
 - under the other speaker's label it scores clearly worse against that teacher;
 - along alice:1-t + bob:t the NLL against alice's teacher rises and against bob's falls.
 
@@ -19,7 +21,8 @@ Cost, measured on this box (CPU fp32, one thread): a padded window costs the sam
 clip's length under 1024 frames (every forward is 1024 frames wide, and the padding refill runs one
 extra forward per codebook before the target one), so a clip's length buys fine targets for free:
 400-frame clips give 400 targets per codebook at the price of an 18-frame one. A training example
-(fine forward and backward plus the refill) costs ~0.1 s; 100 steps of 2 are ~80% of the time."""
+(fine forward and backward plus the refill) costs ~0.1 s; 100 steps of 2 are half the module's
+time, scoring held-out clips a third."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -37,14 +40,22 @@ from models.training import LayoutObjective, TrainConfig, TrainingRecipe
 from tests.test_conditioning_learning import MIX, _monotone
 from tests.test_training_learning import confident_base, make_teacher
 
+pytestmark = pytest.mark.slow  # ~35 s on 2 cores, most of it the shared fixture's training
+
 # speaker -> teacher seed. Seed 5 (the other tests' first teacher) has the hardest fine change of
 # those measured: with it the student closed 0.72-0.79 of its gap in 80-120 steps, seeds 6-8 0.87-1.0.
 SPEAKERS = {"alice": 7, "bob": 8}
 FRAMES = 400          # per clip: one window, 624 frames of it padding
 N_TRAIN, N_HELD = 3, 2
-STEPS, LR = 100, 5e-3  # lr as test_training_learning's fine stage (1e-2 oscillates here too: 0.62/0.53 at 60 steps)
+STEPS, LR = 100, 5e-3  # lr as test_training_learning's fine stage (1e-2 oscillates here too: seeds 5/6 closed 0.62/0.53
+                       # at 60 steps, 5e-3 0.73/0.89); 80 steps closed 0.87/0.92 of these gaps, 100 0.94/0.92
 MIN_CLOSED = 0.8
-WRONG_MARGIN = 2.0    # nats per token; measured 3.6-5.7 over the runs above
+# A student blind to the label can still mix both teachers, which costs at most log 2 nats per token
+# above each: with the fine vector switched off (cond dropped in layouts.fine_logits) the student
+# closed 0.82/0.86 of the gaps, 0.72/0.84 nats above the teachers, so the 0.8 share alone does not
+# show the label at work. Under the right label the student must beat that mix (measured 0.23/0.45).
+MAX_EXCESS = float(np.log(2))
+WRONG_MARGIN = 2.0    # nats per token; measured 4.2-4.6 here, 3.6-5.7 over the runs above (0.0 label-blind)
 
 
 def teacher_clips(teacher, n: int, seed: int, speaker: str) -> list[L.TokenItem]:
@@ -100,13 +111,16 @@ def scored(world, speaker, label) -> float:
 
 
 def test_each_speaker_closes_most_of_its_fine_gap(world):
-    shares = {}
+    shares, excess = {}, {}
     for speaker in SPEAKERS:
         base, teacher = world["gaps"][speaker]
         assert base - teacher > 2.0, (speaker, base, teacher)  # a real gap
-        shares[speaker] = (base - scored(world, speaker, {"speaker": speaker})) / (base - teacher)
-    print("share of each speaker's base-to-teacher fine gap closed:", {k: round(v, 3) for k, v in shares.items()})
+        right = scored(world, speaker, {"speaker": speaker})
+        shares[speaker], excess[speaker] = (base - right) / (base - teacher), right - teacher
+    print("share of each speaker's base-to-teacher fine gap closed:", {k: round(v, 3) for k, v in shares.items()},
+          "NLL above the teacher's:", {k: round(v, 3) for k, v in excess.items()})
     assert all(v >= MIN_CLOSED for v in shares.values()), shares
+    assert all(v < MAX_EXCESS for v in excess.values()), excess
 
 
 def test_the_other_label_scores_clearly_worse_against_the_teacher(world):
