@@ -14,8 +14,8 @@ of it in process through the recipe, and is scored on held-out clips of each tea
 The proof trains the semantic and coarse stages, where the vector enters only the prompt (the
 generated positions see it only through attention). The fine stage adds it at every position of
 its window; that it enters identically in training and generation is proven in
-test_conditioning.py, and the fine stage's data (1024-frame windows, refilled padding) would
-double this test's cost."""
+test_conditioning.py, and that the fine stage learns it in test_conditioning_learning_fine.py
+(apart: its data, 1024-frame windows with refilled padding, would double this test's cost)."""
 from __future__ import annotations
 
 import numpy as np
