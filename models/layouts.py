@@ -307,8 +307,10 @@ def fill_fine_padding(module, input_ids: torch.Tensor, codebook: torch.Tensor, f
     """(B, 1024, 8) fine inputs with the padding frames (window position >= n_real) of codebooks
     2..k-1 set to what generation puts there: its own prediction of codebook j, made from the
     window as it stood before codebook j was filled (codebooks < j filled, j still 1024 from
-    `fill_from` on). Generation's greedy choice (argmax), in eval mode, without gradient: the
-    fine model is not causal, so the real frames' logits depend on these frames. Only a window
+    `fill_from` on). The fine model is not causal, so the real frames' logits depend on these
+    frames. Taken in eval mode, without gradient, as the most likely code: generation samples
+    them at its fine temperature (0.5 by default), and the mode of that draw keeps training
+    deterministic, so N ranks and a resumed run see what one uninterrupted process saw. Only a window
     padded to 1024 frames has padding, and such a clip has one window (BarkFineModel pads only
     when history + clip < 1024), so the pre-fill state of codebook j is 1024 from `fill_from` on."""
     pad = torch.arange(input_ids.shape[1], device=input_ids.device)[None] >= n_real[:, None]     # (B, 1024)
