@@ -12,7 +12,11 @@ job has ended, or whose job's heartbeat has gone silent, is broken by the next j
 A job over N GPUs (train --gpus N) takes the locks of N GPUs of its host together or not at all
 (`GpuLocks`): in one global order, each without waiting, the ones it got released again when one is
 busy. A job never waits while it holds a lock, so two jobs that each want two GPUs cannot hold one
-each and wait for the other: the one that finds a GPU busy lets go and asks again a moment later."""
+each and wait for the other: the one that finds a GPU busy lets go and asks again a moment later.
+
+A delivery frees its locks as soon as its job's row has ended (workers.runner watches the row
+while the job's process exits, which with torch loaded takes seconds, and kills a process that
+lingers), not when that process is gone."""
 from __future__ import annotations
 
 import os
