@@ -313,6 +313,7 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
         # by itself (the next job asking breaks it), and a silent running holder's goes stale after
         # stale_after_seconds() (10 s here)
         freed = time.monotonic() - ended
+        print(f"job {job_id}: both GPU locks free {freed:.1f}s after it ended interrupted")
         assert locks.holders() == [None, None] and freed < jobs.stale_after_seconds(), (locks.holders(), freed)
         _none_left(job_id, timeout=60)  # its process is killed CHILD_EXIT_GRACE_SECONDS after the job ended
         assert c.proc.poll() is None
