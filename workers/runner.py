@@ -27,7 +27,7 @@ from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 CHILD_STOP_GRACE_SECONDS = 120.0  # after a forced stop, how long a child may take to checkpoint
-CHILD_EXIT_GRACE_SECONDS = 30.0   # after its job has ended, how long a child may take to exit
+CHILD_EXIT_GRACE_SECONDS = 15.0  # after its job has ended, how long a child may take to exit (torch teardown)
 ENDED_POLL_SECONDS = 0.5          # how often a supervisor looks whether its child's job has ended
 
 # The consumer's stop flag (set on SIGINT). run_consumer sets it before Huey forks its workers, so
