@@ -25,8 +25,12 @@ it asks where it stands (`SingleProcess` in one process):
 - checkpoints are written by rank 0 alone, atomically, in the one-process format (full weights,
   full optimizer state, every rank's RNG), so a run resumes at any world size.
 
-A rank dies with its torchrun (PR_SET_PDEATHSIG), and torchrun with the job's process, so a
-SIGKILL anywhere leaves no rank behind; torchrun itself ends the others when one rank dies.
+A rank dies with its torchrun (PR_SET_PDEATHSIG; a rank whose torchrun died before it set that
+exits at start), and torchrun with the job's process, so a SIGKILL anywhere leaves no rank behind;
+torchrun itself ends the others when one rank dies (SIGTERM, whose default action ends a rank even
+while it waits in a gloo or NCCL collective; SIGKILL 30 s later). The job's process kills torchrun whenever it stops relaying, and its
+worker kills the job's process if it outlives the job's ending (workers.runner), so the job's GPU
+locks, freed when the job ends, never wait on a launcher or a rank.
 BARK_STUDIO_DIST_BACKEND=gloo runs the ranks on the CPU, for tests only (models.world)."""
 from __future__ import annotations
 
@@ -256,6 +260,16 @@ def die_with_parent() -> None:
         pass
 
 
+def launched_by_torchrun(pid: int) -> bool:
+    """Whether `pid` is a torchrun launcher (a rank's parent); True where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return not Path("/proc/self").exists()
+    return b"torch.distributed.run" in cmdline or b"torchrun" in cmdline
+
+
 def _watch_parent(parent: int) -> None:
     """Where prctl is missing: exit once re-parented."""
     while True:
@@ -326,7 +340,11 @@ def main(argv: list[str]) -> int:
         print("usage: torchrun ... -m models.distributed SPEC_DIR", file=sys.stderr)
         return 2
     die_with_parent()
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    launcher = os.getppid()
+    if not launched_by_torchrun(launcher):  # torchrun died while this rank was starting, before the line above
+        print(f"models.distributed: the launcher is gone (parent {launcher}); exiting", file=sys.stderr)
+        return 3
+    threading.Thread(target=_watch_parent, args=(launcher,), daemon=True).start()
     spec_dir = Path(argv[0])
     chosen = backend()
     device = _device(chosen)

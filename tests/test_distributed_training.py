@@ -115,6 +115,78 @@ def test_two_jobs_that_each_want_two_gpus_take_them_in_turn_without_deadlock(ws,
     assert GpuLocks(queue_for(ws), ["0", "1"]).holders() == [None, None]
 
 
+def test_a_job_resumed_at_fewer_gpus_frees_the_locks_its_new_run_cannot_take(ws, monkeypatch):
+    """The old delivery of a job resumed at once (before that delivery let go) keeps the locks the
+    newer delivery may count as its own, and frees the others: 2 ranks resumed at 1 frees GPU 1."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("BARK_STUDIO_GPU", "0")
+    job_id = jobs.create_job(ws.db, "train", {"dataset": "x", "gpus": 2})
+    locks = GpuLocks(queue_for(ws), ["0", "1"])
+    assert locks.acquire(ws.db, job_id) is None
+    claimed = jobs.claim(ws.db, job_id, "test")
+    jobs.finish(ws.db, job_id, claimed, "interrupted", error="a training rank died")
+    jobs.requeue(ws.db, job_id, {"gpus": 1})  # resumed at once, at one GPU: this worker's, GPU 0
+    locks.release_when_ended(ws.db, job_id)
+    assert locks.holders() == [job_id, None]
+    jobs.claim(ws.db, job_id, "test")  # running again at 1 GPU: still only GPU 0 is its own
+    locks.release_when_ended(ws.db, job_id)
+    assert locks.holders() == [job_id, None]
+    other = jobs.create_job(ws.db, "train", {"dataset": "x", "gpus": 2})
+    assert GpuLocks(queue_for(ws), ["0", "1"]).acquire(ws.db, other) == job_id  # GPU 0 is in use
+
+
+LINGERING_CHILD = """#!{python}
+import sys, time
+from studio import jobs
+from studio.workspace import Workspace
+
+root, job_id, token = sys.argv[3:6]  # as runner starts it: -m workers.child ROOT JOB_ID TOKEN
+jobs.finish(Workspace(root).db, int(job_id), token, "interrupted", error="a training rank died")
+time.sleep(60)  # the job has ended; its process has not exited (a slow teardown, a hang)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_jobs_gpu_locks_go_when_it_ends_not_when_its_process_exits(ws, tmp_path, monkeypatch):
+    """A job's process that records its ending and then lingers: its delivery frees both GPU locks
+    at once, not when the process exits, and kills it CHILD_EXIT_GRACE_SECONDS after the ending."""
+    import threading
+    import types
+
+    from workers import runner
+    from workers.queue import run_delivery
+
+    grace = 8.0  # the lingering process is killed then: the locks must be free well before
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = tmp_path / "python"
+    fake.write_text(LINGERING_CHILD.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setattr(runner, "sys", types.SimpleNamespace(executable=str(fake)))
+    monkeypatch.setattr(runner, "CHILD_EXIT_GRACE_SECONDS", grace, raising=False)
+    job_id = jobs.create_job(ws.db, "train", {"dataset": "x", "gpus": 2})
+    locks = GpuLocks(queue_for(ws), ["0", "1"])
+    delivery = threading.Thread(target=run_delivery, args=(ws, job_id))
+    delivery.start()
+    deadline = time.monotonic() + 60
+    lingering = []
+    while not lingering and time.monotonic() < deadline:
+        lingering = [p for p in psutil.process_iter(["cmdline"]) if str(fake) in (p.info["cmdline"] or [])]
+        time.sleep(0.05)
+    assert len(lingering) == 1
+    wait_status(ws, job_id, "interrupted", timeout=60)
+    ended = time.monotonic()
+    while locks.holders() != [None, None] and time.monotonic() < ended + 60:
+        time.sleep(0.05)
+    freed = time.monotonic() - ended
+    # before the process was killed (the old release waited for its exit: 60 s here), and before
+    # the heartbeat of a silent running holder would go stale (stale_after_seconds(): 12.5 s)
+    assert locks.holders() == [None, None] and freed < min(grace, jobs.stale_after_seconds()), (locks.holders(), freed)
+    delivery.join(timeout=60)
+    assert not delivery.is_alive()
+    assert not lingering[0].is_running() or lingering[0].status() == psutil.STATUS_ZOMBIE  # killed, not left
+    assert jobs.get_job(ws.db, job_id)["status"] == "interrupted"
+
+
 def test_a_job_over_two_gpus_locks_and_sees_the_hosts_first_two():
     from workers.gpu_lock import JOB_GPUS_ENV, job_gpus, pin_job_gpu
 
@@ -143,12 +215,13 @@ def tws(train_template, tmp_path, monkeypatch):
 
 
 def _job_processes(job_id: int) -> list[psutil.Process]:
-    """torchrun and the ranks of a job (their command lines name its spec folder)."""
-    out = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(f"dist-job{job_id}-" in part for part in proc.info["cmdline"] or []):
-            out.append(proc)
-    return out
+    """The job's own process (workers.child), torchrun and the ranks (their command lines name its
+    spec folder)."""
+    def of_job(cmd: list[str]) -> bool:
+        own = "workers.child" in cmd and len(cmd) >= 2 and cmd[-2] == str(job_id)
+        return own or any(f"dist-job{job_id}-" in part for part in cmd)
+
+    return [p for p in psutil.process_iter(["cmdline"]) if of_job(p.info["cmdline"] or [])]
 
 
 def _rank(job_id: int, rank: int, timeout: float = 60) -> psutil.Process:
@@ -237,8 +310,19 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
         assert GpuLocks(queue_for(ws), ["0", "1"]).holders() == [job_id, job_id]  # both GPUs' locks, held
         _rank(job_id, 1).send_signal(signal.SIGKILL)
         killed = wait_status(ws, job_id, "interrupted", timeout=120)
+        ended = time.monotonic()
         assert "a training rank died" in killed["error"], killed
-        _none_left(job_id)
+        locks = GpuLocks(queue_for(ws), ["0", "1"])
+        while locks.holders() != [None, None] and time.monotonic() < ended + 60:
+            time.sleep(0.1)
+        # freed with the job, while the worker runs on; nothing would free the lock of an ended job
+        # by itself (the next job asking breaks it), and a silent running holder's goes stale after
+        # stale_after_seconds() (10 s here)
+        freed = time.monotonic() - ended
+        print(f"job {job_id}: both GPU locks free {freed:.1f}s after it ended interrupted")
+        assert locks.holders() == [None, None] and freed < jobs.stale_after_seconds(), (locks.holders(), freed)
+        _none_left(job_id, timeout=60)  # its process is killed CHILD_EXIT_GRACE_SECONDS after the job ended
+        assert c.proc.poll() is None
         s3 = max(checkpoints_of(ws, job_id))
         # ... and resumed from its last checkpoint at 1 rank
         resume(ws, job_id, params_update={"gpus": 1, "batch_size": 4})
@@ -266,3 +350,4 @@ def test_two_gloo_ranks_cancel_resume_across_world_sizes_and_a_killed_rank(tws):
     baseline = _baseline_losses(ws, {**params, "dropout": 0.0}, last)
     for step, loss in series:
         assert loss == pytest.approx(baseline[step], abs=1e-5), (step, loss, baseline[step])
+

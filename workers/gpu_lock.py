@@ -12,7 +12,11 @@ job has ended, or whose job's heartbeat has gone silent, is broken by the next j
 A job over N GPUs (train --gpus N) takes the locks of N GPUs of its host together or not at all
 (`GpuLocks`): in one global order, each without waiting, the ones it got released again when one is
 busy. A job never waits while it holds a lock, so two jobs that each want two GPUs cannot hold one
-each and wait for the other: the one that finds a GPU busy lets go and asks again a moment later."""
+each and wait for the other: the one that finds a GPU busy lets go and asks again a moment later.
+
+A delivery frees its locks as soon as its job's row has ended (workers.runner watches the row
+while the job's process exits, which with torch loaded takes seconds, and kills a process that
+lingers), not when that process is gone."""
 from __future__ import annotations
 
 import os
@@ -21,6 +25,7 @@ from datetime import timedelta
 from typing import Callable
 
 from huey.api import Huey
+from sqlalchemy import select
 
 from studio import jobs
 from studio.db import Database, utcnow
@@ -93,6 +98,7 @@ def job_gpus(params: dict | None, env=os.environ) -> list[str]:
 class GpuLock:
     def __init__(self, huey: Huey, name: str | None = None):
         self.name = f"gpu:{name or gpu_name()}"
+        self.gpu = self.name.rsplit(":", 1)[1]
         self.huey = huey
         self.lock = huey.lock_task(self.name)  # registers the key, so flush_locks() clears it
 
@@ -127,12 +133,14 @@ class GpuLock:
             self.lock.release()
 
     def release_when_ended(self, db: Database, job_id: int) -> None:
-        """A delivery's release once its run is over: only when the job has ended. A job resumed
-        at once is queued or running again under a newer delivery, which may already count this
-        lock as its own (see acquire): that delivery releases it. One write transaction, like acquire."""
+        """A delivery's release once its job has ended. A job resumed at once is queued or running
+        again under a newer delivery, which may already count this lock as its own (see acquire):
+        that delivery releases it. But a resume may change the GPU count (2 ranks, then 1): a lock
+        the newer run cannot take is released here, or it would stay held by a job not using that
+        GPU. One write transaction, like acquire."""
         with db.write() as s:
             row = s.get(jobs.Job, job_id)
-            if row is None or row.status not in ("queued", "running"):
+            if row is None or row.status not in ("queued", "running") or self.gpu not in _gpus_it_may_take(s, row):
                 self.release(job_id)
 
     def flush_if_stale(self, db: Database, others_alive: bool) -> int | None:
@@ -151,6 +159,19 @@ class GpuLock:
                 return None
             self.huey.delete(self.lock._key)
             return holder
+
+
+def _gpus_it_may_take(s, row: jobs.Job) -> set[str]:
+    """The GPUs whose locks a newer delivery of this queued or running job may count as its own:
+    for several, the ones job_gpus names (the same on every worker of this host); for one, the GPU
+    of any live worker on this host (the delivery may land on any of them)."""
+    if int((row.params or {}).get("gpus") or 1) > 1:
+        return set(job_gpus(row.params))
+    fresh_after = utcnow() - timedelta(seconds=3 * jobs.heartbeat_seconds())
+    listed = s.scalars(select(jobs.WorkerRow.gpus).where(
+        jobs.WorkerRow.host == socket.gethostname(), jobs.WorkerRow.heartbeat_at >= fresh_after,
+        jobs.WorkerRow.stopped_at.is_(None)))
+    return {g.strip() for gpus in listed for g in (gpus or "").split(",") if g.strip()} | set(job_gpus(row.params))
 
 
 def _beating(row: jobs.Job) -> bool:

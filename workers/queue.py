@@ -95,7 +95,8 @@ def run_delivery(ws: Workspace, job_id: int) -> None:
         return
     try:
         runner.execute(ws, job_id, stop_event=runner.SHUTDOWN, isolate=runs_in_child(job["kind"]),
-                       gpus=gpus if gpus and len(gpus) > 1 else None)
+                       gpus=gpus if gpus and len(gpus) > 1 else None,
+                       on_ended=(lambda: lock.release_when_ended(ws.db, job_id)) if lock is not None else None)
     finally:
         if lock is not None:
             lock.release_when_ended(ws.db, job_id)

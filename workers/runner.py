@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import traceback
 
 from studio import jobs
@@ -26,6 +27,8 @@ from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 CHILD_STOP_GRACE_SECONDS = 120.0  # after a forced stop, how long a child may take to checkpoint
+CHILD_EXIT_GRACE_SECONDS = 15.0  # after its job has ended, how long a child may take to exit (torch teardown)
+ENDED_POLL_SECONDS = 0.5          # how often a supervisor looks whether its child's job has ended
 
 # The consumer's stop flag (set on SIGINT). run_consumer sets it before Huey forks its workers, so
 # every worker inherits it; a running job sees it through JobContext.stop_requested().
@@ -39,15 +42,16 @@ def worker_identity() -> str:
 # Running a claimed job ----------------------------------------------------------------------
 
 def execute(ws: Workspace, job_id: int, worker_id: str | None = None, *, stop_event=None,
-            isolate: bool = False, gpus: list[str] | None = None) -> dict:
+            isolate: bool = False, gpus: list[str] | None = None, on_ended=None) -> dict:
     """Run a queued job to its end. A job that is not queued (already claimed, cancelled,
-    finished) is left alone: this is what makes a duplicate delivery harmless."""
+    finished) is left alone: this is what makes a duplicate delivery harmless. `on_ended()` is
+    called as soon as an isolated job's row has ended, while its process may still be exiting."""
     db = ws.db
     token = jobs.claim(db, job_id, worker_id or worker_identity())
     if token is None:
         return jobs.get_job(db, job_id)
     if isolate:
-        _supervise_child(ws, job_id, token, stop_event, gpus)
+        _supervise_child(ws, job_id, token, stop_event, gpus, on_ended)
     else:
         run_claimed(ws, job_id, token, stop_event=stop_event)
     return jobs.get_job(db, job_id)
@@ -119,17 +123,22 @@ def is_oom(exc: BaseException) -> bool:
 
 # Heavy kinds: a fresh interpreter per job -----------------------------------------------------
 
-def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event, gpus: list[str] | None = None) -> None:
+def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event, gpus: list[str] | None = None,
+                     on_ended=None) -> None:
     """Start the job in its own interpreter and watch it: beat the row's heartbeat while it lives,
     pass the consumer's shutdown on as SIGINT (finish the step, checkpoint, stop), and fail the row
-    if the child dies without writing how it ended."""
+    if the child dies without writing how it ended.
+
+    Once the child has written how its job ended, `on_ended()` runs at once (the job's GPU locks go
+    with the job, not with its process, whose exit can take seconds with torch loaded), and a child
+    still alive CHILD_EXIT_GRACE_SECONDS later is killed: its torchrun and ranks die with it."""
     db = ws.db
     env = {**os.environ, JOB_GPUS_ENV: ",".join(gpus)} if gpus else None  # the GPUs whose locks it holds
     proc = subprocess.Popen([sys.executable, "-m", "workers.child", str(ws.root), str(job_id), token], env=env)
     jobs.append_log(db, job_id, token, [jobs.stamped(f"running in a spawned process (pid {proc.pid})")])
     beat = Heartbeat(lambda: jobs.touch(db, job_id, token), name=f"supervisor-job-{job_id}")
     beat.start()
-    asked_to_stop = False
+    asked_to_stop, ended_at, next_look = False, None, time.monotonic() + ENDED_POLL_SECONDS
     try:
         while True:
             try:
@@ -140,6 +149,17 @@ def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event, gpus: l
             if not asked_to_stop and stop_event is not None and stop_event.is_set():
                 proc.send_signal(signal.SIGINT)
                 asked_to_stop = True
+            now = time.monotonic()
+            if ended_at is None and now >= next_look:
+                next_look = now + ENDED_POLL_SECONDS
+                if _run_over(db, job_id, token):
+                    ended_at = now
+                    _call_on_ended(job_id, on_ended)
+            elif ended_at is not None and now - ended_at > CHILD_EXIT_GRACE_SECONDS:
+                log.warning("job %s ended %.0fs ago but its process %s has not exited; killing it",
+                            job_id, now - ended_at, proc.pid)
+                proc.kill()
+                ended_at = float("inf")  # killed once; the wait above collects it
     except BaseException:  # Huey's hard stop (SIGTERM -> KeyboardInterrupt): stop the child too
         proc.send_signal(signal.SIGINT)
         try:
@@ -152,6 +172,26 @@ def _supervise_child(ws: Workspace, job_id: int, token: str, stop_event, gpus: l
     finally:
         beat.stop()
     _end_orphaned(db, job_id, token, rc, interrupted=False)
+
+
+def _run_over(db, job_id: int, token: str) -> bool:
+    """Whether the run holding `token` has recorded how it ended (the row is no longer its own)."""
+    try:
+        with db.read() as s:
+            row = s.get(jobs.Job, job_id)
+            return row is None or row.run_token != token
+    except Exception:  # noqa: BLE001 - a busy database: look again next time
+        log.warning("job %s: could not read its row", job_id, exc_info=True)
+        return False
+
+
+def _call_on_ended(job_id: int, on_ended) -> None:
+    if on_ended is None:
+        return
+    try:
+        on_ended()
+    except Exception:  # noqa: BLE001 - the delivery's own release runs again when the child is gone
+        log.warning("job %s: releasing what it held failed", job_id, exc_info=True)
 
 
 def _end_orphaned(db, job_id: int, token: str, rc: int, interrupted: bool) -> None:

@@ -262,6 +262,7 @@ def _train_on_ranks(ctx: JobContext, gpus: int, spec: dict, on_progress, on_chec
     ws = ctx.workspace
     ws.tmp_dir.mkdir(parents=True, exist_ok=True)
     spec_dir = Path(tempfile.mkdtemp(prefix=f"dist-job{ctx.job_id}-", dir=ws.tmp_dir))
+    proc = None
     try:
         torch.save(spec, spec_dir / D.SPEC)
         with open(spec_dir / "torchrun.log", "wb") as out:
@@ -291,6 +292,9 @@ def _train_on_ranks(ctx: JobContext, gpus: int, spec: dict, on_progress, on_chec
             time.sleep(STOP_POLL_SECONDS)
         log_tail = (spec_dir / "torchrun.log").read_text(errors="replace")[-4000:]
     finally:
+        if proc is not None and proc.poll() is None:  # relaying failed: take the ranks down with it
+            proc.kill()
+            proc.wait()
         shutil.rmtree(spec_dir, ignore_errors=True)
     if proc.returncode == 0 and result is not None:
         memory = result.pop("memory", None) or {}
