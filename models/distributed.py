@@ -28,9 +28,9 @@ it asks where it stands (`SingleProcess` in one process):
 A rank dies with its torchrun (PR_SET_PDEATHSIG; a rank whose torchrun died before it set that
 exits at start), and torchrun with the job's process, so a SIGKILL anywhere leaves no rank behind;
 torchrun itself ends the others when one rank dies (SIGTERM, whose default action ends a rank even
-while it waits in a gloo or NCCL collective; SIGKILL 30 s later). The job's process kills torchrun whenever it stops relaying, and its
-worker kills the job's process if it outlives the job's ending (workers.runner), so the job's GPU
-locks, freed when the job ends, never wait on a launcher or a rank.
+while it waits in a gloo or NCCL collective; SIGKILL 30 s later). The job's process kills torchrun
+whenever it stops relaying, and its worker kills the job's process if it outlives the job's ending
+(workers.runner), so the job's GPU locks, freed when the job ends, never wait on a launcher or a rank.
 BARK_STUDIO_DIST_BACKEND=gloo runs the ranks on the CPU, for tests only (models.world)."""
 from __future__ import annotations
 
