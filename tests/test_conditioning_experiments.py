@@ -216,6 +216,22 @@ def test_a_bad_conditioning_axis_is_one_line_before_a_job_is_queued(cast, axis, 
     assert len(jobs.list_jobs(cast.db, kind="sweep")) == before
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--speaker", "carol"], "--speaker carol: unknown speaker 'carol'; adapter cast-voices knows alice, bob"),
+    (["--label", "accent=2"], "--label accent: accent=2 is outside the trained range 0..1"),
+    (["--label", "accent=strong"], "--label accent: accent is a numeric label (0..1); got 'strong'"),
+    (["--label", "pace=0.5"], "--label pace: adapter cast-voices is conditioned on speaker, accent"),
+])
+def test_a_bad_fixed_speaker_or_label_is_one_line_before_a_job_is_queued(cast, option, message):
+    from studio import jobs
+
+    before = len(jobs.list_jobs(cast.db, kind="sweep"))
+    bad = run(cast, "sweep", "--prompt", "Hi.", "--model", "tiny", "--adapter", "cast-voices",
+              "--axis", "seed=1,2", *option)
+    assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == [f"error: {message}"]
+    assert len(jobs.list_jobs(cast.db, kind="sweep")) == before
+
+
 def test_a_label_axis_needs_a_conditioned_adapter(cast):
     bad = run(cast, "sweep", "--prompt", "Hi.", "--model", "tiny", "--axis", "label:accent=0:1:3")
     assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == [

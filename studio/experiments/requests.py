@@ -143,11 +143,13 @@ class Conditioned(NamedTuple):
 
 def check_conditioning(ws, request: dict) -> None:
     """A label:NAME axis needs a numeric label of the conditioned adapter, every value inside its
-    trained range; speaker_mix needs two of its speakers. One line naming the axis otherwise."""
+    trained range; speaker_mix needs two of its speakers; a fixed --speaker or --label, a speaker,
+    category or in-range number the adapter knows. One line naming the axis or option otherwise."""
     swept = {**request["axes"], **(request.get("ranges") or {})}
     axes = [a for a in swept if a.startswith(grid.LABEL_AXIS) or a == grid.SPEAKER_MIX]
+    fixed = bool(request.get("speaker") or request.get("labels"))
     seen = set()
-    for point in grid.points(request) if axes else []:
+    for point in grid.points(request) if axes or fixed else []:
         paths = tuple(a["path"] for a in grid.generation_params(request, point)["adapters"])
         if paths in seen:
             continue
@@ -163,6 +165,29 @@ def check_conditioning(ws, request: dict) -> None:
                 _check_speakers(where, cond, request["speaker_mix"])
             else:
                 _check_label(ws, where, cond, axis[len(grid.LABEL_AXIS):], swept[axis])
+        if fixed:
+            _check_fixed(cond, request)
+
+
+def _check_fixed(cond: Conditioned, request: dict) -> None:
+    """The request's own --speaker and --label values against the adapter's trained labels
+    (the words of models.conditioning's refusal at generation, said before a job exists)."""
+    given = [(f"--speaker {name}", labels.SPEAKER, name) for name in request.get("speaker") or {}]
+    given += [(f"--label {name}", name, value) for name, value in (request.get("labels") or {}).items()]
+    for where, name, value in given:
+        spec = cond.labels.get(name)
+        if spec is None:
+            raise UserError(f"{where}: {cond.on()}" if cond.labels else
+                            f"{where}: {cond.adapter}; it needs an adapter trained with --condition {name}")
+        if spec["kind"] == labels.NUMERIC:
+            lo, hi = float(spec["lo"]), float(spec["hi"])
+            if isinstance(value, str):
+                raise UserError(f"{where}: {name} is a numeric label ({lo:g}..{hi:g}); got {value!r}")
+            if not lo <= float(value) <= hi:
+                raise UserError(f"{where}: {name}={float(value):g} is outside the trained range {lo:g}..{hi:g}")
+        elif str(value) not in spec["categories"]:
+            raise UserError(f"{where}: unknown {name} {str(value)!r}; {cond.adapter} knows "
+                            f"{', '.join(spec['categories'])}")
 
 
 def _conditioned(ws, paths) -> Conditioned:
