@@ -31,7 +31,9 @@ TINY = "tiny (test model: random weights, not a voice)"
 JOB_WAIT_MS = 400_000  # a job on a 2-core box at load 8
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 TEXT = "Hello from the walkthrough."
-STEPS = 6  # the LoRA's optimizer steps: several loss points, so the run can be held between two of them
+# The LoRA's optimizer steps: enough that the run cannot end inside one of the test's polls, even when
+# a loaded box deschedules the test for a while (6 tiny steps did, in one CI run).
+STEPS = 100
 
 
 def _choose(page, elem_id: str, option: str | re.Pattern) -> None:
